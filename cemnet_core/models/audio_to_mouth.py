@@ -1,0 +1,253 @@
+"""Audio2Mouth: emotion-agnostic mouth landmarks from reference landmarks, audio and pose (Sec. III-A).
+
+Implements Eq. (1) (transformer over reference, pose and audio tokens; ``m_t = Linear(z_{N+T+t})``) and the
+loss of Eqs. (2)-(4) (L1 + lambda * velocity consistency). IP-LAP's landmark generator (Zhong et al.,
+CVPR 2023) is the model followed for the encoders and the token fusion; where it differs from the paper
+the paper wins:
+
+- Tokens are ordered ``[N reference | T pose | T audio]``. The paper predicts the mouth from "the last T
+  output tokens" with index ``N+T+t`` (Eq. 1), so the last ``T`` tokens are the audio tokens; frame ``t``'s
+  pose token and audio token share the learned frame-position embedding ``P_t``, so attention can fuse
+  each frame's pose with its audio. IP-LAP instead reads lips from audio tokens and jaw from pose tokens.
+- Reference tokens get no position embedding (the ``N`` references are an unordered set), only their
+  modality embedding; so any ``N >= 1`` works. ``T`` may be shorter than ``num_frames`` (a last chunk).
+- One ``Linear`` maps each of the last ``T`` tokens to the 57 mouth points (``LIPS + JAW`` order of
+  :data:`cemnet_core.data.landmarks.MOUTH`).
+- ``paper()``: width 512 and 4 heads (Sec. IV-B); 4 layers and feed-forward 1024 as IP-LAP trains its
+  landmark transformer (the paper does not give them); ``N = T = 5`` (Sec. IV-C).
+
+Shape notation::
+
+    B  batch             N  reference landmark sets      T  video frames
+    S  mel frames (16)   F  mel bins (80)                K  landmarks (135 ALL, 78 POSE, 57 MOUTH)
+    D  token width
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE
+from cemnet_core.errors import ConfigError
+from cemnet_core.models.layers import ConvBlock2d, LandmarkEncoder
+
+MEL_WINDOW = 16  # mel frames one video frame sees (DESIGN section 2)
+MEL_BINS = 80
+
+# Modality ids of the tokens (index into AudioToMouth.modality).
+_REFERENCE, _POSE, _AUDIO = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class AudioToMouthConfig:
+    """Sizes of :class:`AudioToMouth`; JSON-safe."""
+
+    dim: int = 512
+    heads: int = 4
+    layers: int = 4
+    feedforward: int = 1024
+    dropout: float = 0.1
+    num_refs: int = 5
+    num_frames: int = 5
+    audio_channels: tuple[int, int, int, int] = (32, 64, 128, 256)
+    landmark_base_channels: int = 4
+    landmark_residual_blocks: int = 2
+    velocity_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads != 0:
+            raise ConfigError(f"audio_to_mouth: dim ({self.dim}) must be a multiple of heads ({self.heads})")
+        if len(self.audio_channels) != 4 or min(self.audio_channels) < 1:
+            raise ConfigError(
+                "audio_to_mouth: set audio_channels to 4 positive widths, e.g. [32, 64, 128, 256]"
+            )
+        if min(self.layers, self.feedforward, self.num_refs, self.num_frames) < 1:
+            raise ConfigError("audio_to_mouth: layers, feedforward, num_refs and num_frames must be >= 1")
+        if not 0.0 <= self.dropout < 1.0 or self.velocity_weight < 0:
+            raise ConfigError("audio_to_mouth: dropout must be in [0, 1) and velocity_weight >= 0")
+
+    @classmethod
+    def paper(cls) -> AudioToMouthConfig:
+        """The paper's sizes (Sec. IV-B/C) with IP-LAP's depth and feed-forward width."""
+        return cls()
+
+    @classmethod
+    def tiny(cls) -> AudioToMouthConfig:
+        """A few-thousand-parameter model for tests."""
+        return cls(
+            dim=32, heads=4, layers=1, feedforward=64, dropout=0.0, num_refs=2, num_frames=3,
+            audio_channels=(4, 8, 8, 16), landmark_base_channels=2, landmark_residual_blocks=1,
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict of the fields (tuples stay tuples; JSON writes them as lists)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AudioToMouthConfig:
+        """Inverse of :meth:`to_dict`; raises ``ConfigError`` on unknown keys."""
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"audio_to_mouth config: remove unknown keys {unknown}; valid: {sorted(known)}")
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+
+
+class AudioEncoder(nn.Module):
+    """Wav2Lip-style residual stack of 13 Conv2d layers: one mel window (16, 80) -> one D vector.
+
+    The window is laid out as a (F=80, S=16) image; strides (3,1), 3 and (3,2) take it to 3x3 and a last
+    3x3 convolution to 1x1 (Wav2Lip's audio encoder with its last layer widened to ``dim``).
+    """
+
+    def __init__(self, channels: tuple[int, int, int, int], dim: int) -> None:
+        super().__init__()
+        c1, c2, c3, c4 = channels
+        self.blocks = nn.Sequential(
+            ConvBlock2d(1, c1),
+            ConvBlock2d(c1, c1, residual=True),
+            ConvBlock2d(c1, c1, residual=True),
+            ConvBlock2d(c1, c2, stride=(3, 1)),  # (27, 16)
+            ConvBlock2d(c2, c2, residual=True),
+            ConvBlock2d(c2, c2, residual=True),
+            ConvBlock2d(c2, c3, stride=3),  # (9, 6)
+            ConvBlock2d(c3, c3, residual=True),
+            ConvBlock2d(c3, c3, residual=True),
+            ConvBlock2d(c3, c4, stride=(3, 2)),  # (3, 3)
+            ConvBlock2d(c4, c4, residual=True),
+            ConvBlock2d(c4, dim, padding=0),  # (1, 1)
+            ConvBlock2d(dim, dim, kernel_size=1, padding=0, final_tanh=True),
+        )
+
+    def forward(self, mel: torch.Tensor) -> torch.Tensor:
+        """mel: (B, S=16, F=80) -> (B, D)."""
+        x = mel.transpose(1, 2).unsqueeze(1)  # (B, 1, F, S)
+        return self.blocks(x).flatten(1)  # (B, D)
+
+
+class AudioToMouth(nn.Module):
+    """Emotion-agnostic mouth landmarks for ``T`` frames, Eq. (1) of Sec. III-A."""
+
+    def __init__(self, config: AudioToMouthConfig) -> None:
+        super().__init__()
+        self.config = config
+        d = config.dim
+        self.audio_encoder = AudioEncoder(config.audio_channels, d)
+        self.reference_encoder = LandmarkEncoder(
+            N_ALL, d, config.landmark_base_channels, config.landmark_residual_blocks
+        )
+        self.pose_encoder = LandmarkEncoder(
+            N_POSE, d, config.landmark_base_channels, config.landmark_residual_blocks
+        )
+        self.audio_norm = nn.LayerNorm(d)
+        self.reference_norm = nn.LayerNorm(d)
+        self.pose_norm = nn.LayerNorm(d)
+        self.frame_position = nn.Parameter(torch.randn(config.num_frames, d) * 0.02)  # (T, D)
+        self.modality = nn.Parameter(torch.randn(3, d) * 0.02)  # reference, pose, audio
+        layer = nn.TransformerEncoderLayer(
+            d, config.heads, config.feedforward, config.dropout, batch_first=True
+        )
+        self.transformer = nn.TransformerEncoder(layer, config.layers, enable_nested_tensor=False)
+        self.to_mouth = nn.Linear(d, N_MOUTH * 2)
+
+    def forward(self, ref_landmarks: torch.Tensor, mel: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
+        """Predict mouth landmarks.
+
+        Args:
+            ref_landmarks: (B, N, 135, 2) ``ALL`` landmarks of the N reference images, crop-normalised.
+            mel: (B, T, 16, 80) mel window of each frame.
+            pose: (B, T, 78, 2) ``POSE`` landmarks of each frame.
+
+        Returns:
+            mouth: (B, T, 57, 2) ``MOUTH`` landmarks (LIPS then JAW), crop-normalised.
+        """
+        _check_inputs(ref_landmarks, mel, pose, self.config.num_frames)
+        B, N = ref_landmarks.shape[:2]
+        T = mel.shape[1]
+
+        reference = self.reference_norm(self.reference_encoder(ref_landmarks.flatten(0, 1)))  # (B*N, D)
+        pose_feat = self.pose_norm(self.pose_encoder(pose.flatten(0, 1)))  # (B*T, D)
+        audio = self.audio_norm(self.audio_encoder(mel.flatten(0, 1)))  # (B*T, D)
+
+        position = self.frame_position[:T]  # (T, D)
+        reference_tokens = reference.view(B, N, -1) + self.modality[_REFERENCE]  # (B, N, D)
+        pose_tokens = pose_feat.view(B, T, -1) + position + self.modality[_POSE]  # (B, T, D)
+        audio_tokens = audio.view(B, T, -1) + position + self.modality[_AUDIO]  # (B, T, D)
+        tokens = torch.cat([reference_tokens, pose_tokens, audio_tokens], dim=1)  # (B, N+2T, D)
+
+        z = self.transformer(tokens)  # (B, N+2T, D)
+        mouth = self.to_mouth(z[:, N + T :])  # (B, T, 57*2): m_t = Linear(z_{N+T+t}), Eq. (1)
+        return mouth.view(B, T, N_MOUTH, 2)  # (B, T, 57, 2)
+
+    def loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (4) with lambda = ``config.velocity_weight``; see :func:`audio2mouth_loss`."""
+        return audio2mouth_loss(pred, target, self.config.velocity_weight)
+
+    def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Random inputs of the configured sizes (profiling, smoke tests)."""
+        c = self.config
+        return (
+            torch.rand(batch_size, c.num_refs, N_ALL, 2),
+            torch.rand(batch_size, c.num_frames, MEL_WINDOW, MEL_BINS) * 8 - 4,
+            torch.rand(batch_size, c.num_frames, N_POSE, 2),
+        )
+
+    @property
+    def frames_per_example(self) -> float:
+        """Video frames generated by one call on :meth:`example_inputs` (batch 1)."""
+        return float(self.config.num_frames)
+
+
+def audio2mouth_loss(
+    pred: torch.Tensor, target: torch.Tensor, lam: float = 1.0
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Audio2Mouth loss, Eqs. (2)-(4): ``L1 + lam * L_velocity``.
+
+    ``L1`` (Eq. 2) is the mean absolute landmark error; ``L_velocity`` (Eq. 3) the mean absolute difference
+    between predicted and true frame-to-frame motion ``m_{t+1} - m_t``, averaged over the ``T-1`` steps
+    (zero when ``T == 1``). Both are means over points and coordinates so that ``lam`` is scale-free.
+
+    Args:
+        pred: (B, T, K, 2) predicted landmarks.
+        target: (B, T, K, 2) ground truth.
+        lam: weight of the velocity term (the paper's lambda, 1).
+
+    Returns:
+        total and ``{"l1": ..., "velocity": ...}`` (scalars).
+    """
+    if pred.shape != target.shape or pred.ndim != 4 or pred.shape[-1] != 2:
+        raise ValueError(
+            f"pred and target must both be (B, T, K, 2), got {tuple(pred.shape)} and {tuple(target.shape)}"
+        )
+    l1 = F.l1_loss(pred, target)
+    if pred.shape[1] > 1:
+        velocity = F.l1_loss(pred[:, 1:] - pred[:, :-1], target[:, 1:] - target[:, :-1])
+    else:
+        velocity = pred.new_zeros(())
+    return l1 + lam * velocity, {"l1": l1, "velocity": velocity}
+
+
+def _check_inputs(
+    ref_landmarks: torch.Tensor, mel: torch.Tensor, pose: torch.Tensor, max_frames: int
+) -> None:
+    if ref_landmarks.ndim != 4 or ref_landmarks.shape[2:] != (N_ALL, 2) or ref_landmarks.shape[1] < 1:
+        raise ValueError(f"ref_landmarks must be (B, N, {N_ALL}, 2), got {tuple(ref_landmarks.shape)}")
+    if mel.ndim != 4 or mel.shape[2:] != (MEL_WINDOW, MEL_BINS):
+        raise ValueError(f"mel must be (B, T, {MEL_WINDOW}, {MEL_BINS}), got {tuple(mel.shape)}")
+    if pose.ndim != 4 or pose.shape[2:] != (N_POSE, 2):
+        raise ValueError(f"pose must be (B, T, {N_POSE}, 2), got {tuple(pose.shape)}")
+    B, T = mel.shape[:2]
+    if ref_landmarks.shape[0] != B or pose.shape[:2] != (B, T):
+        raise ValueError(
+            f"batch/frame sizes disagree: ref_landmarks {tuple(ref_landmarks.shape)}, "
+            f"mel {tuple(mel.shape)}, pose {tuple(pose.shape)}; expected (B,N,..), (B,T,..), (B,T,..)"
+        )
+    if not 1 <= T <= max_frames:
+        raise ValueError(f"mel/pose must have 1 <= T <= {max_frames} frames (config num_frames), got {T}")

@@ -1,0 +1,131 @@
+"""Audio2Mouth (Sec. III-A): shapes, gradients, persistence and the loss of Eqs. (2)-(4)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from cemnet_core.errors import ConfigError
+from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig, audio2mouth_loss
+
+
+@pytest.fixture
+def model() -> AudioToMouth:
+    return AudioToMouth(AudioToMouthConfig.tiny())
+
+
+def test_forward_shapes_and_finite(model: AudioToMouth) -> None:
+    ref, mel, pose = model.example_inputs(batch_size=3)
+    mouth = model(ref, mel, pose)
+    assert mouth.shape == (3, model.config.num_frames, 57, 2)
+    assert torch.isfinite(mouth).all()
+
+
+def test_any_number_of_references_and_shorter_chunks(model: AudioToMouth) -> None:
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    model.eval()
+    more_refs = torch.cat([ref, ref[:, :1]], dim=1)  # (B, N+1, 135, 2)
+    assert model(more_refs, mel, pose).shape == (2, 3, 57, 2)
+    assert model(ref, mel[:, :1], pose[:, :1]).shape == (2, 1, 57, 2)
+
+
+def test_references_are_an_unordered_set(model: AudioToMouth) -> None:
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    model.eval()
+    with torch.no_grad():
+        forward = model(ref, mel, pose)
+        flipped = model(ref.flip(1), mel, pose)
+    torch.testing.assert_close(forward, flipped, rtol=1e-4, atol=1e-5)
+
+
+def test_audio_changes_the_mouth(model: AudioToMouth) -> None:
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    model.eval()
+    with torch.no_grad():
+        silent = model(ref, torch.full_like(mel, -4.0), pose)
+        loud = model(ref, mel, pose)
+    assert (silent - loud).abs().max() > 1e-4
+
+
+def test_gradients_reach_every_parameter(model: AudioToMouth) -> None:
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    target = torch.rand(2, 3, 57, 2)
+    total, _ = model.loss(model(ref, mel, pose), target)
+    total.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_safetensors_round_trip_gives_identical_outputs(model: AudioToMouth, tmp_path: Path) -> None:
+    inputs = model.example_inputs(batch_size=2)
+    model(*inputs)  # one training step's worth of batch-norm statistics
+    model.eval()
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    restored = AudioToMouth(AudioToMouthConfig.from_dict(json.loads(json.dumps(model.config.to_dict()))))
+    restored.load_state_dict(load_file(tmp_path / "model.safetensors"))
+    restored.eval()
+    with torch.no_grad():
+        assert torch.equal(model(*inputs), restored(*inputs))
+
+
+def test_config_json_round_trip() -> None:
+    for config in (AudioToMouthConfig.paper(), AudioToMouthConfig.tiny()):
+        assert AudioToMouthConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+
+
+def test_paper_preset_uses_the_paper_sizes() -> None:
+    config = AudioToMouthConfig.paper()
+    assert (config.dim, config.heads, config.num_refs, config.num_frames) == (512, 4, 5, 5)
+    audio_convs = [m for m in AudioToMouth(config).audio_encoder.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(audio_convs) == 13
+
+
+def test_bad_config_raises_config_error() -> None:
+    with pytest.raises(ConfigError, match="multiple of heads"):
+        AudioToMouthConfig(dim=30, heads=4)
+    with pytest.raises(ConfigError, match="unknown keys"):
+        AudioToMouthConfig.from_dict({"dim": 32, "width": 3})
+
+
+def test_wrong_shapes_raise_value_error_naming_the_expected_shape(model: AudioToMouth) -> None:
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    with pytest.raises(ValueError, match=r"\(B, N, 135, 2\)"):
+        model(ref[:, :, :57], mel, pose)
+    with pytest.raises(ValueError, match=r"\(B, T, 16, 80\)"):
+        model(ref, mel.transpose(2, 3), pose)
+    with pytest.raises(ValueError, match="1 <= T <= 3"):
+        model(ref, torch.cat([mel, mel], 1), torch.cat([pose, pose], 1))
+    with pytest.raises(ValueError, match="disagree"):
+        model(ref, mel, pose[:1])
+
+
+def test_loss_reference_values() -> None:
+    target = torch.zeros(1, 3, 57, 2)
+    pred = target.clone()
+    pred[:, 1] = 0.5  # one frame off by 0.5: L1 = 0.5/3, motion error 0.5 on both steps
+    total, parts = audio2mouth_loss(pred, target, lam=2.0)
+    torch.testing.assert_close(parts["l1"], torch.tensor(0.5 / 3))
+    torch.testing.assert_close(parts["velocity"], torch.tensor(0.5))
+    torch.testing.assert_close(total, torch.tensor(0.5 / 3 + 2.0 * 0.5))
+
+
+def test_velocity_loss_is_zero_for_a_constant_offset() -> None:
+    target = torch.rand(2, 5, 57, 2)
+    total, parts = audio2mouth_loss(target + 0.3, target)
+    assert parts["velocity"].abs().item() < 1e-6
+    torch.testing.assert_close(parts["l1"], torch.tensor(0.3))
+    torch.testing.assert_close(total, parts["l1"] + parts["velocity"])
+
+
+def test_velocity_loss_is_zero_for_a_single_frame() -> None:
+    _, parts = audio2mouth_loss(torch.ones(2, 1, 57, 2), torch.zeros(2, 1, 57, 2))
+    assert parts["velocity"].item() == 0.0
+
+
+def test_loss_rejects_mismatched_shapes() -> None:
+    with pytest.raises(ValueError, match=r"\(B, T, K, 2\)"):
+        audio2mouth_loss(torch.zeros(1, 2, 57, 2), torch.zeros(1, 3, 57, 2))
