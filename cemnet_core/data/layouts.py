@@ -1,0 +1,160 @@
+"""Discovery of source clips in the corpus layouts CEM-Net reads (DESIGN section 4; paper Sec. IV-A).
+
+- ``mead``: ``<speaker>/video/front/<emotion>/level_<n>/<nnn>.mp4`` with its audio at
+  ``<speaker>/audio/<emotion>/level_<n>/<nnn>.m4a`` (MEAD's own layout; ``cemnet synth`` writes the same).
+  Only the front camera is used, as in the paper. Emotion folders outside MEAD's 8 are ignored.
+- ``lrs2``: ``main/<id>/<clip>.mp4`` (audio inside the mp4) with ``train.txt`` / ``val.txt`` / ``test.txt``
+  filelists (``<id>/<clip>`` per line, extra columns ignored) at the root, giving each clip its split.
+- ``folder``: every video below a folder. MEAD-style names such as
+  ``dreamtalk__M030_front_angry_level3_001.mp4`` give speaker, emotion, level and sentence.
+
+A synthetic clip's true landmarks (``<nnn>.landmarks.npy`` beside the video) are reported in
+``SourceClip.landmarks`` when present.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from cemnet_core.errors import InputError
+
+LAYOUTS: tuple[str, ...] = ("mead", "lrs2", "folder")
+EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
+LANDMARKS_SUFFIX = ".landmarks.npy"
+LRS2_FILELISTS: tuple[str, ...] = ("train", "val", "test")
+
+# e.g. "dreamtalk__M030_front_angry_level3_001" or "M030_front_angry_level_3_001"
+_MEAD_NAME = re.compile(
+    r"(?:^|_)(?P<speaker>[MW]\d{3})_(?:front_)?(?P<emotion>[a-z]+)_level_?(?P<level>\d+)_(?P<sentence>\d+)$"
+)
+_LEVEL_DIR = re.compile(r"^level_?(\d+)$")
+
+
+@dataclass(frozen=True)
+class SourceClip:
+    """One clip to preprocess.
+
+    ``audio`` is the file holding its sound (the video itself for LRS2 and plain folders; ``None`` when a MEAD
+    clip has no matching ``.m4a``). ``clip_id`` is unique within a corpus and names the output file.
+    """
+
+    video: Path
+    audio: Path | None
+    dataset: str
+    clip_id: str
+    speaker: str = ""
+    emotion: str = ""
+    level: str = ""
+    sentence: str = ""
+    split: str = ""
+    landmarks: Path | None = None
+
+
+def _true_landmarks(video: Path) -> Path | None:
+    path = video.with_name(video.stem + LANDMARKS_SUFFIX)
+    return path if path.is_file() else None
+
+
+def _check_root(root: Path) -> Path:
+    if not root.is_dir():
+        raise InputError(f"source folder {root} does not exist or is not a folder; give the corpus root")
+    return root
+
+
+def discover_mead(root: str | os.PathLike[str]) -> list[SourceClip]:
+    """MEAD front-camera clips below ``root`` (see the module docstring), sorted by path."""
+    root = _check_root(Path(root))
+    clips = []
+    for video in sorted(root.glob("*/video/front/*/*/*.mp4")):
+        level_dir, emotion_dir = video.parent, video.parent.parent
+        speaker = emotion_dir.parent.parent.parent.name
+        level_match = _LEVEL_DIR.match(level_dir.name)
+        if emotion_dir.name not in EMOTIONS or level_match is None:
+            continue
+        audio = root / speaker / "audio" / emotion_dir.name / level_dir.name / (video.stem + ".m4a")
+        level = level_match.group(1)
+        clips.append(SourceClip(
+            video=video,
+            audio=audio if audio.is_file() else None,
+            dataset="mead",
+            clip_id=f"{speaker}_{emotion_dir.name}_level{level}_{video.stem}",
+            speaker=speaker,
+            emotion=emotion_dir.name,
+            level=level,
+            sentence=video.stem,
+            landmarks=_true_landmarks(video),
+        ))
+    return clips
+
+
+def _lrs2_splits(root: Path) -> dict[str, str]:
+    splits: dict[str, str] = {}
+    for split in LRS2_FILELISTS:
+        filelist = root / f"{split}.txt"
+        if filelist.is_file():
+            for line in filelist.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    splits[line.split()[0]] = split
+    return splits
+
+
+def discover_lrs2(root: str | os.PathLike[str]) -> list[SourceClip]:
+    """LRS2 clips ``main/<id>/<clip>.mp4`` below ``root`` with their split from the filelists, sorted."""
+    root = _check_root(Path(root))
+    if not (root / "main").is_dir():
+        raise InputError(f"{root} has no main/ folder; give the LRS2 root (holding main/ and train.txt)")
+    splits = _lrs2_splits(root)
+    clips = []
+    for video in sorted((root / "main").glob("*/*.mp4")):
+        key = f"{video.parent.name}/{video.stem}"
+        clips.append(SourceClip(
+            video=video,
+            audio=video,
+            dataset="lrs2",
+            clip_id=f"{video.parent.name}_{video.stem}",
+            speaker=video.parent.name,
+            sentence=video.stem,
+            split=splits.get(key, ""),
+            landmarks=_true_landmarks(video),
+        ))
+    return clips
+
+
+def parse_mead_name(stem: str) -> dict[str, str] | None:
+    """``speaker``/``emotion``/``level``/``sentence`` from a MEAD-style file stem, or None."""
+    match = _MEAD_NAME.search(stem)
+    if match is None or match.group("emotion") not in EMOTIONS:
+        return None
+    return {key: match.group(key) for key in ("speaker", "emotion", "level", "sentence")}
+
+
+def discover_folder(root: str | os.PathLike[str]) -> list[SourceClip]:
+    """Every video below ``root`` (recursive, sorted); labels parsed from MEAD-style names when possible."""
+    root = _check_root(Path(root))
+    clips = []
+    for video in sorted(path for path in root.rglob("*") if path.suffix.lower() in VIDEO_SUFFIXES):
+        if not video.is_file():
+            continue
+        relative = video.relative_to(root).with_suffix("")
+        labels = parse_mead_name(video.stem) or {"sentence": video.stem}
+        clips.append(SourceClip(
+            video=video,
+            audio=video,
+            dataset="folder",
+            clip_id="__".join(relative.parts),
+            landmarks=_true_landmarks(video),
+            **labels,
+        ))
+    return clips
+
+
+def discover(layout: str, root: str | os.PathLike[str]) -> list[SourceClip]:
+    """Source clips of ``root`` in ``layout`` (one of :data:`LAYOUTS`)."""
+    finders = {"mead": discover_mead, "lrs2": discover_lrs2, "folder": discover_folder}
+    if layout not in finders:
+        raise InputError(f"unknown layout {layout!r}; use one of {', '.join(LAYOUTS)}")
+    return finders[layout](root)
