@@ -18,9 +18,12 @@ from torch import nn
 
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
+from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXception, MiniXceptionConfig
 
 MODEL_KINDS: dict[str, tuple[type, type[nn.Module]]] = {
     "audio_to_mouth": (AudioToMouthConfig, AudioToMouth),
+    "image_emotion": (MiniXceptionConfig, ImageEmotionExtractor),
+    "mini_xception": (MiniXceptionConfig, MiniXception),
 }
 
 
