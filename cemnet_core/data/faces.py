@@ -1,0 +1,327 @@
+"""Face tracking and cropping (DESIGN section 3): MediaPipe Face Landmarker -> 478 landmarks -> 128x128 crops.
+
+The paper (Sec. IV-A) crops faces and extracts facial landmarks with MediaPipe; this module does it the
+same way for every source of faces in the project:
+
+- clips: :class:`FaceTracker` runs the Face Landmarker in VIDEO mode (its own tracking between frames,
+  strictly increasing timestamps) over chunks of frames. It asks for ``num_faces >= 2`` faces so that it
+  notices a second person; of the faces found it keeps one consistent person: the one nearest to the
+  previous frame's track, or the largest when there is no track yet. ``faces_seen`` reports how many
+  faces were visible per frame.
+- stills: :func:`detect_image_landmarks` runs IMAGE mode on one picture (reference images).
+- :func:`crop_boxes` turns the per-frame landmarks into square boxes around ``landmarks.ALL`` with a
+  margin, fills frames without a face from their neighbours (linear in time, held at the ends) and smooths
+  centre and size with a centred moving average, so the crop does not jitter.
+- :func:`crop_frames` cuts the boxes out (zero padding outside the frame) and resizes them to 128x128 with
+  ``cv2.INTER_AREA``. Boxes are whole pixels so ``landmarks.to_crop`` is exact.
+
+Shapes: ``T`` frames, ``H, W`` frame size, ``K = 478`` landmarks, points are ``(x, y)`` frame pixels.
+Frames without a face keep NaN landmarks and ``valid = False``; they are never dropped.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from cemnet_core.data import landmarks as lm
+from cemnet_core.errors import NoFaceError, WeightsError
+
+LANDMARKER_FILENAME = "face_landmarker.task"
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    """How faces are found and cropped.
+
+    ``margin`` widens the square around ``ALL`` by this fraction of its side on every side;
+    ``smoothing`` is the length (frames, odd) of the moving average over box centre and size;
+    ``max_side`` downsizes frames whose longer side exceeds it before landmarking (0: never); landmarks
+    come back in full-frame pixels either way.
+    """
+
+    crop_size: int = 128
+    margin: float = 0.15
+    smoothing: int = 5
+    num_faces: int = 2
+    min_detection_confidence: float = 0.5
+    min_presence_confidence: float = 0.5
+    min_tracking_confidence: float = 0.5
+    max_side: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe dict of the fields."""
+        return asdict(self)
+
+
+def landmarker_path(path: str | os.PathLike[str] | None = None) -> Path:
+    """Local path of ``face_landmarker.task``: ``path`` if given, else the weights registry, else
+    ``$CEMNET_WEIGHTS_DIR/face_landmarker.task``."""
+    if path is not None:
+        candidate = Path(path)
+    else:
+        try:
+            from cemnet_core import weights  # the registry; optional until it is installed
+
+            return Path(weights.resolve("mediapipe.face_landmarker"))
+        except (ImportError, AttributeError):
+            candidate = Path(os.environ.get("CEMNET_WEIGHTS_DIR", "")) / LANDMARKER_FILENAME
+    if not candidate.is_file():
+        raise WeightsError(
+            f"MediaPipe face landmarker not found at {candidate}; run `cemnet weights pull` or set "
+            "CEMNET_WEIGHTS_DIR to the folder holding face_landmarker.task"
+        )
+    return candidate
+
+
+def _create_landmarker(model_path: Path, config: FaceConfig, video: bool) -> Any:
+    from mediapipe.tasks.python import BaseOptions, vision  # heavy import, only where faces are needed
+
+    options = vision.FaceLandmarkerOptions(
+        base_options=BaseOptions(model_asset_path=str(model_path)),
+        running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
+        num_faces=config.num_faces,
+        min_face_detection_confidence=config.min_detection_confidence,
+        min_face_presence_confidence=config.min_presence_confidence,
+        min_tracking_confidence=config.min_tracking_confidence,
+    )
+    try:
+        return vision.FaceLandmarker.create_from_options(options)
+    except (RuntimeError, ValueError) as exc:
+        raise WeightsError(f"cannot load the face landmarker {model_path}: {exc}; "
+                           "check the file with `cemnet weights verify`") from exc
+
+
+def _to_mp_image(frame: np.ndarray, max_side: int) -> tuple[Any, float]:
+    """RGB uint8 frame -> (mediapipe Image, factor from landmarker pixels back to frame pixels)."""
+    import mediapipe as mp
+
+    height, width = frame.shape[:2]
+    factor = 1.0
+    if max_side and max(height, width) > max_side:
+        factor = max(height, width) / max_side
+        size = (max(1, round(width / factor)), max(1, round(height / factor)))
+        frame = cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+    return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame)), factor
+
+
+def _faces_in_pixels(result: Any, width: int, height: int) -> list[np.ndarray]:
+    """Landmarker result -> list of ``(478, 2)`` float32 arrays in frame pixels."""
+    faces = []
+    for face in result.face_landmarks:
+        points = np.array([(point.x, point.y) for point in face], dtype=np.float32)  # (K, 2) in [0, 1]
+        faces.append(points * np.array([width, height], dtype=np.float32))
+    return faces
+
+
+def _box_of(points: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre ``(2,)`` and side of the tight box around ``ALL`` of one face ``(478, 2)``."""
+    group = points[list(lm.ALL)]
+    low, high = group.min(axis=0), group.max(axis=0)
+    return (low + high) / 2, float((high - low).max())
+
+
+def _pick_face(faces: list[np.ndarray], previous: np.ndarray | None) -> np.ndarray:
+    """The face nearest to the previous track centre, or the largest one without a track."""
+    if previous is None:
+        return max(faces, key=lambda face: _box_of(face)[1])
+    return min(faces, key=lambda face: float(np.linalg.norm(_box_of(face)[0] - previous)))
+
+
+@dataclass
+class TrackResult:
+    """Landmarks of one tracked person over ``T`` frames.
+
+    landmarks: ``(T, 478, 2)`` float32 frame pixels, NaN where ``valid`` is False;
+    valid: ``(T,)`` bool; faces_seen: ``(T,)`` int, how many faces the landmarker found per frame.
+    """
+
+    landmarks: np.ndarray
+    valid: np.ndarray
+    faces_seen: np.ndarray
+
+    @property
+    def face_ratio(self) -> float:
+        """Fraction of frames with a face (0 for an empty track)."""
+        return float(self.valid.mean()) if self.valid.size else 0.0
+
+    @property
+    def multi_face_frames(self) -> int:
+        """Number of frames where more than one face was visible."""
+        return int((self.faces_seen > 1).sum())
+
+    @staticmethod
+    def concat(parts: list[TrackResult]) -> TrackResult:
+        """Join consecutive chunks of one clip."""
+        if not parts:
+            empty = np.zeros((0, lm.N_LANDMARKS, 2), np.float32)
+            return TrackResult(empty, np.zeros(0, bool), np.zeros(0, np.int64))
+        return TrackResult(
+            np.concatenate([part.landmarks for part in parts]),
+            np.concatenate([part.valid for part in parts]),
+            np.concatenate([part.faces_seen for part in parts]),
+        )
+
+
+class FaceTracker:
+    """Tracks one person through a clip with the Face Landmarker in VIDEO mode.
+
+    Feed the frames of one clip in order, chunk by chunk, with :meth:`track`; call :meth:`reset` (or use a
+    new tracker) before the next clip so tracking state and timestamps start afresh. Use as a context
+    manager or call :meth:`close`.
+    """
+
+    def __init__(
+        self,
+        model_path: str | os.PathLike[str] | None = None,
+        config: FaceConfig = FaceConfig(),
+        fps: float = 25.0,
+    ) -> None:
+        if config.num_faces < 1:
+            raise ValueError(f"FaceConfig.num_faces must be >= 1, got {config.num_faces}")
+        self.config = config
+        self.fps = fps
+        self.model_path = landmarker_path(model_path)
+        self._landmarker: Any = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the current track and start a fresh landmarker (timestamps restart at 0)."""
+        self.close()
+        self._landmarker = _create_landmarker(self.model_path, self.config, video=True)
+        self._next_index = 0
+        self._previous_centre: np.ndarray | None = None
+
+    def track(self, frames: np.ndarray) -> TrackResult:
+        """Landmarks of the next chunk of frames.
+
+        frames: ``(n, H, W, 3)`` uint8 RGB, the frames following the previous chunk.
+        Returns a :class:`TrackResult` over these ``n`` frames.
+        """
+        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+            raise ValueError(f"track: expected frames (n, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
+        count = frames.shape[0]
+        landmarks = np.full((count, lm.N_LANDMARKS, 2), np.nan, dtype=np.float32)  # (n, K, 2)
+        valid = np.zeros(count, dtype=bool)
+        faces_seen = np.zeros(count, dtype=np.int64)
+        for i, frame in enumerate(frames):
+            image, factor = _to_mp_image(frame, self.config.max_side)
+            timestamp_ms = round(self._next_index * 1000.0 / self.fps)
+            self._next_index += 1
+            result = self._landmarker.detect_for_video(image, timestamp_ms)
+            faces = _faces_in_pixels(result, image.width, image.height)
+            faces_seen[i] = len(faces)
+            if not faces:
+                continue
+            chosen = _pick_face(faces, self._previous_centre) * factor
+            landmarks[i], valid[i] = chosen, True
+            self._previous_centre = _box_of(chosen)[0]
+        return TrackResult(landmarks, valid, faces_seen)
+
+    def close(self) -> None:
+        """Release the landmarker."""
+        if self._landmarker is not None:
+            self._landmarker.close()
+            self._landmarker = None
+
+    def __enter__(self) -> FaceTracker:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def detect_image_landmarks(
+    image: np.ndarray, model_path: str | os.PathLike[str] | None = None, config: FaceConfig = FaceConfig()
+) -> np.ndarray:
+    """Landmarks of the largest face in a still image (IMAGE mode).
+
+    image: ``(H, W, 3)`` uint8 RGB. Returns ``(478, 2)`` float32 frame pixels.
+    Raises :class:`NoFaceError` when the image shows no face.
+    """
+    if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"detect_image_landmarks: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+    landmarker = _create_landmarker(landmarker_path(model_path), config, video=False)
+    try:
+        mp_image, factor = _to_mp_image(image, config.max_side)
+        faces = _faces_in_pixels(landmarker.detect(mp_image), mp_image.width, mp_image.height)
+    finally:
+        landmarker.close()
+    if not faces:
+        raise NoFaceError("no face found in the image; use a photo where one face is clearly visible, "
+                          "frontal and at least about 100 pixels wide")
+    return _pick_face(faces, None) * factor
+
+
+def _fill_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation over time of rows where ``valid`` is False; held constant at the ends."""
+    times = np.arange(values.shape[0])
+    filled = values.copy()
+    for column in range(values.shape[1]):
+        filled[:, column] = np.interp(times, times[valid], values[valid, column])
+    return filled
+
+
+def _moving_average(values: np.ndarray, length: int) -> np.ndarray:
+    """Centred moving average along axis 0 with edge padding; ``length`` <= 1 returns ``values``."""
+    if length <= 1 or values.shape[0] <= 1:
+        return values
+    half = length // 2
+    padded = np.pad(values, ((half, half), (0, 0)), mode="edge")
+    kernel = np.ones(2 * half + 1) / (2 * half + 1)
+    return np.stack([np.convolve(padded[:, c], kernel, mode="valid") for c in range(values.shape[1])], axis=1)
+
+
+def crop_boxes(landmarks_px: np.ndarray, valid: np.ndarray, config: FaceConfig = FaceConfig()) -> np.ndarray:
+    """Smoothed square crop boxes around ``ALL`` for a clip.
+
+    landmarks_px: ``(T, 478, 2)`` frame pixels (anything where ``valid`` is False); valid: ``(T,)`` bool.
+    Returns ``(T, 4)`` float32 ``(x0, y0, x1, y1)``, whole pixels, ``x1 - x0 == y1 - y0``.
+    Raises :class:`NoFaceError` when no frame has a face.
+    """
+    landmarks_px = np.asarray(landmarks_px, dtype=np.float32)
+    valid = np.asarray(valid, dtype=bool)
+    shape_ok = landmarks_px.ndim == 3 and landmarks_px.shape[1:] == (lm.N_LANDMARKS, 2)
+    if not shape_ok or valid.shape != landmarks_px.shape[:1]:
+        raise ValueError(f"crop_boxes: expected landmarks (T, 478, 2) and valid (T,), got "
+                         f"{landmarks_px.shape} and {valid.shape}")
+    if not valid.any():
+        raise NoFaceError("no face found in any frame of the clip; check that the video shows a face")
+    group = landmarks_px[:, list(lm.ALL)]  # (T, 135, 2)
+    safe = np.where(valid[:, None, None], group, 0.0)
+    low, high = safe.min(axis=1), safe.max(axis=1)  # (T, 2)
+    side_raw = (high - low).max(axis=1, keepdims=True)  # (T, 1)
+    centre_size = np.concatenate([(low + high) / 2, side_raw], axis=1)  # (T, 3): cx, cy, side
+    centre_size = _moving_average(_fill_missing(centre_size, valid), config.smoothing)
+    side = np.maximum(np.round(centre_size[:, 2] * (1.0 + 2.0 * config.margin)), 2.0)  # (T,)
+    x0 = np.round(centre_size[:, 0] - side / 2)
+    y0 = np.round(centre_size[:, 1] - side / 2)
+    return np.stack([x0, y0, x0 + side, y0 + side], axis=1).astype(np.float32)  # (T, 4)
+
+
+def crop_frames(frames: np.ndarray, boxes: np.ndarray, size: int = 128) -> np.ndarray:
+    """Cut square boxes out of frames and resize them: ``(n, H, W, 3), (n, 4) -> (n, size, size, 3)`` uint8.
+
+    Parts of a box outside the frame are black. Resizing uses ``cv2.INTER_AREA`` (``INTER_CUBIC`` when a
+    box is smaller than ``size`` and has to be enlarged).
+    """
+    if frames.ndim != 4 or boxes.shape != (frames.shape[0], 4):
+        raise ValueError(f"crop_frames: expected frames (n, H, W, 3) and boxes (n, 4), got {frames.shape} "
+                         f"and {boxes.shape}")
+    count, height, width = frames.shape[:3]
+    crops = np.zeros((count, size, size, 3), dtype=np.uint8)
+    for i in range(count):
+        x0, y0, x1, y1 = (int(v) for v in np.round(boxes[i]))
+        side = x1 - x0
+        patch = np.zeros((side, side, 3), dtype=np.uint8)
+        sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+        if sx1 > sx0 and sy1 > sy0:
+            patch[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = frames[i, sy0:sy1, sx0:sx1]
+        interpolation = cv2.INTER_AREA if side >= size else cv2.INTER_CUBIC
+        crops[i] = cv2.resize(patch, (size, size), interpolation=interpolation)
+    return crops
