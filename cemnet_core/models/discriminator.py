@@ -1,4 +1,4 @@
-"""Multi-scale patch discriminator and the GAN / feature-matching losses of the renderer, Sec. III-D, Eq. (17).
+"""Multi-scale patch discriminator, GAN and feature-matching losses of the renderer, Sec. III-D, Eq. (17).
 
 The paper takes ``L_gan`` and ``L_fm`` from pix2pixHD [53]; this file follows pix2pixHD's
 ``MultiscaleDiscriminator``: ``num_scales`` PatchGAN discriminators (``num_layers`` strided 4x4 convolutions,
@@ -110,7 +110,7 @@ class PatchDiscriminator(nn.Module):
         self.scales = nn.ModuleList([_NLayerDiscriminator(config) for _ in range(config.num_scales)])
 
     def forward(self, images: torch.Tensor) -> list[list[torch.Tensor]]:
-        """images: (B, in_channels, H, W) -> per scale (finest first) the list of block outputs; last = logits."""
+        """images: (B, in_channels, H, W) -> per scale (finest first) the block outputs, logits last."""
         if images.dim() != 4 or images.shape[1] != self.config.in_channels:
             raise ValueError(
                 f"images must be (B, {self.config.in_channels}, H, W), got {tuple(images.shape)}"
@@ -133,7 +133,8 @@ def gan_loss(
     """Adversarial loss averaged over scales, on the last (logit) output of each scale.
 
     ``lsgan`` (pix2pixHD): mean (logit - 1)^2 for real, mean logit^2 for fake; the generator uses the real
-    target. ``hinge``: discriminator mean relu(1 - logit) (real) / relu(1 + logit) (fake), generator -mean logit.
+    target. ``hinge``: discriminator mean relu(1 - logit) (real) / relu(1 + logit) (fake), generator
+    -mean logit.
     """
     if mode not in ("lsgan", "hinge"):
         raise ConfigError(f"gan mode must be 'lsgan' or 'hinge', got {mode!r}")

@@ -30,7 +30,7 @@ from cemnet_core.errors import WeightsError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-# torchvision VGG19 ("E") feature indices: conv at these positions, ReLU right after, max-pool at 4, 9, 18, 27.
+# torchvision VGG19 ("E") feature indices: conv at these positions, ReLU right after each, max-pools.
 _CONV_INDICES = (0, 2, 5, 7, 10, 12, 14, 16, 19, 21, 23, 25, 28)
 _POOL_INDICES = (4, 9, 18, 27)
 _CHANNELS = (64, 64, 128, 128, 256, 256, 256, 256, 512, 512, 512, 512, 512)
@@ -86,12 +86,14 @@ class VGG19Features(nn.Module):
         """
         path = Path(path)
         if not path.is_file():
-            raise WeightsError(f"VGG19 weights not found at {path}: run `cemnet weights pull vgg19.imagenet`.")
+            raise WeightsError(
+                f"VGG19 weights not found at {path}: run `cemnet weights pull vgg19.imagenet`."
+            )
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as error:
             raise WeightsError(
-                f"{path} is not a readable safetensors file ({error}); delete it and pull vgg19.imagenet again."
+                f"{path} is not a readable safetensors file ({error}); delete it, pull vgg19.imagenet again."
             ) from error
         state = {}
         for key, tensor in tensors.items():

@@ -54,7 +54,7 @@ class RendererConfig:
 
     def __post_init__(self) -> None:
         depth = max(len(self.flow_channels), len(self.generator_channels))
-        if self.image_size % (2 ** depth) != 0:
+        if self.image_size % (2**depth) != 0:
             raise ConfigError(f"image_size {self.image_size} must be divisible by 2**{depth}; pick 128.")
         if self.num_refs < 1 or not self.flow_channels or not self.generator_channels:
             raise ConfigError("num_refs must be >= 1 and flow/generator channels non-empty.")
@@ -69,8 +69,13 @@ class RendererConfig:
     @classmethod
     def tiny(cls) -> RendererConfig:
         """32x32 frames, 2 references, a few channels: for CPU tests."""
-        return cls(image_size=32, num_refs=2, flow_channels=(8, 16), generator_channels=(8, 16),
-                   generator_res_blocks=1)
+        return cls(
+            image_size=32,
+            num_refs=2,
+            flow_channels=(8, 16),
+            generator_channels=(8, 16),
+            generator_res_blocks=1,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""
@@ -108,16 +113,20 @@ def mask_lower_half(images: torch.Tensor) -> torch.Tensor:
     return masked
 
 
-def identity_grid(batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def identity_grid(
+    batch: int, height: int, width: int, device: torch.device, dtype: torch.dtype
+) -> torch.Tensor:
     """Sampling grid (batch, H, W, 2) that makes ``grid_sample(align_corners=False)`` return its input."""
     theta = torch.eye(2, 3, device=device, dtype=dtype).unsqueeze(0).expand(batch, 2, 3)
     return F.affine_grid(theta, [batch, 1, height, width], align_corners=False)
 
 
 def warp(images: torch.Tensor, flow: torch.Tensor) -> torch.Tensor:
-    """Backward-warp images (B, C, H, W) by flow (B, 2, H, W) of (x, y) offsets in [-1, 1] grid units (Eq. 15)."""
+    """Backward-warp images (B, C, H, W) by flow (B, 2, H, W): (x, y) offsets in [-1, 1] units (Eq. 15)."""
     if flow.shape[0] != images.shape[0] or flow.shape[1] != 2 or flow.shape[-2:] != images.shape[-2:]:
-        raise ValueError(f"flow must be (B, 2, H, W) matching images {tuple(images.shape)}, got {tuple(flow.shape)}")
+        raise ValueError(
+            f"flow must be (B, 2, H, W) matching images {tuple(images.shape)}, got {tuple(flow.shape)}"
+        )
     B, _, H, W = images.shape
     grid = identity_grid(B, H, W, images.device, images.dtype) + flow.permute(0, 2, 3, 1)  # (B, H, W, 2)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
@@ -208,7 +217,9 @@ class FlowEstimator(nn.Module):
         """(B, N, 3, H, W) x2 + (B, 3, H, W) -> flows (B, N, 2, H, W), weight logits (B, N, 1, H, W)."""
         B, N, _, H, W = ref_images.shape
         target = target_sketch.unsqueeze(1).expand(B, N, 3, H, W)
-        inputs = torch.cat([ref_images, ref_sketches, target], dim=2).reshape(B * N, 9, H, W)  # (B*N, 9, H, W)
+        inputs = torch.cat([ref_images, ref_sketches, target], dim=2).reshape(
+            B * N, 9, H, W
+        )  # (B*N, 9, H, W)
         hidden = self.body(inputs)  # (B*N, c0, H, W)
         flows = self.flow_head(hidden).reshape(B, N, 2, H, W)  # (B, N, 2, H, W)
         logits = self.weight_head(hidden).reshape(B, N, 1, H, W)  # (B, N, 1, H, W)
@@ -216,7 +227,7 @@ class FlowEstimator(nn.Module):
 
 
 class FaceRenderer(nn.Module):
-    """Renderer of Sec. III-D: flow estimation (Eq. 14), weighted warp fusion (Eq. 15), generation (Eq. 16)."""
+    """Renderer of Sec. III-D: flow estimation (Eq. 14), weighted warp fusion (Eq. 15), generator (Eq. 16)."""
 
     def __init__(self, config: RendererConfig) -> None:
         super().__init__()
@@ -225,14 +236,21 @@ class FaceRenderer(nn.Module):
         self.generator = _UNet(9, config.generator_channels, res_blocks=config.generator_res_blocks)
         self.to_rgb = nn.Conv2d(config.generator_channels[0], 3, kernel_size=3, padding=1)
 
-    def _check(self, ref_images: torch.Tensor, ref_sketches: torch.Tensor, target_sketch: torch.Tensor,
-               masked_target: torch.Tensor) -> None:
+    def _check(
+        self,
+        ref_images: torch.Tensor,
+        ref_sketches: torch.Tensor,
+        target_sketch: torch.Tensor,
+        masked_target: torch.Tensor,
+    ) -> None:
         size = self.config.image_size
         if ref_images.dim() != 5 or ref_images.shape[2:] != (3, size, size):
             raise ValueError(f"ref_images must be (B, N, 3, {size}, {size}), got {tuple(ref_images.shape)}")
         if ref_sketches.shape != ref_images.shape:
-            raise ValueError(f"ref_sketches must match ref_images {tuple(ref_images.shape)}, "
-                             f"got {tuple(ref_sketches.shape)}")
+            raise ValueError(
+                f"ref_sketches must match ref_images {tuple(ref_images.shape)}, "
+                f"got {tuple(ref_sketches.shape)}"
+            )
         B = ref_images.shape[0]
         for name, tensor in (("target_sketch", target_sketch), ("masked_target", masked_target)):
             if tensor.shape != (B, 3, size, size):
@@ -258,6 +276,22 @@ class FaceRenderer(nn.Module):
         hidden = self.generator(torch.cat([warped, target_sketch, masked_target], dim=1))  # (B, c0, H, W)
         image = torch.sigmoid(self.to_rgb(hidden))  # (B, 3, H, W)
         return RendererOutput(image=image, warped=warped, flows=flows, weights=weights)
+
+    def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
+        """Random inputs of the configured sizes (profiling, smoke tests)."""
+        size, N = self.config.image_size, self.config.num_refs
+        target = torch.rand(batch_size, 3, size, size)
+        return (
+            torch.rand(batch_size, N, 3, size, size),
+            torch.rand(batch_size, N, 3, size, size),
+            torch.rand(batch_size, 3, size, size),
+            mask_lower_half(target),
+        )
+
+    @property
+    def frames_per_example(self) -> float:
+        """Video frames generated by one call on :meth:`example_inputs` (batch 1)."""
+        return 1.0
 
 
 def warp_loss(vgg: VGG19Features, output: RendererOutput, target: torch.Tensor) -> torch.Tensor:

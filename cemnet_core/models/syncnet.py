@@ -22,10 +22,11 @@ Shapes::
 
 MFCC: :func:`mfcc` rebuilds python_speech_features.mfcc (defaults: 25 ms rectangular frames every 10 ms,
 pre-emphasis 0.97, 512-point power spectrum, 26 triangular mel filters on integer FFT bins, log, DCT-II
-(orthonormal, torchaudio's ``create_dct`` matrix rebuilt in float64), 13 coefficients, sinusoidal lifter 22, c0 replaced by
-the log frame energy) in float64 on int16-scaled samples, as syncnet_python feeds it the int16 wav.
-Differences from the original pipeline: torchaudio's ``MFCC`` transform is not used because its
-continuous-frequency mel filters differ from python_speech_features' integer-bin filters; our frames come
+(orthonormal, torchaudio's ``create_dct`` matrix rebuilt in float64), 13 coefficients, sinusoidal
+lifter 22, c0 replaced by the log frame energy) in float64 on int16-scaled samples, as syncnet_python
+feeds it the int16 wav; it matches python_speech_features 0.6 to 1e-12. Differences from the original
+pipeline: torchaudio's ``MFCC`` transform is not used because its continuous-frequency mel filters differ
+from python_speech_features' integer-bin filters; our frames come
 from decoded video resized with bilinear interpolation instead of syncnet_python's JPEG-compressed
 ffmpeg frame dump of its own face crop (a different face tracker and crop box), so absolute scores can
 differ from published numbers by a few hundredths to tenths.
@@ -75,8 +76,12 @@ class SyncNetConfig:
     @classmethod
     def tiny(cls) -> SyncNetConfig:
         """Same layout, few channels: for CPU tests (inputs keep their real sizes)."""
-        return cls(audio_channels=(4, 8, 8, 8, 8, 16), lip_channels=(4, 8, 8, 8, 8, 16), fc_channels=16,
-                   embedding_dim=8)
+        return cls(
+            audio_channels=(4, 8, 8, 8, 8, 16),
+            lip_channels=(4, 8, 8, 8, 8, 16),
+            fc_channels=16,
+            embedding_dim=8,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict (tuples become lists)."""
@@ -99,7 +104,8 @@ class SyncNetConfig:
 
 
 class SyncNet(nn.Module):
-    """syncnet_python's ``S``: ``forward_aud`` (MFCC window -> embedding), ``forward_lip`` (5 frames -> embedding).
+    """syncnet_python's ``S``: ``forward_aud`` (MFCC window -> embedding), ``forward_lip`` (5 frames ->
+    embedding).
 
     Attribute names and ``nn.Sequential`` indices are the original ones, so its state dict keys are
     ``netcnnaud.0.weight`` ... exactly as in ``syncnet_v2.model``.
@@ -197,9 +203,13 @@ def _mel_to_hz(mel: torch.Tensor) -> torch.Tensor:
 
 
 def mel_filterbank(num_filters: int = 26, nfft: int = 512, sample_rate: int = 16000) -> torch.Tensor:
-    """python_speech_features' triangular filters on integer FFT bins: (num_filters, nfft // 2 + 1) float64."""
-    mel_points = torch.linspace(0.0, float(_hz_to_mel(torch.tensor(sample_rate / 2.0, dtype=torch.float64))),
-                                num_filters + 2, dtype=torch.float64)
+    """python_speech_features' triangular filters on integer FFT bins: (num_filters, nfft//2 + 1) float64."""
+    mel_points = torch.linspace(
+        0.0,
+        float(_hz_to_mel(torch.tensor(sample_rate / 2.0, dtype=torch.float64))),
+        num_filters + 2,
+        dtype=torch.float64,
+    )
     bins = torch.floor((nfft + 1) * _mel_to_hz(mel_points) / sample_rate)
     bank = torch.zeros(num_filters, nfft // 2 + 1, dtype=torch.float64)
     for j in range(num_filters):
@@ -212,14 +222,16 @@ def mel_filterbank(num_filters: int = 26, nfft: int = 512, sample_rate: int = 16
 
 
 def dct_matrix(num_coefficients: int, num_filters: int) -> torch.Tensor:
-    """Orthonormal DCT-II (scipy ``dct(type=2, norm="ortho")``) as a (num_filters, num_coefficients) float64 matrix.
+    """Orthonormal DCT-II (scipy ``dct(type=2, norm="ortho")``): (num_filters, num_coefficients) float64.
 
     The same matrix as ``torchaudio.functional.create_dct(..., norm="ortho")``, built in float64 because
     torchaudio's float32 one moves the coefficients by up to 1e-4 from python_speech_features'.
     """
     n = torch.arange(num_filters, dtype=torch.float64)
     k = torch.arange(num_coefficients, dtype=torch.float64).unsqueeze(1)
-    dct = torch.cos(math.pi / num_filters * (n + 0.5) * k) * math.sqrt(2.0 / num_filters)  # (coefficients, filters)
+    dct = torch.cos(math.pi / num_filters * (n + 0.5) * k) * math.sqrt(
+        2.0 / num_filters
+    )  # (coefficients, filters)
     dct[0] /= math.sqrt(2.0)
     return dct.T
 
@@ -269,7 +281,7 @@ def prepare_lip_frames(frames: torch.Tensor) -> torch.Tensor:
 
 
 class SyncScores(NamedTuple):
-    """LipSync metrics of one video: LSE-C (confidence, higher is better), LSE-D (distance, lower is better)."""
+    """LipSync metrics of one video: LSE-C (confidence, higher is better), LSE-D (distance, lower better)."""
 
     lse_c: float
     lse_d: float
@@ -278,15 +290,19 @@ class SyncScores(NamedTuple):
     distances: torch.Tensor  # (W, 2 vshift + 1) per window and offset
 
 
-def sync_scores(video_embeddings: torch.Tensor, audio_embeddings: torch.Tensor, vshift: int = VSHIFT) -> SyncScores:
+def sync_scores(
+    video_embeddings: torch.Tensor, audio_embeddings: torch.Tensor, vshift: int = VSHIFT
+) -> SyncScores:
     """LSE-C / LSE-D / AV offset from per-window embeddings (W, D) exactly as SyncNetInstance.evaluate.
 
     Distance of window i at shift k (k = 0 .. 2 vshift) is ``||v_i - a_{i + k - vshift} + 1e-6||``, with zero
     audio embeddings outside 0..W-1 (``calc_pdist``).
     """
     if video_embeddings.dim() != 2 or video_embeddings.shape != audio_embeddings.shape:
-        raise ValueError(f"embeddings must both be (W, D), got {tuple(video_embeddings.shape)} "
-                         f"and {tuple(audio_embeddings.shape)}")
+        raise ValueError(
+            f"embeddings must both be (W, D), got {tuple(video_embeddings.shape)} "
+            f"and {tuple(audio_embeddings.shape)}"
+        )
     if video_embeddings.shape[0] < 1:
         raise ValueError("need at least one window of embeddings")
     window = 2 * vshift + 1
@@ -312,7 +328,7 @@ def sync_scores(video_embeddings: torch.Tensor, audio_embeddings: torch.Tensor, 
 def evaluate_sync(
     model: SyncNet, frames: torch.Tensor, audio: torch.Tensor, vshift: int = VSHIFT, batch_size: int = 20
 ) -> SyncScores:
-    """Score one talking-face video: frames (T, H, W, 3) RGB uint8 face crops at 25 fps, audio (samples,) 16 kHz.
+    """Score one talking-face video: frames (T, H, W, 3) RGB uint8 face crops, 25 fps; audio (samples,) 16k.
 
     Raises ``ValueError`` when fewer than 6 frames overlap with the audio (syncnet_python needs
     ``min_length - 5 >= 1`` windows).
@@ -350,8 +366,10 @@ def load_syncnet_state(path: str | Path) -> dict[str, torch.Tensor]:
     """
     path = Path(path)
     if not path.is_file():
-        raise WeightsError(f"SyncNet checkpoint not found at {path}: download syncnet_v2.model "
-                           "(syncnet_python's download_model.sh) and pass its path.")
+        raise WeightsError(
+            f"SyncNet checkpoint not found at {path}: download syncnet_v2.model "
+            "(syncnet_python's download_model.sh) and pass its path."
+        )
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
@@ -361,7 +379,9 @@ def load_syncnet_state(path: str | Path) -> dict[str, torch.Tensor]:
             "save `model.state_dict()` with torch.save, and convert that file instead."
         ) from error
     except (RuntimeError, OSError, EOFError) as error:
-        raise WeightsError(f"{path} is not a readable PyTorch checkpoint ({error}); download it again.") from error
+        raise WeightsError(
+            f"{path} is not a readable PyTorch checkpoint ({error}); download it again."
+        ) from error
     if isinstance(loaded, dict):
         for key in ("state_dict", "model"):
             if isinstance(loaded.get(key), dict):
@@ -388,12 +408,16 @@ def syncnet_from_state(state: dict[str, torch.Tensor], config: SyncNetConfig | N
     missing = sorted(k for k in own if k not in state and not k.endswith("num_batches_tracked"))
     unexpected = sorted(k for k in state if k not in own)
     if missing or unexpected:
-        raise WeightsError(f"checkpoint keys do not match SyncNet v2: missing {missing[:4]}, "
-                           f"unexpected {unexpected[:4]}; is this syncnet_v2.model?")
+        raise WeightsError(
+            f"checkpoint keys do not match SyncNet v2: missing {missing[:4]}, "
+            f"unexpected {unexpected[:4]}; is this syncnet_v2.model?"
+        )
     for key, tensor in state.items():
         if tuple(tensor.shape) != tuple(own[key].shape):
-            raise WeightsError(f"{key}: checkpoint shape {tuple(tensor.shape)} != SyncNet v2 shape "
-                               f"{tuple(own[key].shape)}; is this syncnet_v2.model?")
+            raise WeightsError(
+                f"{key}: checkpoint shape {tuple(tensor.shape)} != SyncNet v2 shape "
+                f"{tuple(own[key].shape)}; is this syncnet_v2.model?"
+            )
     full = {key: state.get(key, own[key]) for key in own}
     model.load_state_dict(full)
     return model
