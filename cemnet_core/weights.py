@@ -78,6 +78,12 @@ class WeightsEntry:
 
 
 def _registry_file() -> Path:
+    """``CEMNET_WEIGHTS_TOML`` if set (a private registry), else the project's ``weights.toml``."""
+    override = os.environ.get("CEMNET_WEIGHTS_TOML")
+    if override:
+        if not Path(override).is_file():
+            raise WeightsError(f"CEMNET_WEIGHTS_TOML={override} is not a file; unset it or fix the path")
+        return Path(override)
     here = Path(__file__).resolve().parent
     for candidate in (here / "weights.toml", here.parent / "weights.toml"):  # installed wheel, then checkout
         if candidate.is_file():
@@ -116,7 +122,7 @@ def _parse_entry(name: str, table: Mapping[str, Any], origin: Path) -> WeightsEn
 
 
 def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, WeightsEntry]:
-    """Parse a ``weights.toml`` (default: the project's) into ``{"<model>.<tag>": WeightsEntry}``."""
+    """Parse a ``weights.toml`` (default: the active one) into ``{"<model>.<tag>": WeightsEntry}``."""
     origin = Path(path) if path is not None else _registry_file()
     try:
         data = tomllib.loads(origin.read_text(encoding="utf-8"))
@@ -133,10 +139,16 @@ def load_registry(path: str | os.PathLike[str] | None = None) -> dict[str, Weigh
     return entries
 
 
-@cache
 def registry() -> dict[str, WeightsEntry]:
-    """The project's registry (parsed once)."""
-    return load_registry()
+    """The active registry (see ``_registry_file``), parsed once per file version."""
+    path = _registry_file()
+    stat = path.stat()
+    return _cached_registry(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@cache
+def _cached_registry(path: str, size: int, mtime_ns: int) -> dict[str, WeightsEntry]:
+    return load_registry(path)
 
 
 def get_entry(name: str, entries: Mapping[str, WeightsEntry] | None = None) -> WeightsEntry:

@@ -1,0 +1,314 @@
+"""The weights registry against a local HTTP server playing the Hub (and a URL host), plus releases."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from cemnet_core import __version__, weights
+from cemnet_core.errors import ChecksumError, WeightsError
+
+REVISION = "0123456789abcdef0123456789abcdef01234567"
+PAYLOAD = bytes(range(256)) * 64  # 16 KiB
+SHARED_ASSETS = ("mediapipe.face_landmarker", "fer2013.mini_xception", "dlib.face_recognition_resnet_v1",
+                 "dlib.shape_predictor_5")
+
+
+@dataclass
+class FakeHub:
+    """State of the local server: what it serves and which requests it saw."""
+
+    url: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)  # request path -> body
+    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range header)
+
+
+def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def _serve(self, with_body: bool) -> None:
+            hub.requests.append((self.command, self.path, self.headers.get("Range", "")))
+            body = hub.files.get(self.path)
+            if body is None:
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            start = 0
+            if self.headers.get("Range", "").startswith("bytes=") and not self.path.count("/resolve/"):
+                start = int(self.headers["Range"][6:].split("-")[0])
+                self.send_response(206)
+                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body) - start))
+            self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
+            self.send_header("X-Repo-Commit", REVISION)
+            self.end_headers()
+            if with_body:
+                self.wfile.write(body[start:])
+
+        def do_HEAD(self) -> None:
+            self._serve(with_body=False)
+
+        def do_GET(self) -> None:
+            self._serve(with_body=True)
+
+        def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
+            pass
+
+    return Handler
+
+
+@pytest.fixture
+def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    """A Hub + URL host on 127.0.0.1, a registry of two tiny files it serves, and empty caches."""
+    state = FakeHub()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    digest = hashlib.sha256(PAYLOAD).hexdigest()
+    registry = tmp_path / "weights.toml"
+    registry.write_text(
+        f"""
+[tiny.hub]
+filename = "tiny_hub.safetensors"
+sha256 = "{digest}"
+size = {len(PAYLOAD)}
+licence = "CC0-1.0"
+purpose = "test file served by the fake Hub"
+repo_id = "cemnet/tiny"
+revision = "{REVISION}"
+path_in_repo = "model.safetensors"
+
+[tiny.url]
+filename = "tiny_url.bin"
+sha256 = "{digest}"
+size = {len(PAYLOAD)}
+licence = "CC0-1.0"
+purpose = "test file served by URL"
+url = "{state.url}/files/tiny_url.bin"
+""",
+        encoding="utf-8",
+    )
+    state.files[f"/cemnet/tiny/resolve/{REVISION}/model.safetensors"] = PAYLOAD
+    state.files["/files/tiny_url.bin"] = PAYLOAD
+    monkeypatch.setenv("CEMNET_WEIGHTS_TOML", str(registry))
+    monkeypatch.setenv("HF_ENDPOINT", state.url)
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
+    monkeypatch.setenv("CEMNET_CACHE", str(tmp_path / "cemnet_cache"))
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("CEMNET_WEIGHTS_DIR", raising=False)
+    yield state
+    server.shutdown()
+    server.server_close()
+
+
+def _flip_one_byte(source: Path, target: Path) -> Path:
+    shutil.copyfile(source, target)
+    with target.open("r+b") as handle:
+        handle.seek(target.stat().st_size // 2)
+        byte = handle.read(1)
+        handle.seek(-1, os.SEEK_CUR)
+        handle.write(bytes([byte[0] ^ 0xFF]))
+    return target
+
+
+# ---------------------------------------------------------------- the registry file
+
+
+def test_project_registry_lists_every_pretrained_file() -> None:
+    entries = weights.load_registry(Path(__file__).parents[1] / "weights.toml")
+    assert set(entries) == {*SHARED_ASSETS, "vgg19.imagenet", "syncnet.v2"}
+    for name in SHARED_ASSETS:
+        assert entries[name].pinned and entries[name].size > 0 and entries[name].url.startswith("https://")
+    vgg = entries["vgg19.imagenet"]
+    assert vgg.repo_id == "timm/vgg19.tv_in1k" and len(vgg.revision) == 40 and vgg.pinned
+    assert not entries["syncnet.v2"].pinned  # no trustworthy hash found: known but refused
+    assert all(entry.licence and entry.purpose for entry in entries.values())
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ('repo_id = "a/b"\nrevision = "main"', "40-hex"),
+        ('repo_id = "a/b"\nrevision = "' + REVISION + '"\nurl = "http://x/y"', "exactly one source"),
+        ('url = "http://x/y"\nsha256 = "abc"', "64 hex"),
+    ],
+)
+def test_registry_rejects_bad_entries(tmp_path: Path, source: str, problem: str) -> None:
+    path = tmp_path / "weights.toml"
+    path.write_text(f'[m.t]\nfilename = "f"\nlicence = "x"\npurpose = "y"\nsize = 1\n{source}\n')
+    with pytest.raises(WeightsError, match=problem):
+        weights.load_registry(path)
+
+
+def test_unknown_and_unpinned_names_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match=r"unknown weights 'nope\.x'"):
+        weights.resolve("nope.x")
+    fake = tmp_path / "syncnet_v2.model"
+    fake.write_bytes(b"anything")
+    with pytest.raises(WeightsError, match="no pinned sha256"):
+        weights.resolve("syncnet.v2", path=fake)
+
+
+# ---------------------------------------------------------------- local folders (the shared assets)
+
+
+def test_shared_assets_verify_from_a_local_folder(weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # must not need the network
+    for name in SHARED_ASSETS:
+        path = weights.resolve(name, weights_dir=weights_dir)
+        assert path.parent == weights_dir and path.name == weights.get_entry(name).filename
+    monkeypatch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
+    assert weights.resolve("fer2013.mini_xception").parent == weights_dir
+    assert weights.status("fer2013.mini_xception").verified is True
+
+
+def test_one_changed_byte_is_a_checksum_error(weights_dir: Path, tmp_path: Path) -> None:
+    entry = weights.get_entry("fer2013.mini_xception")
+    _flip_one_byte(weights_dir / entry.filename, tmp_path / entry.filename)
+    with pytest.raises(ChecksumError, match=entry.filename):
+        weights.resolve(entry.name, weights_dir=tmp_path, download=False)
+    bad = weights.status(entry.name, weights_dir=tmp_path)
+    assert bad.verified is False and entry.filename in bad.problem
+    assert (tmp_path / entry.filename).exists()  # a user's file is reported, never deleted
+
+
+def test_checksum_cache_notices_a_rewritten_file(tmp_path: Path, hub: FakeHub) -> None:
+    path = tmp_path / "tiny_url.bin"
+    path.write_bytes(PAYLOAD)
+    entry = weights.get_entry("tiny.url")
+    assert weights.verify_file(path, entry) == path
+    path.write_bytes(PAYLOAD[:-1] + b"\x00")  # same size, new mtime
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10_000_000))
+    with pytest.raises(ChecksumError):
+        weights.verify_file(path, entry)
+
+
+# ---------------------------------------------------------------- downloads from the fake Hub / URL host
+
+
+def test_hub_download_then_cache_reuse(hub: FakeHub) -> None:
+    path = weights.resolve("tiny.hub")
+    assert path.read_bytes() == PAYLOAD
+    assert any(method == "GET" and "/resolve/" + REVISION in url for method, url, _ in hub.requests)
+    seen = len(hub.requests)
+    assert weights.resolve("tiny.hub") == path
+    assert len(hub.requests) == seen  # second call: from the cache, no request
+
+
+def test_offline_mode(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match=r"HF_HUB_OFFLINE.*cemnet weights pull tiny\.hub"):
+        weights.resolve("tiny.hub")
+    assert hub.requests == []
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    weights.resolve("tiny.hub")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert weights.resolve("tiny.hub").read_bytes() == PAYLOAD  # cached copies still work offline
+
+
+def test_download_false_never_touches_the_network(hub: FakeHub) -> None:
+    with pytest.raises(WeightsError, match="not available locally"):
+        weights.resolve("tiny.url", download=False)
+    assert hub.requests == []
+
+
+@pytest.mark.parametrize("name", ["tiny.hub", "tiny.url"])
+def test_corrupted_download_is_refused_and_removed(hub: FakeHub, name: str) -> None:
+    wrong = bytes(reversed(PAYLOAD))  # same size, other bytes
+    hub.files = {key: wrong for key in hub.files}
+    with pytest.raises(ChecksumError, match=weights.get_entry(name).name):
+        weights.resolve(name)
+    assert weights.find_local(weights.get_entry(name)) is None  # nothing bad left for the next call
+    hub.files = {key: PAYLOAD for key in hub.files}
+    assert weights.resolve(name).read_bytes() == PAYLOAD
+
+
+def test_url_download_then_cache_reuse_and_progress(hub: FakeHub) -> None:
+    seen: list[tuple[int, int | None]] = []
+    path = weights.resolve("tiny.url", progress=lambda done, total: seen.append((done, total)))
+    assert path.read_bytes() == PAYLOAD and seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+    count = len(hub.requests)
+    assert weights.resolve("tiny.url") == path and len(hub.requests) == count
+
+
+def test_url_download_resumes_a_partial_file(hub: FakeHub) -> None:
+    entry = weights.get_entry("tiny.url")
+    target = weights.url_cache_dir() / entry.name / entry.sha256[:16] / entry.filename
+    target.parent.mkdir(parents=True)
+    target.with_name(target.name + ".part").write_bytes(PAYLOAD[:5000])
+    assert weights.resolve("tiny.url").read_bytes() == PAYLOAD
+    assert hub.requests[-1][2] == "bytes=5000-"
+    assert not target.with_name(target.name + ".part").exists()
+
+
+def test_missing_remote_file_is_a_weights_error(hub: FakeHub) -> None:
+    hub.files = {}
+    with pytest.raises(WeightsError, match="HTTP 404"):
+        weights.resolve("tiny.url")
+    with pytest.raises(WeightsError, match=r"cannot download tiny\.hub"):
+        weights.resolve("tiny.hub")
+
+
+# ---------------------------------------------------------------- release folders
+
+
+class _Tiny(nn.Module):
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(3, width)
+        self.head = nn.Linear(width, 2)
+        self.head.weight = self.encoder.weight if width == 3 else self.head.weight
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.encoder(x)))
+
+
+def test_release_round_trip(tmp_path: Path) -> None:
+    model = _Tiny()
+    folder = weights.save_release(tmp_path / "release", model, "tiny", {"width": 4})
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    release = weights.load_release(folder, kind="tiny")
+    assert release.kind == "tiny" and release.config == {"width": 4}
+    assert release.metadata == {"cemnet_version": __version__, "kind": "tiny"}
+    fresh = weights.load_state_into(_Tiny(**release.config), release)
+    x = torch.randn(5, 3)
+    assert torch.equal(fresh(x), model(x))
+
+
+def test_release_with_tied_weights_saves(tmp_path: Path) -> None:
+    model = _Tiny(width=3)  # head.weight is encoder.weight (shared storage)
+    weights.save_release(tmp_path / "tied", model, "tiny", {"width": 3})
+    fresh = weights.load_state_into(_Tiny(width=3), weights.load_release(tmp_path / "tied"))
+    assert torch.equal(fresh.head.weight, model.head.weight)
+
+
+def test_release_errors(tmp_path: Path) -> None:
+    weights.save_release(tmp_path / "r", _Tiny(), "tiny", {"width": 4})
+    with pytest.raises(WeightsError, match="expected 'renderer'"):
+        weights.load_release(tmp_path / "r", kind="renderer")
+    with pytest.raises(WeightsError, match=r"missing: .*head\.weight|wrong shape"):
+        weights.load_state_into(_Tiny(width=5), weights.load_release(tmp_path / "r"))
+    other = nn.Sequential(nn.Linear(3, 4))
+    with pytest.raises(WeightsError, match=r"unexpected: encoder\.bias"):
+        weights.load_state_into(other, weights.load_release(tmp_path / "r"))
+    with pytest.raises(WeightsError, match="not a release folder"):
+        weights.load_release(tmp_path / "nothing_here")
+    (tmp_path / "r" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(WeightsError, match="unreadable safetensors"):
+        weights.load_release(tmp_path / "r")
