@@ -137,6 +137,13 @@ def done_hashes(dst: Path) -> set[str]:
     return hashes
 
 
+def _check_video_decodes(video: Path) -> None:
+    """Decode the first frame (raises ``MediaError`` for a corrupt or truncated file)."""
+    for _ in media.iter_video_frames(video, fps=FPS, chunk_frames=1):
+        return
+    raise ClipError("the video has no frames")
+
+
 def _load_clip_audio(source: SourceClip, allow_silent: bool, notes: list[str]) -> np.ndarray:
     """``(samples,)`` float32 16 kHz audio of the clip; empty for a silent clip when allowed."""
     has_audio = False
@@ -147,6 +154,7 @@ def _load_clip_audio(source: SourceClip, allow_silent: bool, notes: list[str]) -
             raise ClipError(f"cannot read the audio file {source.audio}: {exc}") from None
     if not has_audio:
         if not allow_silent:
+            _check_video_decodes(source.video)  # a corrupt file is reported as corrupt, not as silent
             raise ClipError("no audio track (rerun with --allow-silent to keep video-only clips)")
         notes.append("no audio track: processed with empty audio and mel (--allow-silent)")
         return np.zeros(0, dtype=np.float32)
