@@ -23,21 +23,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from cemnet_core import weights
 from cemnet_core.errors import NoFaceError, WeightsError
 
 EMBEDDING_DIM = 128
 RECOGNITION_WEIGHTS = "dlib.face_recognition_resnet_v1"
 SHAPE_PREDICTOR_WEIGHTS = "dlib.shape_predictor_5"
-# File names in ../shared/assets (CEMNET_WEIGHTS_DIR), used when the weights registry is not installed.
-_FALLBACK_FILES = {
-    RECOGNITION_WEIGHTS: "dlib_face_recognition_resnet_model_v1.dat",
-    SHAPE_PREDICTOR_WEIGHTS: "shape_predictor_5_face_landmarks.dat",
-}
 # dlib's HOG detector boxes are square-ish and sit lower than MediaPipe's mesh box (which includes the
 # forehead): relative to the mesh box, mean offsets of dlib's box measured on the 22 real sample images
 # (fractions of the mesh width / height, positive = inwards). Mimicking them lets the shape predictor start
@@ -45,21 +40,6 @@ _FALLBACK_FILES = {
 _BOX_LEFT, _BOX_TOP, _BOX_RIGHT, _BOX_BOTTOM = -0.05, 0.05, -0.03, 0.04
 
 Box = tuple[float, float, float, float]
-
-
-def _weights_path(name: str) -> Path:
-    """Local path of a dlib weights file: the registry when installed, else ``$CEMNET_WEIGHTS_DIR``."""
-    try:
-        from cemnet_core import weights  # the registry: sha256-checked local path
-    except ImportError:
-        candidate = Path(os.environ.get("CEMNET_WEIGHTS_DIR", "")) / _FALLBACK_FILES[name]
-        if not candidate.is_file():
-            raise WeightsError(
-                f"{name} not found at {candidate}; run `cemnet weights pull` or set CEMNET_WEIGHTS_DIR "
-                f"to the folder holding {_FALLBACK_FILES[name]}"
-            ) from None
-        return candidate
-    return Path(weights.resolve(name))
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
@@ -106,7 +86,8 @@ class IdentityEncoder:
     """dlib face recognition embeddings (128-d, L2-normalised) of faces in RGB images.
 
     Args:
-        recognition_model: path of ``dlib_face_recognition_resnet_model_v1.dat``; None asks the registry.
+        recognition_model: path of ``dlib_face_recognition_resnet_model_v1.dat``; None asks the weights
+            registry (``CEMNET_WEIGHTS_DIR``, caches, download). Either way its sha256 is checked.
         shape_predictor: path of ``shape_predictor_5_face_landmarks.dat``; None asks the registry.
         detector_upsample: image upsamplings for dlib's detector (1 finds faces down to about 40 px).
     """
@@ -119,13 +100,9 @@ class IdentityEncoder:
     ) -> None:
         import dlib  # heavy native module, loaded only where identities are needed
 
-        recognition_path = (
-            Path(recognition_model) if recognition_model else _weights_path(RECOGNITION_WEIGHTS)
-        )
-        predictor_path = Path(shape_predictor) if shape_predictor else _weights_path(SHAPE_PREDICTOR_WEIGHTS)
-        for path in (recognition_path, predictor_path):
-            if not path.is_file():
-                raise WeightsError(f"dlib model {path} does not exist; run `cemnet weights pull`")
+        # resolve() checks the pinned sha256 of given paths too, so a wrong file is never loaded.
+        recognition_path = weights.resolve(RECOGNITION_WEIGHTS, path=recognition_model)
+        predictor_path = weights.resolve(SHAPE_PREDICTOR_WEIGHTS, path=shape_predictor)
         try:
             self._recognizer = dlib.face_recognition_model_v1(str(recognition_path))
             self._predictor = dlib.shape_predictor(str(predictor_path))

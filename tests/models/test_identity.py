@@ -10,7 +10,7 @@ import pytest
 
 from cemnet_core.data.faces import detect_image_landmarks
 from cemnet_core.data.media import iter_video_frames, read_image
-from cemnet_core.errors import NoFaceError, WeightsError
+from cemnet_core.errors import ChecksumError, NoFaceError, WeightsError
 from cemnet_core.models.identity import EMBEDDING_DIM, IdentityEncoder, cosine, landmark_box
 
 # Labelled portraits of real_data/image (speaker column of MANIFEST.tsv).
@@ -139,6 +139,19 @@ def test_bad_inputs_raise(encoder: IdentityEncoder, tmp_path: Path) -> None:
         encoder.embed_batch(np.zeros((2, 64, 64, 3), dtype=np.uint8), boxes=[(0, 0, 10, 10)])
     with pytest.raises(WeightsError, match="does not exist"):
         IdentityEncoder(tmp_path / "missing.dat", tmp_path / "missing_too.dat")
+
+
+def test_weights_come_from_the_registry(
+    weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
+    face = np.zeros((200, 200, 3), dtype=np.uint8)
+    face[40:160, 60:140] = 200
+    assert IdentityEncoder().embed(face, box=(50, 40, 150, 160)).shape == (EMBEDDING_DIM,)
+    impostor = tmp_path / "dlib_face_recognition_resnet_model_v1.dat"
+    impostor.write_bytes(b"not the dlib model")
+    with pytest.raises(ChecksumError):
+        IdentityEncoder(recognition_model=impostor)
 
 
 def test_cosine() -> None:
