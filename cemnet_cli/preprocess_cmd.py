@@ -36,18 +36,20 @@ def preprocess_command(
     summary = preprocess(layout, src, dst, workers=workers, shard=parse_shard(shard), options=options)
     console = Console()
     for clip_id, ratio in sorted(summary.face_ratios.items()):
-        console.print(f"  {clip_id}: face found on {ratio:.1%} of frames", highlight=False)
+        console.print(f"  {clip_id}: face found on {ratio:.1%} of frames", highlight=False, soft_wrap=True)
     for clip_id, reason in sorted(summary.failures.items()):
-        console.print(f"  [red]failed[/] {clip_id}: {reason.splitlines()[0]}", highlight=False)
+        first_line = reason.splitlines()[0] if reason else ""
+        console.print(f"  [red]failed[/] {clip_id}: {first_line}", highlight=False, soft_wrap=True)
     rate = summary.frames / summary.seconds if summary.seconds else 0.0
     console.print(
         f"{summary.processed} processed, {summary.skipped} skipped (already done), {summary.failed} failed "
         f"of {summary.total}; {summary.frames} frames in {summary.seconds:.1f} s ({rate:.1f} frames/s); "
         f"mean face ratio {summary.mean_face_ratio:.1%}; output in {dst}",
         highlight=False,
+        soft_wrap=True,
     )
     if summary.failed:
-        console.print(f"see {dst / 'failures.jsonl'} for the reasons", highlight=False)
+        console.print(f"see {dst / 'failures.jsonl'} for the reasons", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:
