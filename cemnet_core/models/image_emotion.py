@@ -31,6 +31,7 @@ import copy
 import itertools
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core import weights
 from cemnet_core.errors import ConfigError, WeightsError
 
+FER_WEIGHTS = "fer2013.mini_xception"
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # ITU-R BT.601 luma weights, as cv2.cvtColor(..., COLOR_RGB2GRAY) uses in the original FER pipeline.
 _GREY_WEIGHTS = (0.299, 0.587, 0.114)
@@ -269,8 +272,13 @@ def config_from_hdf5(hdf5_path: str | Path) -> MiniXceptionConfig:
     """Read the mini-Xception sizes and BatchNorm epsilon from a Keras HDF5 file's model config."""
     import h5py
 
-    with h5py.File(hdf5_path, "r") as f:
-        layers = _keras_layers(f)
+    try:
+        with h5py.File(hdf5_path, "r") as f:
+            layers = _keras_layers(f)
+    except OSError as error:
+        raise WeightsError(
+            f"cannot read {hdf5_path} as HDF5 ({error}); give the Keras .hdf5 model file"
+        ) from error
     separable = sorted(
         (name for name in layers if name.startswith("separable_conv2d_")),
         key=lambda n: int(n.rsplit("_", 1)[1]),
@@ -342,4 +350,37 @@ def load_mini_xception_hdf5(hdf5_path: str | Path) -> MiniXception:
             f"{hdf5_path}: weight shapes do not match the mini-Xception graph ({expected} vs {got})."
         )
     model.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=False)
+    return model.eval()
+
+
+def convert_mini_xception(hdf5_path: str | os.PathLike[str], dst_folder: str | os.PathLike[str]) -> Path:
+    """Convert the Keras FER2013 mini-Xception HDF5 into a release folder (kind ``mini_xception``).
+
+    The HDF5 is read with h5py only (nothing is unpickled); the folder gets ``model.safetensors`` and
+    ``config.json``. Returns the folder.
+    """
+    model = load_mini_xception_hdf5(hdf5_path)
+    return weights.save_release(dst_folder, model, "mini_xception", model.config)
+
+
+def load_fer_classifier(source: str | os.PathLike[str] | None = None) -> MiniXception:
+    """The untouched FER2013 classifier, frozen in eval mode: the emotion-accuracy (EA) judge.
+
+    source: None (the registry's ``fer2013.mini_xception`` HDF5), that ``.hdf5`` file by path (both
+    sha256-checked), or a ``mini_xception`` release folder written by :func:`convert_mini_xception`.
+    """
+    if source is None:
+        model = load_mini_xception_hdf5(weights.resolve(FER_WEIGHTS))
+    elif Path(source).is_dir():
+        release = weights.load_release(source, kind="mini_xception")
+        model = MiniXception(MiniXceptionConfig.from_dict(release.config))
+        weights.load_state_into(model, release)
+    elif Path(source).is_file():  # the judge must be the pinned original: check its sha256
+        model = load_mini_xception_hdf5(weights.resolve(FER_WEIGHTS, path=source))
+    else:
+        raise WeightsError(
+            f"{source} does not exist; give the FER2013 mini-Xception .hdf5 file or a mini_xception "
+            "release folder, or leave it out to use the weights registry"
+        )
+    model.requires_grad_(False)
     return model.eval()

@@ -17,12 +17,15 @@ from numpy.lib.stride_tricks import sliding_window_view
 from safetensors.torch import load_file, save_file
 from skimage import data as skdata
 
-from cemnet_core.errors import ConfigError
+from cemnet_core.errors import ChecksumError, ConfigError, WeightsError
+from cemnet_core.models import build_model
 from cemnet_core.models.image_emotion import (
     FER_CLASSES,
     ImageEmotionExtractor,
     MiniXception,
     MiniXceptionConfig,
+    convert_mini_xception,
+    load_fer_classifier,
     load_mini_xception_hdf5,
     to_fer_input,
 )
@@ -195,6 +198,37 @@ def test_extractor_starts_from_classifier(classifier: MiniXception) -> None:
     assert not torch.equal(extractor.network.head.bias, classifier.head.bias)
 
 
+def test_converted_release_matches_hdf5(classifier: MiniXception, fer_hdf5: Path, tmp_path: Path) -> None:
+    folder = convert_mini_xception(fer_hdf5, tmp_path / "fer")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    document = json.loads((folder / "config.json").read_text())
+    assert document["kind"] == "mini_xception" and document["config"]["bn_eps"] == pytest.approx(1e-3)
+    judge = load_fer_classifier(folder)
+    assert not judge.training and not any(p.requires_grad for p in judge.parameters())
+    grey = torch.rand(3, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(judge(grey), classifier(grey), rtol=0, atol=0)
+    # The registry kind builds the same network from config.json.
+    assert isinstance(build_model("mini_xception", document["config"]), MiniXception)
+
+
+def test_fer_classifier_from_registry(
+    weights_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, classifier: MiniXception
+) -> None:
+    monkeypatch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
+    grey = torch.rand(2, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        torch.testing.assert_close(load_fer_classifier()(grey), classifier(grey), rtol=0, atol=0)
+    impostor = tmp_path / "fer2013_mini_xception.hdf5"
+    impostor.write_bytes(b"not an hdf5 file")
+    with pytest.raises(ChecksumError):
+        load_fer_classifier(impostor)
+    with pytest.raises(WeightsError, match="cannot read"):
+        convert_mini_xception(impostor, tmp_path / "out")
+    with pytest.raises(WeightsError, match="does not exist"):
+        load_fer_classifier(tmp_path / "missing.hdf5")
+
+
 # --- model checks on tiny configs (STYLE section 9) ---------------------------------------------------------
 
 
@@ -235,6 +269,12 @@ def test_safetensors_round_trip(tmp_path: Path) -> None:
     faces = torch.rand(2, 3, 32, 32)
     for before, after in zip(extractor(faces), restored(faces), strict=True):
         torch.testing.assert_close(before, after, rtol=0, atol=0)
+
+
+def test_registered_kinds_build() -> None:
+    config = MiniXceptionConfig.tiny().to_dict()
+    assert isinstance(build_model("image_emotion", config), ImageEmotionExtractor)
+    assert build_model("mini_xception", config).config == MiniXceptionConfig.tiny()
 
 
 def test_config_json_round_trip() -> None:
