@@ -22,7 +22,7 @@ from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -36,6 +36,7 @@ EMOTION_TO_INDEX: dict[str, int] = {name: index for index, name in enumerate(EMO
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
+_Item = TypeVar("_Item")
 _REQUIRED = ("path", "dataset", "speaker", "emotion", "level", "sentence", "num_frames")
 
 
@@ -140,13 +141,12 @@ def speaker_index(records: Iterable[ClipRecord]) -> dict[str, int]:
     return {name: index for index, name in enumerate(speakers(records))}
 
 
-def group_by(
-    records: Iterable[ClipRecord], key: Callable[[ClipRecord], Hashable]
-) -> dict[Hashable, list[ClipRecord]]:
-    """Records grouped by ``key(record)``, groups in first-seen order, records in input order."""
-    groups: dict[Hashable, list[ClipRecord]] = defaultdict(list)
-    for record in records:
-        groups[key(record)].append(record)
+def group_by(items: Iterable[_Item], key: Callable[[_Item], Hashable]) -> dict[Hashable, list[_Item]]:
+    """Items (records, or indices into a record list) grouped by ``key(item)``; groups in first-seen order,
+    items in input order."""
+    groups: dict[Hashable, list[_Item]] = defaultdict(list)
+    for item in items:
+        groups[key(item)].append(item)
     return dict(groups)
 
 
