@@ -88,6 +88,7 @@ class LoopConfig:
     early_stop_min_delta: float = 0.0
     num_workers: int = 0  # DataLoader worker processes per rank
     progress: bool = True  # rich progress bar on rank 0
+    tensorboard: bool = True  # TensorBoard event files beside metrics.jsonl
 
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "log_every"):
@@ -237,7 +238,7 @@ class _InterruptFlag:
 class _RunWriter:
     """Metrics (JSONL + TensorBoard), sample PNGs: rank 0 only, a no-op elsewhere."""
 
-    def __init__(self, run_dir: Path, env: DistEnv, start_step: int) -> None:
+    def __init__(self, run_dir: Path, env: DistEnv, start_step: int, tensorboard: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.active = env.is_main
         self._tb: Any = None
@@ -256,6 +257,8 @@ class _RunWriter:
             self._metrics = metrics.open("a", encoding="utf-8")
         except OSError as exc:
             raise OutputError(f"cannot write {metrics}: {exc}; choose a writable --run folder") from exc
+        if not tensorboard:
+            return
         from torch.utils.tensorboard import SummaryWriter  # imported here: it loads tensorboard (slow)
 
         self._tb = SummaryWriter(
@@ -269,7 +272,8 @@ class _RunWriter:
         self._metrics.write(json.dumps(record) + "\n")
         self._metrics.flush()
         for name, value in values.items():
-            self._tb.add_scalar(f"{split}/{name}", value, step)
+            if self._tb is not None:
+                self._tb.add_scalar(f"{split}/{name}", value, step)
 
     def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
         if not self.active:
@@ -280,12 +284,14 @@ class _RunWriter:
             if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
                 raise ValueError(f"sample {name!r} must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
             Image.fromarray(image).save(folder / f"step_{step:07d}_{name}.png")
-            self._tb.add_image(f"samples/{name}", image, step, dataformats="HWC")
+            if self._tb is not None:
+                self._tb.add_image(f"samples/{name}", image, step, dataformats="HWC")
 
     def close(self) -> None:
         if self.active:
             self._metrics.close()
-            self._tb.close()
+            if self._tb is not None:
+                self._tb.close()
 
 
 def _validate(task: TrainTask, config: LoopConfig, env: DistEnv, precision: Precision) -> dict[str, float]:
@@ -381,7 +387,7 @@ def fit(
             save_checkpoint(checkpoint_path(run_dir, name), state)
         barrier(env)
 
-    writer = _RunWriter(run_dir, env, step)
+    writer = _RunWriter(run_dir, env, step, config.tensorboard)
     sample_batch = None
     if task.sample is not None and config.sample_every:
         source = task.val_data if task.val_data is not None else task.train_data

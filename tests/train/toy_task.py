@@ -81,7 +81,14 @@ def _worker(run_dir: Path, steps: int, global_batch: int) -> FitResult:
     env = init_distributed("cpu")
     seed_everything(0)
     task = build_toy_task()
-    config = LoopConfig(steps=steps, batch_size=global_batch, val_every=3, checkpoint_every=0, progress=False)
+    config = LoopConfig(
+        steps=steps,
+        batch_size=global_batch,
+        val_every=3,
+        checkpoint_every=0,
+        progress=False,
+        tensorboard=False,
+    )
     result = fit(task, config, run_dir, env)
     if env.is_main:
         torch.save(task.models["toy"].state_dict(), run_dir / "final.pt")
