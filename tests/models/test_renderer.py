@@ -1,0 +1,145 @@
+"""Face renderer (Sec. III-D, Eqs. 14-17): shapes, warping, fusion weights, gradients, persistence, losses."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from cemnet_core.errors import ConfigError
+from cemnet_core.models import build_model
+from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
+from cemnet_core.models.perceptual import VGG19Features
+from cemnet_core.models.renderer import (
+    FaceRenderer,
+    RendererConfig,
+    generator_loss,
+    mask_lower_half,
+    warp,
+    warp_loss,
+)
+
+
+@pytest.fixture
+def model() -> FaceRenderer:
+    return FaceRenderer(RendererConfig.tiny())
+
+
+def test_forward_shapes_finite_and_ranges(model: FaceRenderer) -> None:
+    inputs = model.example_inputs(batch_size=3)
+    output = model(*inputs)
+    size, N = model.config.image_size, model.config.num_refs
+    assert output.image.shape == (3, 3, size, size)
+    assert output.warped.shape == (3, 3, size, size)
+    assert output.flows.shape == (3, N, 2, size, size)
+    assert output.weights.shape == (3, N, 1, size, size)
+    for tensor in output:
+        assert torch.isfinite(tensor).all()
+    assert output.image.min() >= 0 and output.image.max() <= 1
+    torch.testing.assert_close(output.weights.sum(dim=1), torch.ones(3, 1, size, size))
+
+
+def test_zero_motion_field_returns_the_input_exactly() -> None:
+    images = torch.rand(2, 3, 16, 24)
+    # exact up to float32 rounding of the sampling grid (a few ulps)
+    torch.testing.assert_close(warp(images, torch.zeros(2, 2, 16, 24)), images, rtol=0, atol=1e-5)
+
+
+def test_flow_moves_content_by_the_expected_number_of_pixels() -> None:
+    images = torch.zeros(1, 1, 8, 8)
+    images[0, 0, 3, 3] = 1.0
+    flow = torch.zeros(1, 2, 8, 8)
+    flow[:, 0] = 2.0 / 8  # sample one pixel to the right: content moves one pixel left
+    moved = warp(images, flow)
+    assert moved[0, 0, 3, 2] == pytest.approx(1.0, abs=1e-6)
+    assert moved[0, 0, 3, 3] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_untrained_renderer_warps_by_identity_and_fuses_the_references(model: FaceRenderer) -> None:
+    ref_images, ref_sketches, target_sketch, masked = model.example_inputs(batch_size=2)
+    same = ref_images[:, :1].expand_as(ref_images).contiguous()  # every reference the same image
+    output = model(same, ref_sketches, target_sketch, masked)
+    assert torch.equal(output.flows, torch.zeros_like(output.flows))
+    torch.testing.assert_close(output.warped, same[:, 0], rtol=0, atol=1e-5)
+
+
+def test_mask_lower_half_zeroes_exactly_the_lower_rows() -> None:
+    images = torch.rand(2, 5, 3, 8, 8) + 0.1
+    masked = mask_lower_half(images)
+    assert torch.equal(masked[..., 4:, :], torch.zeros_like(masked[..., 4:, :]))
+    assert torch.equal(masked[..., :4, :], images[..., :4, :])
+    assert images.min() > 0  # the input is left untouched
+
+
+def test_wrong_shapes_raise_value_error(model: FaceRenderer) -> None:
+    ref_images, ref_sketches, target_sketch, masked = model.example_inputs(batch_size=1)
+    with pytest.raises(ValueError, match="ref_images"):
+        model(ref_images[:, :, :, :-1], ref_sketches, target_sketch, masked)
+    with pytest.raises(ValueError, match="masked_target"):
+        model(ref_images, ref_sketches, target_sketch, masked[..., :-2])
+    with pytest.raises(ValueError, match="flow"):
+        warp(torch.rand(1, 3, 8, 8), torch.zeros(1, 3, 8, 8))
+
+
+def test_gradients_reach_every_parameter(model: FaceRenderer) -> None:
+    inputs = model.example_inputs(batch_size=2)
+    target = torch.rand(2, 3, model.config.image_size, model.config.image_size)
+    discriminator = PatchDiscriminator(PatchDiscriminatorConfig.tiny())
+    total, terms = generator_loss(model.config, model(*inputs), target, VGG19Features(), discriminator)
+    total.backward()
+    assert set(terms) == {"perceptual", "warp", "gan", "feature_matching"}
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == []
+
+
+def test_generator_loss_weights_follow_eq_17(model: FaceRenderer) -> None:
+    inputs = model.example_inputs(batch_size=2)
+    target = torch.rand(2, 3, model.config.image_size, model.config.image_size)
+    discriminator = PatchDiscriminator(PatchDiscriminatorConfig.tiny())
+    vgg = VGG19Features()
+    output = model(*inputs)
+    total, terms = generator_loss(model.config, output, target, vgg, discriminator)
+    expected = 4 * terms["perceptual"] + 4 * terms["warp"] + 0.25 * terms["gan"] + terms["feature_matching"]
+    torch.testing.assert_close(total.detach(), expected)
+    torch.testing.assert_close(terms["warp"], warp_loss(vgg, output, target).detach())
+
+
+def test_training_steps_lower_the_reconstruction_loss(model: FaceRenderer) -> None:
+    inputs = model.example_inputs(batch_size=2)
+    target = inputs[0][:, 0]
+    optimiser = torch.optim.Adam(model.parameters(), lr=5e-3)
+    losses = []
+    for _ in range(20):
+        loss = torch.nn.functional.l1_loss(model(*inputs).image, target)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
+
+
+def test_safetensors_round_trip_gives_identical_outputs(model: FaceRenderer, tmp_path: Path) -> None:
+    inputs = model.example_inputs(batch_size=2)
+    with torch.no_grad():
+        model.flow_estimator.flow_head.weight.normal_(std=0.01)  # a non-trivial motion field
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    restored = build_model("renderer", json.loads(json.dumps(model.config.to_dict())))
+    restored.load_state_dict(load_file(tmp_path / "model.safetensors"))
+    with torch.no_grad():
+        for before, after in zip(model(*inputs), restored(*inputs), strict=True):
+            assert torch.equal(before, after)
+
+
+def test_config_json_round_trip_and_paper_values() -> None:
+    for config in (RendererConfig.paper(), RendererConfig.tiny()):
+        assert RendererConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
+    paper = RendererConfig.paper()
+    assert (paper.image_size, paper.num_refs) == (128, 5)
+    assert (paper.perceptual_weight, paper.gan_weight, paper.feature_matching_weight) == (4.0, 0.25, 1.0)
+    with pytest.raises(ConfigError, match="unknown"):
+        RendererConfig.from_dict({"image_size": 128, "colour": 1})
+    with pytest.raises(ConfigError, match="divisible"):
+        RendererConfig(image_size=100)
