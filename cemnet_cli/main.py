@@ -1,20 +1,28 @@
 """The ``cemnet`` command: assembles the Typer app from one module per command group.
 
-Core functions raise :class:`cemnet_core.errors.CemnetError`; :func:`main` prints that one message and exits
-non-zero. ``--debug`` (or ``CEMNET_DEBUG=1``) shows the traceback instead.
+Core functions raise :class:`cemnet_core.errors.CemnetError`; every command is wrapped by
+:func:`report_errors`, which prints that one message and exits with the error's code (also under
+``typer.testing.CliRunner``); Ctrl-C prints one line and exits 130. ``--debug`` (or ``CEMNET_DEBUG=1``) shows
+the traceback instead.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cemnet_core import __version__
 from cemnet_core.errors import CemnetError, Interrupted
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 app = typer.Typer(
     name="cemnet",
@@ -25,6 +33,51 @@ app = typer.Typer(
     add_completion=False,
 )
 err_console = Console(stderr=True)
+_state = {"debug": False}  # set by --debug on each invocation
+
+
+def debug_enabled() -> bool:
+    """True when tracebacks should be shown (``--debug`` on this invocation, or ``CEMNET_DEBUG=1``)."""
+    return _state["debug"] or os.environ.get("CEMNET_DEBUG", "") not in ("", "0")
+
+
+def print_error(exc: CemnetError) -> None:
+    """Print a user error as one line on stderr."""
+    err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+
+
+def report_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Wrap a command: CemnetError -> one line + its exit code; Ctrl-C -> one line + 130 (unless --debug)."""
+    if getattr(command, "__cemnet_guarded__", False):
+        return command
+
+    @functools.wraps(command)
+    def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except CemnetError as exc:
+            if debug_enabled():
+                raise
+            print_error(exc)
+            raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            if debug_enabled():
+                raise
+            err_console.print("[yellow]interrupted[/]: stopped by Ctrl-C; finished work was kept.")
+            raise typer.Exit(Interrupted.exit_code) from None
+
+    guarded.__cemnet_guarded__ = True  # type: ignore[attr-defined]
+    return guarded
+
+
+def guard_commands(typer_app: typer.Typer) -> None:
+    """Apply :func:`report_errors` to every command of ``typer_app`` and of its sub-groups (idempotent)."""
+    for info in typer_app.registered_commands:
+        if info.callback is not None:
+            info.callback = report_errors(info.callback)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            guard_commands(group.typer_instance)
 
 
 def _version(value: bool) -> None:
@@ -40,33 +93,36 @@ def _root(
     ] = False,
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
 ) -> None:
-    if debug:
-        os.environ["CEMNET_DEBUG"] = "1"
+    _state["debug"] = debug
 
 
 # Command groups register themselves here, one line each (keep the list sorted).
+from cemnet_cli import preprocess_cmd  # noqa: E402, I001
+from cemnet_cli import synth_cmd  # noqa: E402
 from cemnet_cli import weights_cmd  # noqa: E402
 
+preprocess_cmd.register(app)
+synth_cmd.register(app)
 weights_cmd.register(app)
 
-
-def _debug() -> bool:
-    return os.environ.get("CEMNET_DEBUG", "") not in ("", "0") or "--debug" in sys.argv
+guard_commands(app)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``cemnet`` script."""
+    if "--debug" in (argv if argv is not None else sys.argv[1:]):
+        _state["debug"] = True
     try:
         app(args=argv, standalone_mode=True)
-    except KeyboardInterrupt:
-        if _debug():
+    except KeyboardInterrupt:  # outside a command (while importing or parsing)
+        if debug_enabled():
             raise
         err_console.print("[yellow]interrupted[/]: stopped by Ctrl-C; finished work was kept.")
         sys.exit(Interrupted.exit_code)
     except CemnetError as exc:
-        if _debug():
+        if debug_enabled():
             raise
-        err_console.print(f"[bold red]error[/]: {exc}", highlight=False, soft_wrap=True)
+        print_error(exc)
         sys.exit(exc.exit_code)
 
 
