@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.weights import load_release, load_state_into, save_release
 
 LIP_FRAMES = 5
 LIP_SIZE = 224
@@ -421,3 +422,23 @@ def syncnet_from_state(state: dict[str, torch.Tensor], config: SyncNetConfig | N
     full = {key: state.get(key, own[key]) for key in own}
     model.load_state_dict(full)
     return model
+
+
+def convert_syncnet_checkpoint(src: str | Path, dst: str | Path, config: SyncNetConfig | None = None) -> Path:
+    """Convert syncnet_python's ``syncnet_v2.model`` into a release folder (kind ``syncnet``) at ``dst``.
+
+    The original is read once with ``torch.load(weights_only=True)``; keys already carry the ``S`` names, so
+    the mapping only strips wrapper prefixes and fills missing ``num_batches_tracked`` counters.
+    Returns the folder (``model.safetensors`` + ``config.json``).
+    """
+    config = config or SyncNetConfig.paper()
+    model = syncnet_from_state(load_syncnet_state(src), config)
+    return save_release(dst, model, "syncnet", config)
+
+
+def load_syncnet(folder: str | Path) -> SyncNet:
+    """A :class:`SyncNet` in eval mode from a release folder (see :func:`convert_syncnet_checkpoint`)."""
+    release = load_release(folder, kind="syncnet")
+    model = SyncNet(SyncNetConfig.from_dict(release.config))
+    load_state_into(model, release)
+    return model.eval()
