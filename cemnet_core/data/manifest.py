@@ -10,7 +10,8 @@ the training stages need from it:
 - groupings: :func:`group_by` (e.g. same speaker + same sentence for the AEE pairs of Sec. III-B);
 - speaker-held-out splits: :func:`split_records` assigns whole speakers to train / val / test with a seed,
   so evaluation faces and voices are never seen in training (Sec. IV-A). With too few speakers it falls
-  back to a clip-level split and logs a warning saying so.
+  back to a clip-level split and logs a warning saying so. A corpus that ships its own split (LRS2's
+  filelists, written by preprocessing as a ``split`` key on every line) keeps it.
 """
 
 from __future__ import annotations
@@ -199,23 +200,34 @@ def split_speakers(
     return {name: sorted(group) for name, group in _assign(units, seed, counts).items()}
 
 
+def corpus_split(record: ClipRecord) -> str:
+    """The split the corpus itself gives a clip (``manifest.jsonl`` key ``split``), or ``""``."""
+    value = record.extra.get("split", "")
+    return value if isinstance(value, str) else ""
+
+
 def split_records(
     records: list[ClipRecord],
     split: str,
     seed: int = 0,
     fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
+    use_corpus_split: bool = True,
 ) -> list[ClipRecord]:
     """The records of one split (``train``, ``val``, ``test`` or ``all``), in manifest order.
 
-    Splits are speaker-held-out (:func:`split_speakers`). With fewer speakers than used splits, clips are
-    split instead (a warning is logged: val/test then share speakers with train). Raises ``DataError`` for
-    an unknown split name or an empty result.
+    If ``use_corpus_split`` and every record carries a corpus split (``train``/``val``/``test``, e.g. from
+    LRS2's filelists), that split is used. Otherwise splits are speaker-held-out (:func:`split_speakers`,
+    with ``seed`` and ``fractions``); with fewer speakers than used splits, clips are split instead (a
+    warning is logged: val/test then share speakers with train). Raises ``DataError`` for an unknown split
+    name or an empty result.
     """
     _check_split(split, fractions)
     if split == "all":
         return list(records)
     by_speaker = split_speakers(speakers(records), seed, fractions)
-    if by_speaker is not None:
+    if use_corpus_split and all(corpus_split(record) in SPLITS[:3] for record in records):
+        selected = [record for record in records if corpus_split(record) == split]
+    elif by_speaker is not None:
         chosen = set(by_speaker[split])
         selected = [record for record in records if record.speaker in chosen]
     else:
@@ -231,6 +243,6 @@ def split_records(
         chosen_paths = set(_assign(paths, seed, counts)[split])
         selected = [record for record in records if str(record.path) in chosen_paths]
     if not selected:
-        raise DataError(f"split {split!r} is empty for fractions {fractions}: give it a positive fraction "
-                        "or use split='all'")
+        raise DataError(f"split {split!r} is empty (fractions {fractions}, corpus splits used: "
+                        f"{use_corpus_split}): give it a positive fraction or use split='all'")
     return selected

@@ -139,3 +139,14 @@ def test_too_few_speakers_falls_back_to_clip_split_with_warning(
     assert (len(paths["train"]), len(paths["val"]), len(paths["test"])) == (16, 2, 2)
     assert not paths["train"] & paths["val"] and not paths["train"] & paths["test"]
     assert not paths["val"] & paths["test"]
+
+
+def test_corpus_split_is_kept_when_every_clip_has_one(tmp_path: Path) -> None:
+    lines = [_line(f"V{i:02d}", "", "00001", split=("train", "val", "test")[i % 3]) for i in range(9)]
+    records = read_manifest(_write(tmp_path / "lrs2", lines))
+    assert [r.speaker for r in split_records(records, "val", seed=5)] == ["V01", "V04", "V07"]
+    own = split_records(records, "val", seed=5, use_corpus_split=False)  # speaker-held-out instead
+    assert len(own) == 1
+    lines[0]["split"] = ""  # one clip without a corpus split: the seeded speaker split applies
+    records = read_manifest(_write(tmp_path / "mixed", lines))
+    assert [r.speaker for r in split_records(records, "val", seed=5)] == [r.speaker for r in own]
