@@ -410,6 +410,9 @@ def fit(
     try:
         with progress, _InterruptFlag() as interrupt:
             while step < config.steps and not loop_state["stopped_early"]:
+                set_epoch = getattr(task.train_data, "set_epoch", None)
+                if set_epoch is not None:  # datasets that draw new windows per epoch (data/datasets.py)
+                    set_epoch(sampler.epoch)
                 loader = DataLoader(
                     task.train_data,
                     batch_sampler=list(sampler.epoch_batches()),
