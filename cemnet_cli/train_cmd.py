@@ -1,0 +1,50 @@
+"""``cemnet train <stage>`` and ``cemnet export RUN DST``: thin wrappers over ``train.stages``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from cemnet_cli.options import ConfigOption, DataOption, DeviceOption, OverridesOption, RunOption
+from cemnet_core.train.stages import STAGES, export_run, train_stage
+
+
+def train_command(
+    stage: Annotated[str, typer.Argument(help=f"Stage to train: {', '.join(STAGES)}.")],
+    data: DataOption,
+    run: RunOption,
+    config: ConfigOption = None,
+    overrides: OverridesOption = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --run exactly.")] = False,
+    device: DeviceOption = None,
+    steps: Annotated[
+        int | None, typer.Option("--steps", help="Total optimiser steps (overrides loop.steps).", min=1)
+    ] = None,
+) -> None:
+    """Train one stage; checkpoints, metrics and the resolved config go to --run (torchrun-ready)."""
+    result = train_stage(stage, data, run, config, overrides or [], resume, device, steps)
+    how = "stopped early" if result.stopped_early else "finished"
+    best = (
+        f"; best val {result.best_metric:.5g} at step {result.best_step}"
+        if result.best_metric is not None
+        else ""
+    )
+    Console().print(f"{stage}: {how} at step {result.step}{best}; run folder {run}", highlight=False)
+
+
+def export_command(
+    run: Annotated[Path, typer.Argument(help="Training run folder.")],
+    dst: Annotated[Path, typer.Argument(help="Folder to write release folders into.")],
+) -> None:
+    """Write a run's trained models as release folders (model.safetensors + config.json)."""
+    for folder in export_run(run, dst):
+        Console().print(f"wrote {folder}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``train`` and ``export`` to the ``cemnet`` app."""
+    app.command("train")(train_command)
+    app.command("export")(export_command)

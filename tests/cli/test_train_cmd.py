@@ -1,0 +1,44 @@
+"""``cemnet train`` / ``cemnet export`` end to end on a tiny corpus."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from cemnet_cli.main import app
+from cemnet_core.errors import ConfigError, InputError
+from cemnet_core.weights import load_release
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
+from corpus import make_corpus
+
+runner = CliRunner()
+TINY = ["--set", "preset=tiny", "--set", "loop.tensorboard=false", "--set", "loop.progress=false"]
+
+
+def test_train_resume_and_export(tmp_path: Path) -> None:
+    data = make_corpus(tmp_path / "data")
+    run = tmp_path / "run"
+    base = ["train", "a2m", "--data", str(data), "--run", str(run), "--device", "cpu"]
+    first = runner.invoke(app, [*base, *TINY, "--steps", "4"])
+    assert first.exit_code == 0, first.output
+    assert "finished at step 4" in first.stdout
+    assert 'stage = "a2m"' in (run / "config.toml").read_text()
+    again = runner.invoke(app, [*base, "--resume", "--steps", "6"])
+    assert again.exit_code == 0, again.output
+    assert "finished at step 6" in again.stdout
+    exported = runner.invoke(app, ["export", str(run), str(tmp_path / "release")])
+    assert exported.exit_code == 0, exported.output
+    assert load_release(tmp_path / "release" / "audio_to_mouth").kind == "audio_to_mouth"
+
+
+def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
+    base = ["train", "a2m", "--data", str(tmp_path), "--run", str(tmp_path / "run")]
+    typo = runner.invoke(app, [*base, "--set", "loop.step=3"])
+    assert typo.exit_code == ConfigError.exit_code and "did you mean 'steps'" in typo.stderr
+    unknown = runner.invoke(app, ["train", "nope", "--data", str(tmp_path), "--run", str(tmp_path / "r")])
+    assert unknown.exit_code == ConfigError.exit_code and "a2m" in unknown.stderr
+    missing = runner.invoke(app, [*base, "--resume"])
+    assert missing.exit_code == InputError.exit_code and "no config.toml" in missing.stderr
