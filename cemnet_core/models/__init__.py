@@ -20,6 +20,7 @@ from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
+from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXception, MiniXceptionConfig
 from cemnet_core.models.renderer import FaceRenderer, RendererConfig
 from cemnet_core.models.syncnet import SyncNet, SyncNetConfig
@@ -27,6 +28,7 @@ from cemnet_core.models.syncnet import SyncNet, SyncNetConfig
 MODEL_KINDS: dict[str, tuple[type, type[nn.Module]]] = {
     "audio_to_mouth": (AudioToMouthConfig, AudioToMouth),
     "emotion_enhancer": (EmotionEnhancerConfig, EmotionEnhancer),
+    "emotion_memory": (EmotionBridgingMemoryConfig, EmotionBridgingMemory),
     "image_emotion": (MiniXceptionConfig, ImageEmotionExtractor),
     "mini_xception": (MiniXceptionConfig, MiniXception),
     "patch_discriminator": (PatchDiscriminatorConfig, PatchDiscriminator),
