@@ -128,6 +128,7 @@ def main() -> None:
     if on_gpu:
         torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 baseline is true fp32
         torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cudnn.benchmark = True
         print(f"device: {torch.cuda.get_device_name(device)}, torch {torch.__version__}")
     else:
         print(f"device: cpu ({torch.get_num_threads()} threads), torch {torch.__version__}")
