@@ -1,0 +1,321 @@
+"""The CEM-Net inference pipeline over tensors: references + audio -> emotional mouth landmarks -> frames.
+
+It chains the trained sub-models of Sec. III in the order of Fig. 2 of the paper:
+
+    reference landmarks, mel windows, pose -> Audio2Mouth (Sec. III-A, Eq. 1) -> mouth m (B, T, 57, 2)
+    driving mel segment                    -> AEE emotion encoder (Sec. III-B) -> target emotion (B, De)
+    reference faces                        -> image emotion extractor          -> source emotion (B, Ds)
+    reference identity (dlib, 128-d)
+    (target, source, identity, m)          -> Emotion Bridging Memory (Sec. III-C, Eqs. 8-13)
+                                           -> emotion-aware mouth (B, T, 57, 2)
+    references + sketches + target sketch  -> renderer (Sec. III-D, Eqs. 14-16) -> frames (B, 3, H, W)
+
+Used by ``cemnet generate`` (:mod:`cemnet_core.generate`) and by evaluation, so it does no file I/O beyond
+loading its weights in :meth:`CEMNetPipeline.from_bundle`; every method takes and returns tensors.
+
+Choices where the paper is silent (documented here once):
+
+- ``intensity`` scales the emotional displacement the EBM adds to the Audio2Mouth motion:
+  ``mouth = m + intensity * (EBM(m) - m)``; 1 is the model as trained, 0 the emotion-agnostic mouth.
+- An emotion *label* override (``emotion_label``) has no embedding of its own in the paper. The pipeline
+  finds one in the AEE's emotion space: starting from the audio's own embedding it descends the
+  cross-entropy of the AEE emotion classifier ``C_e`` (Eq. 7) towards the label for a fixed number of
+  steps (:meth:`CEMNetPipeline.label_emotion`), so the target stays an embedding the EBM was trained on.
+- Ablation ``use_aee=False``: the paper swaps the AEE encoder for a generic speech emotion classifier
+  (Table IV); none is available offline, so the target emotion is a zero vector (no audio emotion cue).
+  ``use_ebm=False`` returns the Audio2Mouth mouth unchanged (the "w/o EBM" row).
+
+Shape notation::
+
+    B  batch (windows or frames)   N  reference images   T  video frames of a window (<= A2M num_frames)
+    S  mel frames                  F  mel bins (80)      De, Ds  target / source emotion widths
+    H, W  renderer image size      K  landmarks (135 ALL, 78 POSE, 57 MOUTH)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE, draw_sketch
+from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.models import build_model
+from cemnet_core.models.renderer import mask_lower_half
+from cemnet_core.weights import load_release, load_state_into
+
+# A weights bundle for generation is a folder with one release folder per stage, as `cemnet export RUN DST`
+# writes them (each stage exports into DST/<name>/; the a2m stage's name is "audio_to_mouth"). For each
+# role: (model kind, folder names tried in order; the first is what export writes, the rest are aliases).
+WEIGHT_BUNDLE_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "audio_to_mouth": ("audio_to_mouth", ("audio_to_mouth", "a2m")),
+    "emotion_enhancer": ("emotion_enhancer", ("emotion_enhancer", "aee")),
+    "image_emotion": ("image_emotion", ("image_emotion",)),
+    "emotion_memory": ("emotion_memory", ("emotion_memory", "ebm")),
+    "renderer": ("renderer", ("renderer",)),
+}
+LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
+LABEL_LR = 0.1
+IDENTITY_DIM = 128
+
+
+def default_device() -> torch.device:
+    """CUDA when present, else CPU (STYLE section 7)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def find_release(bundle: str | os.PathLike[str], role: str) -> Path:
+    """The release folder of ``role`` (a key of :data:`WEIGHT_BUNDLE_LAYOUT`) inside a weights bundle.
+
+    Raises:
+        WeightsError: the bundle folder or the role's release folder is missing.
+    """
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise WeightsError(f"weights folder {bundle} does not exist; give the folder `cemnet export` wrote")
+    _, names = WEIGHT_BUNDLE_LAYOUT[role]
+    for name in names:
+        if (bundle / name).is_dir():
+            return bundle / name
+    layout = ", ".join(f"{names[0]}/" for _, names in WEIGHT_BUNDLE_LAYOUT.values())
+    raise WeightsError(f"{bundle} has no {names[0]}/ release folder; a weights folder holds {layout} "
+                       f"(export each trained stage with `cemnet export RUN {bundle}`)")
+
+
+def load_stage(folder: str | os.PathLike[str], kind: str) -> nn.Module:
+    """Build the model of a release folder and load its weights, frozen in eval mode."""
+    release = load_release(folder, kind=kind)
+    model = build_model(release.kind, release.config)
+    load_state_into(model, release)
+    return model.eval().requires_grad_(False)
+
+
+class CEMNetPipeline(nn.Module):
+    """All trained stages of CEM-Net behind two calls: :meth:`predict_mouth` and :meth:`render`.
+
+    Args:
+        audio_to_mouth: :class:`~cemnet_core.models.audio_to_mouth.AudioToMouth`.
+        emotion_enhancer: :class:`~cemnet_core.models.emotion_enhancement.EmotionEnhancer` (AEE).
+        image_emotion: :class:`~cemnet_core.models.image_emotion.ImageEmotionExtractor`.
+        emotion_memory: :class:`~cemnet_core.models.emotion_memory.EmotionBridgingMemory`, or None when
+            ``use_ebm`` is False.
+        renderer: :class:`~cemnet_core.models.renderer.FaceRenderer`.
+        use_aee: take the target emotion from the driving audio (False: zero vector, the ablation).
+        use_ebm: apply the Emotion Bridging Memory (False: emotion-agnostic mouth, the ablation).
+    """
+
+    def __init__(
+        self,
+        audio_to_mouth: nn.Module,
+        emotion_enhancer: nn.Module,
+        image_emotion: nn.Module,
+        emotion_memory: nn.Module | None,
+        renderer: nn.Module,
+        *,
+        use_aee: bool = True,
+        use_ebm: bool = True,
+    ) -> None:
+        super().__init__()
+        if use_ebm and emotion_memory is None:
+            raise ConfigError("use_ebm=True needs an emotion_memory model; pass one or set use_ebm=False")
+        self.audio_to_mouth = audio_to_mouth
+        self.emotion_enhancer = emotion_enhancer
+        self.image_emotion = image_emotion
+        self.emotion_memory = emotion_memory
+        self.renderer = renderer
+        self.use_aee = use_aee
+        self.use_ebm = use_ebm
+        self.eval().requires_grad_(False)
+
+    @classmethod
+    def from_bundle(
+        cls,
+        bundle: str | os.PathLike[str],
+        device: str | torch.device | None = None,
+        *,
+        use_aee: bool = True,
+        use_ebm: bool = True,
+    ) -> CEMNetPipeline:
+        """Load every stage from a weights folder laid out as :data:`WEIGHT_BUNDLE_LAYOUT` says.
+
+        Raises:
+            WeightsError: a release folder is missing, unreadable or does not fit its model.
+        """
+        models: dict[str, Any] = {}
+        for role, (kind, _) in WEIGHT_BUNDLE_LAYOUT.items():
+            if role == "emotion_memory" and not use_ebm:
+                models[role] = None
+                continue
+            models[role] = load_stage(find_release(bundle, role), kind)
+        pipeline = cls(**models, use_aee=use_aee, use_ebm=use_ebm)
+        return pipeline.to(torch.device(device) if device is not None else default_device())
+
+    # ------------------------------------------------------------------ sizes
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the models' parameters."""
+        return next(self.audio_to_mouth.parameters()).device
+
+    @property
+    def window(self) -> int:
+        """Frames Audio2Mouth predicts per call (its ``num_frames``, T)."""
+        return int(self.audio_to_mouth.config.num_frames)
+
+    @property
+    def image_size(self) -> int:
+        """Side of the renderer's square frames."""
+        return int(self.renderer.config.image_size)
+
+    @property
+    def emotion_segment(self) -> int:
+        """Mel frames of one AEE segment (S)."""
+        return int(self.emotion_enhancer.config.segment_frames)
+
+    # ------------------------------------------------------------------ conditions
+
+    @torch.no_grad()
+    def source_emotion(self, faces: torch.Tensor) -> torch.Tensor:
+        """Source emotion of the references: mean image-emotion feature.
+
+        faces: (N, 3, H, W) RGB in [0, 1]. Returns (Ds,).
+        """
+        if faces.ndim != 4 or faces.shape[1] != 3:
+            raise ValueError(f"faces must be (N, 3, H, W) RGB in [0, 1], got {tuple(faces.shape)}")
+        features, _ = self.image_emotion(faces.to(self.device))  # (N, Ds)
+        return features.mean(dim=0)  # (Ds,)
+
+    @torch.no_grad()
+    def target_emotion(self, mel_segments: torch.Tensor) -> torch.Tensor:
+        """Target emotion of the driving audio: AEE emotion embedding per segment.
+
+        mel_segments: (B, S, F) with S = :attr:`emotion_segment`. Returns (B, De); zeros without AEE.
+        """
+        embedding = self.emotion_enhancer.emotion(mel_segments.to(self.device))  # (B, De)
+        return embedding if self.use_aee else torch.zeros_like(embedding)
+
+    def label_emotion(self, label: str, start: torch.Tensor) -> torch.Tensor:
+        """An AEE emotion embedding moved from ``start`` until the AEE classifier reads it as ``label``.
+
+        start: (B, De) embeddings to start from (the audio's). Returns (B, De). See the module docstring.
+        """
+        if label not in EMOTIONS:
+            raise ConfigError(f"unknown emotion {label!r}; use auto or one of {', '.join(EMOTIONS)}")
+        target = torch.full((start.shape[0],), EMOTIONS.index(label), dtype=torch.long, device=start.device)
+        embedding = start.detach().clone().requires_grad_(True)
+        optimizer = torch.optim.Adam([embedding], lr=LABEL_LR)
+        with torch.enable_grad():
+            for _ in range(LABEL_STEPS):
+                logits = self.emotion_enhancer.classify_emotion(embedding)  # (B, E)
+                if (logits.argmax(dim=-1) == target).all():
+                    break
+                optimizer.zero_grad()
+                F.cross_entropy(logits, target).backward()
+                optimizer.step()
+        return embedding.detach()
+
+    # ------------------------------------------------------------------ landmarks
+
+    @torch.no_grad()
+    def predict_mouth(
+        self,
+        ref_landmarks: torch.Tensor,
+        mel: torch.Tensor,
+        pose: torch.Tensor,
+        emotion_mel: torch.Tensor,
+        source_emotion: torch.Tensor,
+        identity: torch.Tensor,
+        emotion_label: str | None = None,
+        intensity: float = 1.0,
+    ) -> torch.Tensor:
+        """Emotion-aware mouth landmarks of ``B`` windows of ``T`` frames.
+
+        Args:
+            ref_landmarks: (B, N, 135, 2) ``ALL`` landmarks of the references, crop-normalised.
+            mel: (B, T, 16, 80) mel window of each frame.
+            pose: (B, T, 78, 2) ``POSE`` landmarks of each frame, crop-normalised.
+            emotion_mel: (B, S, 80) driving mel segment around each window (AEE input).
+            source_emotion: (B, Ds) or (Ds,) source emotion of the references.
+            identity: (B, 128) or (128,) identity embedding of the references.
+            emotion_label: None to follow the audio, or one of ``EMOTIONS`` to override it.
+            intensity: scale of the emotional displacement (module docstring).
+
+        Returns:
+            mouth: (B, T, 57, 2) ``MOUTH`` landmarks, crop-normalised.
+        """
+        device = self.device
+        B = mel.shape[0]
+        if emotion_mel.ndim != 3 or emotion_mel.shape[0] != B:
+            raise ValueError(f"emotion_mel must be ({B}, S, 80), got {tuple(emotion_mel.shape)}")
+        mouth = self.audio_to_mouth(ref_landmarks.to(device), mel.to(device), pose.to(device))  # (B,T,57,2)
+        if not self.use_ebm:
+            return mouth
+        target = self.target_emotion(emotion_mel)  # (B, De)
+        if emotion_label is not None:
+            target = self.label_emotion(emotion_label, target)
+        source = source_emotion.to(device)
+        source = source.expand(B, -1) if source.ndim == 1 else source  # (B, Ds)
+        ident = identity.to(device)
+        ident = ident.expand(B, -1) if ident.ndim == 1 else ident  # (B, 128)
+        if ident.shape != (B, IDENTITY_DIM):
+            raise ValueError(f"identity must be ({IDENTITY_DIM},) or ({B}, {IDENTITY_DIM}), got "
+                             f"{tuple(identity.shape)}")
+        assert self.emotion_memory is not None
+        emotional = self.emotion_memory(target, source, ident, mouth).mouth  # (B, T, 57, 2)
+        return mouth + intensity * (emotional - mouth)
+
+    # ------------------------------------------------------------------ frames
+
+    def sketches(self, landmarks: torch.Tensor) -> torch.Tensor:
+        """Landmark sketches the renderer sees: (..., 135, 2) crop-normalised -> (..., 3, H, W) in [0, 1]."""
+        if landmarks.shape[-2:] != (N_ALL, 2):
+            raise ValueError(f"landmarks must be (..., {N_ALL}, 2), got {tuple(landmarks.shape)}")
+        flat = landmarks.detach().reshape(-1, N_ALL, 2).cpu().numpy()  # (M, 135, 2)
+        size = self.image_size
+        drawn = np.stack([draw_sketch(points, size=size) for points in flat])  # (M, H, W, 3)
+        images = torch.from_numpy(drawn).permute(0, 3, 1, 2).float() / 255.0  # (M, 3, H, W)
+        return images.reshape(*landmarks.shape[:-2], 3, size, size).to(self.device)
+
+    @torch.no_grad()
+    def render(
+        self,
+        ref_images: torch.Tensor,
+        ref_sketches: torch.Tensor,
+        landmarks: torch.Tensor,
+        target_images: torch.Tensor,
+    ) -> torch.Tensor:
+        """Render one frame per target landmark set (Sec. III-D).
+
+        Args:
+            ref_images: (B, N, 3, H, W) reference crops in [0, 1] (or (N, 3, H, W), shared by the batch).
+            ref_sketches: same shape, the references' sketches (:meth:`sketches` of their landmarks).
+            landmarks: (B, 135, 2) ``ALL`` landmarks of the frames to render (pose + predicted mouth).
+            target_images: (B, 3, H, W) the pose frames' crops; their lower half is masked here.
+
+        Returns:
+            frames: (B, 3, H, W) in [0, 1].
+        """
+        B = landmarks.shape[0]
+        device = self.device
+        if ref_images.ndim == 4:
+            ref_images = ref_images.unsqueeze(0).expand(B, -1, -1, -1, -1)  # (B, N, 3, H, W)
+            ref_sketches = ref_sketches.unsqueeze(0).expand(B, -1, -1, -1, -1)
+        target_sketch = self.sketches(landmarks)  # (B, 3, H, W)
+        masked = mask_lower_half(target_images.to(device))  # (B, 3, H, W)
+        output = self.renderer(ref_images.to(device), ref_sketches.to(device), target_sketch, masked)
+        return output.image
+
+
+def compose_landmarks(pose: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
+    """``ALL``-ordered landmarks from pose (..., 78, 2) and mouth (..., 57, 2) -> (..., 135, 2)."""
+    leading_equal = pose.shape[:-2] == mouth.shape[:-2]
+    if pose.shape[-2:] != (N_POSE, 2) or mouth.shape[-2:] != (N_MOUTH, 2) or not leading_equal:
+        raise ValueError(f"pose must be (..., {N_POSE}, 2) and mouth (..., {N_MOUTH}, 2) with equal leading "
+                         f"dims, got {tuple(pose.shape)} and {tuple(mouth.shape)}")
+    return torch.cat([pose, mouth], dim=-2)  # (..., 135, 2): ALL = POSE + LIPS + JAW

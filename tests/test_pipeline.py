@@ -1,0 +1,212 @@
+"""CEMNetPipeline: tiny randomly initialised stages, loaded from release folders and run on tensors.
+
+``tiny_models`` and ``save_tiny_bundle`` are reused by tests/test_generate.py.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE
+from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
+from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
+from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
+from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
+from cemnet_core.models.renderer import FaceRenderer, RendererConfig
+from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT, CEMNetPipeline, compose_landmarks, find_release
+from cemnet_core.weights import save_release
+
+
+def tiny_configs() -> dict[str, object]:
+    """Tiny configs of every stage with matching widths (AEE emotion -> EBM target, image -> EBM source)."""
+    aee = EmotionEnhancerConfig.tiny()
+    image = MiniXceptionConfig.tiny()
+    ebm = EmotionBridgingMemoryConfig(
+        target_emotion_dim=aee.emotion_dim, source_emotion_dim=image.feature_dim, identity_dim=128, dim=16,
+        key_dim=12, hidden=16, memory_slots=5, landmark_base_channels=2, landmark_residual_blocks=1,
+    )  # fmt: skip
+    return {
+        "audio_to_mouth": AudioToMouthConfig.tiny(),
+        "emotion_enhancer": aee,
+        "image_emotion": image,
+        "emotion_memory": ebm,
+        "renderer": RendererConfig.tiny(),
+    }
+
+
+def tiny_models(seed: int = 0) -> dict[str, torch.nn.Module]:
+    """Randomly initialised tiny models of every stage, keyed by pipeline role."""
+    torch.manual_seed(seed)
+    c = tiny_configs()
+    models = {
+        "audio_to_mouth": AudioToMouth(c["audio_to_mouth"]),
+        "emotion_enhancer": EmotionEnhancer(c["emotion_enhancer"]),
+        "image_emotion": ImageEmotionExtractor(c["image_emotion"]),
+        "emotion_memory": EmotionBridgingMemory(c["emotion_memory"]),
+        "renderer": FaceRenderer(c["renderer"]),
+    }
+    # An untrained EBM decoder adds almost nothing; push its output so emotion switches are visible.
+    with torch.no_grad():
+        for parameter in models["emotion_memory"].parameters():
+            parameter.mul_(3.0)
+    return models
+
+
+def save_tiny_bundle(folder: Path, seed: int = 0) -> Path:
+    """A weights folder with one release per stage, laid out as WEIGHT_BUNDLE_LAYOUT says."""
+    for role, model in tiny_models(seed).items():
+        kind, names = WEIGHT_BUNDLE_LAYOUT[role]
+        save_release(folder / names[0], model, kind, model.config)
+    return folder
+
+
+def _inputs(pipeline: CEMNetPipeline, batch: int = 2) -> dict[str, torch.Tensor]:
+    T, S = pipeline.window, pipeline.emotion_segment
+    return {
+        "ref_landmarks": torch.rand(batch, 2, N_ALL, 2),
+        "mel": torch.rand(batch, T, 16, 80) * 8 - 4,
+        "pose": torch.rand(batch, T, N_POSE, 2),
+        "emotion_mel": torch.rand(batch, S, 80) * 8 - 4,
+        "source_emotion": pipeline.source_emotion(torch.rand(3, 3, 32, 32)),
+        "identity": torch.nn.functional.normalize(torch.randn(128), dim=0),
+    }
+
+
+@pytest.fixture
+def pipeline() -> CEMNetPipeline:
+    models = tiny_models()
+    return CEMNetPipeline(**models)
+
+
+def test_predict_mouth_shapes_and_finite(pipeline: CEMNetPipeline) -> None:
+    mouth = pipeline.predict_mouth(**_inputs(pipeline))
+    assert mouth.shape == (2, pipeline.window, N_MOUTH, 2)
+    assert torch.isfinite(mouth).all()
+
+
+def test_without_ebm_equals_audio_to_mouth(pipeline: CEMNetPipeline) -> None:
+    inputs = _inputs(pipeline)
+    expected = pipeline.audio_to_mouth(inputs["ref_landmarks"], inputs["mel"], inputs["pose"])
+    ablated = CEMNetPipeline(**{**tiny_models(), "emotion_memory": None}, use_ebm=False)
+    assert torch.equal(ablated.predict_mouth(**inputs), expected)
+    with_ebm = pipeline.predict_mouth(**inputs)
+    assert not torch.allclose(with_ebm, expected)
+
+
+def test_intensity_scales_the_emotional_displacement(pipeline: CEMNetPipeline) -> None:
+    inputs = _inputs(pipeline)
+    agnostic = pipeline.audio_to_mouth(inputs["ref_landmarks"], inputs["mel"], inputs["pose"])
+    full = pipeline.predict_mouth(**inputs, intensity=1.0)
+    half = pipeline.predict_mouth(**inputs, intensity=0.5)
+    assert torch.allclose(pipeline.predict_mouth(**inputs, intensity=0.0), agnostic)
+    assert torch.allclose(half - agnostic, 0.5 * (full - agnostic), atol=1e-6)
+
+
+def test_without_aee_the_target_emotion_is_zero(pipeline: CEMNetPipeline) -> None:
+    inputs = _inputs(pipeline)
+    ablated = CEMNetPipeline(**tiny_models(), use_aee=False)
+    assert ablated.target_emotion(inputs["emotion_mel"]).abs().sum() == 0
+    assert pipeline.target_emotion(inputs["emotion_mel"]).abs().sum() > 0
+    assert not torch.allclose(ablated.predict_mouth(**inputs), pipeline.predict_mouth(**inputs))
+
+
+def test_label_override_finds_embeddings_the_classifier_reads_as_that_label(pipeline: CEMNetPipeline) -> None:
+    # C_e = Linear -> ReLU -> Linear set to logits = relu(embedding + 1): every label is reachable and no
+    # unit is dead near the embeddings (a random tiny classifier may have both problems; a trained one not).
+    with torch.no_grad():
+        classifier = pipeline.emotion_enhancer.emotion_classifier
+        for layer, bias in ((classifier[0], 1.0), (classifier[2], 0.0)):
+            layer.weight.copy_(torch.eye(len(EMOTIONS)))
+            layer.bias.fill_(bias)
+    start = pipeline.target_emotion(torch.rand(4, pipeline.emotion_segment, 80) * 8 - 4)
+    classify = pipeline.emotion_enhancer.classify_emotion
+    for label in ("happy", "sad"):
+        embedding = pipeline.label_emotion(label, start)
+        assert (classify(embedding).argmax(dim=-1) == EMOTIONS.index(label)).all()
+        assert (embedding - start).norm(dim=-1).max() < 3.0  # found near the audio's embedding
+    inputs = _inputs(pipeline)
+    happy = pipeline.predict_mouth(**inputs, emotion_label="happy")
+    sad = pipeline.predict_mouth(**inputs, emotion_label="sad")
+    assert not torch.allclose(happy, sad)
+    with pytest.raises(ConfigError, match="unknown emotion"):
+        pipeline.label_emotion("bored", start)
+
+
+def test_render_shapes_and_range(pipeline: CEMNetPipeline) -> None:
+    size = pipeline.image_size
+    ref_landmarks = torch.rand(2, N_ALL, 2) * 0.6 + 0.2
+    refs = torch.rand(2, 3, size, size)
+    frames = pipeline.render(refs, pipeline.sketches(ref_landmarks), torch.rand(4, N_ALL, 2),
+                             torch.rand(4, 3, size, size))
+    assert frames.shape == (4, 3, size, size)
+    assert frames.min() >= 0 and frames.max() <= 1
+
+
+def test_sketches_draw_the_landmarks(pipeline: CEMNetPipeline) -> None:
+    points = torch.rand(3, N_ALL, 2) * 0.6 + 0.2
+    sketches = pipeline.sketches(points)
+    assert sketches.shape == (3, 3, pipeline.image_size, pipeline.image_size)
+    assert (sketches.flatten(1).amax(dim=1) > 0).all()
+    assert not torch.equal(sketches[0], sketches[1])
+
+
+def test_compose_landmarks_orders_pose_then_mouth() -> None:
+    pose, mouth = torch.zeros(2, N_POSE, 2), torch.ones(2, N_MOUTH, 2)
+    combined = compose_landmarks(pose, mouth)
+    assert combined.shape == (2, N_ALL, 2)
+    assert combined[:, :N_POSE].sum() == 0 and combined[:, N_POSE:].min() == 1
+    with pytest.raises(ValueError, match="pose must be"):
+        compose_landmarks(mouth, pose)
+
+
+def test_from_bundle_round_trip_gives_identical_outputs(tmp_path: Path, pipeline: CEMNetPipeline) -> None:
+    save_tiny_bundle(tmp_path / "w")
+    loaded = CEMNetPipeline.from_bundle(tmp_path / "w", "cpu")
+    inputs = _inputs(pipeline)
+    assert torch.equal(loaded.predict_mouth(**inputs), pipeline.predict_mouth(**inputs))
+    assert not any(p.requires_grad for p in loaded.parameters())
+    assert not loaded.training
+
+
+def test_from_bundle_accepts_short_folder_aliases(tmp_path: Path) -> None:
+    bundle = save_tiny_bundle(tmp_path / "w")
+    (bundle / "audio_to_mouth").rename(bundle / "a2m")
+    assert find_release(bundle, "audio_to_mouth") == bundle / "a2m"
+    assert CEMNetPipeline.from_bundle(bundle, "cpu").window == AudioToMouthConfig.tiny().num_frames
+
+
+def test_from_bundle_without_ebm_needs_no_ebm_release(tmp_path: Path) -> None:
+    bundle = save_tiny_bundle(tmp_path / "w")
+    for child in (bundle / "emotion_memory").iterdir():
+        child.unlink()
+    (bundle / "emotion_memory").rmdir()
+    with pytest.raises(WeightsError, match="emotion_memory/"):
+        CEMNetPipeline.from_bundle(bundle, "cpu")
+    assert CEMNetPipeline.from_bundle(bundle, "cpu", use_ebm=False).emotion_memory is None
+
+
+def test_from_bundle_missing_or_corrupt_weights(tmp_path: Path) -> None:
+    with pytest.raises(WeightsError, match="does not exist"):
+        CEMNetPipeline.from_bundle(tmp_path / "nothing", "cpu")
+    bundle = save_tiny_bundle(tmp_path / "w")
+    (bundle / "renderer" / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(WeightsError, match="unreadable safetensors"):
+        CEMNetPipeline.from_bundle(bundle, "cpu")
+    bundle = save_tiny_bundle(tmp_path / "w2")
+    config_file = bundle / "renderer" / "config.json"
+    document = json.loads(config_file.read_text())
+    document["config"]["generator_channels"] = [4, 8]
+    config_file.write_text(json.dumps(document))
+    with pytest.raises(WeightsError, match="does not fit"):
+        CEMNetPipeline.from_bundle(bundle, "cpu")
+
+
+def test_use_ebm_needs_a_memory_model() -> None:
+    with pytest.raises(ConfigError, match="emotion_memory"):
+        CEMNetPipeline(**{**tiny_models(), "emotion_memory": None})
