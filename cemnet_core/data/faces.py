@@ -4,10 +4,17 @@ The paper (Sec. IV-A) crops faces and extracts facial landmarks with MediaPipe; 
 same way for every source of faces in the project:
 
 - clips: :class:`FaceTracker` runs the Face Landmarker in VIDEO mode (its own tracking between frames,
-  strictly increasing timestamps) over chunks of frames. It asks for ``num_faces >= 2`` faces so that it
-  notices a second person; of the faces found it keeps one consistent person: the one nearest to the
-  previous frame's track, or the largest when there is no track yet. ``faces_seen`` reports how many
-  faces were visible per frame.
+  strictly increasing timestamps) over chunks of frames, and keeps one consistent person: of the faces
+  found, the one nearest to the previous frame's track, or the largest when there is no track yet.
+  Speed (``benchmarks/preprocess_throughput.py``): a landmarker asked for ``num_faces >= 2`` runs its face
+  detector on every frame while it tracks fewer faces than that, i.e. always on single-speaker clips.
+  So while one face is seen the tracker runs a ``num_faces = 1`` landmarker (the detector runs only
+  when the track is lost) and checks for a second person with the bundle's own face detector at the
+  start of every chunk and every ``check_every`` frames. When a check sees two or more faces it
+  switches to the ``num_faces`` landmarker (every face found on every frame, the nearest one kept) and
+  switches back after ``check_every`` frames in a row with at most one face. ``faces_seen`` reports
+  how many faces were found per frame; a second face that appears between two checks is counted from
+  the next check on (at most ``check_every - 1`` frames late).
 - stills: :func:`detect_image_landmarks` runs IMAGE mode on one picture (reference images).
 - :func:`crop_boxes` turns the per-frame landmarks into square boxes around ``landmarks.ALL`` with a
   margin, fills frames without a face from their neighbours (linear in time, held at the ends) and smooths
@@ -21,7 +28,9 @@ Frames without a face keep NaN landmarks and ``valid = False``; they are never d
 
 from __future__ import annotations
 
+import ctypes
 import os
+import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +42,7 @@ from cemnet_core.data import landmarks as lm
 from cemnet_core.errors import NoFaceError, WeightsError
 
 LANDMARKER_FILENAME = "face_landmarker.task"
+DETECTOR_MEMBER = "face_detector.tflite"  # inside the .task bundle (a zip)
 
 
 @dataclass(frozen=True)
@@ -42,7 +52,9 @@ class FaceConfig:
     ``margin`` widens the square around ``ALL`` by this fraction of its side on every side;
     ``smoothing`` is the length (frames, odd) of the moving average over box centre and size;
     ``max_side`` downsizes frames whose longer side exceeds it before landmarking (0: never); landmarks
-    come back in full-frame pixels either way.
+    come back in full-frame pixels either way. ``num_faces`` is how many faces the tracker looks for
+    (1: never look for a second person); ``check_every`` is how many frames apart, while one face is
+    tracked, the face detector checks for a second one (1: every frame).
     """
 
     crop_size: int = 128
@@ -53,6 +65,7 @@ class FaceConfig:
     min_presence_confidence: float = 0.5
     min_tracking_confidence: float = 0.5
     max_side: int = 0
+    check_every: int = 10
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the fields."""
@@ -79,22 +92,42 @@ def landmarker_path(path: str | os.PathLike[str] | None = None) -> Path:
     return candidate
 
 
-def _create_landmarker(model_path: Path, config: FaceConfig, video: bool) -> Any:
+def _create_landmarker(
+    model_path: Path, config: FaceConfig, video: bool, num_faces: int | None = None
+) -> Any:
+    """A Face Landmarker (VIDEO or IMAGE mode) looking for ``num_faces`` faces (``config.num_faces``)."""
     from mediapipe.tasks.python import BaseOptions, vision  # heavy import, only where faces are needed
 
     options = vision.FaceLandmarkerOptions(
         base_options=BaseOptions(model_asset_path=str(model_path)),
         running_mode=vision.RunningMode.VIDEO if video else vision.RunningMode.IMAGE,
-        num_faces=config.num_faces,
+        num_faces=config.num_faces if num_faces is None else num_faces,
         min_face_detection_confidence=config.min_detection_confidence,
         min_face_presence_confidence=config.min_presence_confidence,
         min_tracking_confidence=config.min_tracking_confidence,
+        output_face_blendshapes=False,
+        output_facial_transformation_matrixes=False,
     )
     try:
         return vision.FaceLandmarker.create_from_options(options)
     except (RuntimeError, ValueError) as exc:
         raise WeightsError(f"cannot load the face landmarker {model_path}: {exc}; "
                            "check the file with `cemnet weights verify`") from exc
+
+
+def _create_detector(model_path: Path, config: FaceConfig) -> Any:
+    """The face detector inside the landmarker bundle (``face_detector.tflite``), IMAGE mode."""
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    try:
+        with zipfile.ZipFile(model_path) as bundle:
+            model = bundle.read(DETECTOR_MEMBER)
+        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model),
+                                             min_detection_confidence=config.min_detection_confidence)
+        return vision.FaceDetector.create_from_options(options)
+    except (zipfile.BadZipFile, KeyError, RuntimeError, ValueError) as exc:
+        raise WeightsError(f"cannot load the face detector from {model_path}: {exc}; check the file with "
+                           "`cemnet weights verify`") from exc
 
 
 def _to_mp_image(frame: np.ndarray, max_side: int) -> tuple[Any, float]:
@@ -110,13 +143,55 @@ def _to_mp_image(frame: np.ndarray, max_side: int) -> tuple[Any, float]:
     return mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(frame)), factor
 
 
-def _faces_in_pixels(result: Any, width: int, height: int) -> list[np.ndarray]:
-    """Landmarker result -> list of ``(478, 2)`` float32 arrays in frame pixels."""
-    faces = []
-    for face in result.face_landmarks:
-        points = np.array([(point.x, point.y) for point in face], dtype=np.float32)  # (K, 2) in [0, 1]
-        faces.append(points * np.array([width, height], dtype=np.float32))
-    return faces
+def _c_result_type() -> Any:
+    """The ctypes result struct of mediapipe's C API for the Face Landmarker, or None if it has none."""
+    from mediapipe.tasks.python.vision import face_landmarker
+
+    return getattr(face_landmarker, "MpFaceLandmarkerResultC", None)
+
+
+def _normalised_faces(landmarker: Any, image: Any, timestamp_ms: int | None) -> list[np.ndarray]:
+    """Run ``landmarker`` on one image (VIDEO mode with ``timestamp_ms``, else IMAGE mode).
+
+    Returns one ``(478, 2)`` float32 array in ``[0, 1]`` image coordinates per face. mediapipe's
+    ``FaceLandmarkerResult`` builds 478 Python objects per face (about 0.5 ms of a 5.5 ms frame); where
+    mediapipe exposes its C result struct (mediapipe 1.x), the points are copied out of it in one go.
+    """
+    result_type = _c_result_type()
+    library = getattr(landmarker, "_lib", None)
+    if result_type is None or library is None:  # another mediapipe layout: its public API
+        result = (landmarker.detect(image) if timestamp_ms is None
+                  else landmarker.detect_for_video(image, timestamp_ms))
+        return [np.array([(point.x, point.y) for point in face], dtype=np.float32)
+                for face in result.face_landmarks]
+    result = result_type()
+    if timestamp_ms is None:
+        library.MpFaceLandmarkerDetectImage(landmarker._handle, image._image_ptr, None, ctypes.byref(result))
+    else:
+        library.MpFaceLandmarkerDetectForVideo(landmarker._handle, image._image_ptr, None, timestamp_ms,
+                                               ctypes.byref(result))
+    try:
+        faces = []
+        for index in range(result.face_landmarks_count):
+            points = result.face_landmarks[index]
+            point_type = points.landmarks._type_
+            layout = np.dtype({"names": ["x", "y"], "formats": [np.float32, np.float32],
+                               "offsets": [point_type.x.offset, point_type.y.offset],
+                               "itemsize": ctypes.sizeof(point_type)})
+            raw = ctypes.string_at(points.landmarks, points.landmarks_count * layout.itemsize)
+            records = np.frombuffer(raw, dtype=layout)  # (K,) x, y
+            faces.append(np.stack([records["x"], records["y"]], axis=1))  # (K, 2)
+        return faces
+    finally:
+        library.MpFaceLandmarkerCloseResult(ctypes.byref(result))
+
+
+def _faces_in_pixels(
+    landmarker: Any, image: Any, timestamp_ms: int | None, factor: float
+) -> list[np.ndarray]:
+    """Faces found in ``image`` as ``(478, 2)`` float32 arrays in frame pixels."""
+    scale = np.array([image.width, image.height], dtype=np.float32) * factor
+    return [points * scale for points in _normalised_faces(landmarker, image, timestamp_ms)]
 
 
 def _box_of(points: np.ndarray) -> tuple[np.ndarray, float]:
@@ -173,7 +248,7 @@ class FaceTracker:
 
     Feed the frames of one clip in order, chunk by chunk, with :meth:`track`; call :meth:`reset` (or use a
     new tracker) before the next clip so tracking state and timestamps start afresh. Use as a context
-    manager or call :meth:`close`.
+    manager or call :meth:`close`. See the module docstring for the single-face / several-faces modes.
     """
 
     def __init__(
@@ -184,18 +259,41 @@ class FaceTracker:
     ) -> None:
         if config.num_faces < 1:
             raise ValueError(f"FaceConfig.num_faces must be >= 1, got {config.num_faces}")
+        if config.check_every < 1:
+            raise ValueError(f"FaceConfig.check_every must be >= 1, got {config.check_every}")
         self.config = config
         self.fps = fps
         self.model_path = landmarker_path(model_path)
-        self._landmarker: Any = None
+        self._single: Any = None  # num_faces = 1 landmarker
+        self._multi: Any = None  # num_faces = config.num_faces landmarker, made when first needed
+        self._detector: Any = None  # multi-face check; None when num_faces == 1
         self.reset()
 
     def reset(self) -> None:
-        """Forget the current track and start a fresh landmarker (timestamps restart at 0)."""
+        """Forget the current track and start fresh landmarkers (timestamps restart at 0)."""
         self.close()
-        self._landmarker = _create_landmarker(self.model_path, self.config, video=True)
+        self._single = _create_landmarker(self.model_path, self.config, video=True, num_faces=1)
+        if self.config.num_faces > 1:
+            self._detector = _create_detector(self.model_path, self.config)
         self._next_index = 0
         self._previous_centre: np.ndarray | None = None
+        self._several = False  # True while the num_faces landmarker runs
+        self._since_check = 0  # frames since the last multi-face check
+        self._run_of_one = 0  # frames in a row with at most one face while several faces are tracked
+
+    def _landmarker_for(self, image: Any, first_of_chunk: bool) -> Any:
+        """The landmarker for the next frame; runs the multi-face check when it is due."""
+        if self._detector is not None and not self._several:
+            if first_of_chunk or self._since_check >= self.config.check_every:
+                self._since_check = 0
+                if len(self._detector.detect(image).detections) >= 2:
+                    self._several, self._run_of_one = True, 0
+            self._since_check += 1
+        if not self._several:
+            return self._single
+        if self._multi is None:
+            self._multi = _create_landmarker(self.model_path, self.config, video=True)
+        return self._multi
 
     def track(self, frames: np.ndarray) -> TrackResult:
         """Landmarks of the next chunk of frames.
@@ -213,21 +311,27 @@ class FaceTracker:
             image, factor = _to_mp_image(frame, self.config.max_side)
             timestamp_ms = round(self._next_index * 1000.0 / self.fps)
             self._next_index += 1
-            result = self._landmarker.detect_for_video(image, timestamp_ms)
-            faces = _faces_in_pixels(result, image.width, image.height)
+            landmarker = self._landmarker_for(image, first_of_chunk=i == 0)
+            faces = _faces_in_pixels(landmarker, image, timestamp_ms, factor)
             faces_seen[i] = len(faces)
+            if self._several:
+                self._run_of_one = self._run_of_one + 1 if len(faces) <= 1 else 0
+                if self._run_of_one >= self.config.check_every:
+                    self._several, self._since_check = False, 0
             if not faces:
                 continue
-            chosen = _pick_face(faces, self._previous_centre) * factor
+            chosen = _pick_face(faces, self._previous_centre)
             landmarks[i], valid[i] = chosen, True
             self._previous_centre = _box_of(chosen)[0]
         return TrackResult(landmarks, valid, faces_seen)
 
     def close(self) -> None:
-        """Release the landmarker."""
-        if self._landmarker is not None:
-            self._landmarker.close()
-            self._landmarker = None
+        """Release the landmarkers and the detector."""
+        for attribute in ("_single", "_multi", "_detector"):
+            task = getattr(self, attribute, None)
+            if task is not None:
+                task.close()
+                setattr(self, attribute, None)
 
     def __enter__(self) -> FaceTracker:
         return self
@@ -249,13 +353,13 @@ def detect_image_landmarks(
     landmarker = _create_landmarker(landmarker_path(model_path), config, video=False)
     try:
         mp_image, factor = _to_mp_image(image, config.max_side)
-        faces = _faces_in_pixels(landmarker.detect(mp_image), mp_image.width, mp_image.height)
+        faces = _faces_in_pixels(landmarker, mp_image, None, factor)
     finally:
         landmarker.close()
     if not faces:
         raise NoFaceError("no face found in the image; use a photo where one face is clearly visible, "
                           "frontal and at least about 100 pixels wide")
-    return _pick_face(faces, None) * factor
+    return _pick_face(faces, None)
 
 
 def _fill_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
