@@ -394,7 +394,7 @@ def fit(
         with _preserved_rng():
             sample_batch = _first_batch(source, sampler.local_batch, task.collate)
     sums: dict[str, torch.Tensor] = {}
-    sum_count = 0
+    counts: dict[str, int] = {}  # per name: phases with a schedule log only while active
     train_metrics: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), step
     progress = Progress(
@@ -429,10 +429,10 @@ def fit(
                     step += 1
                     for name, value in terms.items():
                         sums[name] = sums.get(name, 0.0) + value
-                    sum_count += 1
+                        counts[name] = counts.get(name, 0) + 1
                     if step % config.log_every == 0 or step == config.steps:
                         train_metrics = all_reduce_mean(
-                            {k: float(v) / sum_count for k, v in sums.items()}, env
+                            {k: float(v) / counts[k] for k, v in sums.items()}, env
                         )
                         now = time.perf_counter()
                         rate = (step - tick_step) / max(now - tick, 1e-9)
@@ -440,7 +440,7 @@ def fit(
                         writer.scalars(step, "train", {**train_metrics, "it_s": rate})
                         main_loss = next(iter(train_metrics.values()), float("nan"))
                         progress.update(bar, loss=f"{main_loss:.4g}", rate=f"{rate:.2f}")
-                        sums, sum_count = {}, 0
+                        sums, counts = {}, {}
                     progress.update(bar, completed=step)
                     if (
                         config.val_every
