@@ -1,8 +1,8 @@
 """A tiny processed corpus (clip files + manifest.jsonl) for stage tests, made in well under a second.
 
 Each clip's mouth opening follows a per-clip rhythm that is also written into the mel's energy, so the
-audio predicts the mouth (what Audio2Mouth must learn); speakers differ in face shape, emotions in the
-mouth corners. Four speakers give a speaker-held-out train/val/test split of 2/1/1.
+audio predicts the mouth (what Audio2Mouth must learn); speakers differ in face shape, emotions in
+audio predicts the mouth (what Audio2Mouth must learn); speakers differ in face shape, emotions in
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ def _clip(speaker: int, emotion: int, sentence: int, frames: int) -> Clip:
     mel = (rng.normal(0, 0.3, size=(mel_frames, 80)) + 6 * energy[:, None] - 3).clip(-4, 4)
     images = np.full((frames, 128, 128, 3), 40 * speaker, dtype=np.uint8)
     images[:, 80:100, 40:90, 0] = (255 * opening).astype(np.uint8)[:, None, None]
+    images[:, 20:50, 20:108, 1] = 60 + 150 * emotion  # brows: what an image emotion classifier can see
     return Clip(
         frames=images,
         landmarks=landmarks.astype(np.float32),
