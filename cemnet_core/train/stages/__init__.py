@@ -26,7 +26,7 @@ from cemnet_core.train.checkpoint import BEST, LAST, checkpoint_path, load_check
 from cemnet_core.train.config import CONFIG_FILE, load_config, resolve_config, save_config
 from cemnet_core.train.distributed import init_distributed, shutdown_distributed
 from cemnet_core.train.loop import FitResult, TrainTask, fit, seed_everything
-from cemnet_core.train.stages import a2m, emotion, renderer
+from cemnet_core.train.stages import a2m, aee, emotion, renderer
 
 ReleaseSpec = dict[str, tuple[str, str, Any]]
 
@@ -44,6 +44,7 @@ class Stage(Protocol):
 STAGES: dict[str, ModuleType] = {
     "a2m": a2m,
     "renderer": renderer,
+    "aee": aee,
     "emotion": emotion,
 }
 
