@@ -1,0 +1,319 @@
+"""generate: references + audio -> mp4, on tiny random release folders, real portraits and real speech."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from test_pipeline import save_tiny_bundle
+
+from cemnet_core.data import media
+from cemnet_core.data.audio import log_mel
+from cemnet_core.data.synthetic import sample_speaker
+from cemnet_core.data.synthetic_face import (
+    Expression,
+    HeadPose,
+    background_image,
+    build_rig,
+    draw_face,
+    face_landmarks,
+)
+from cemnet_core.errors import Interrupted, MediaError, NoFaceError, OutputError, WeightsError
+from cemnet_core.generate import (
+    GenerateConfig,
+    MelStream,
+    choose_references,
+    feather_mask,
+    generate,
+    load_references,
+    paste_back,
+    ping_pong,
+    scan_audio,
+)
+from cemnet_core.pipeline import CEMNetPipeline
+from cemnet_core.watermark import detect_watermark, has_provenance_tag
+
+PORTRAIT = "image/sadtalker__people_0.png"  # 474x474 real photo
+SPEECH = "audio/vcc__ESD_sad.wav"  # 2.48 s, 16 kHz
+VIDEO = "video_silent/dreamtalk__M030_front_neutral_level1_001.mp4"  # 256x256 MEAD clip
+CONFIG = GenerateConfig(device="cpu", chunk_frames=24, batch_size=8)
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_bundle(tmp_path_factory.mktemp("weights") / "bundle")
+
+
+@pytest.fixture(scope="module")
+def pipeline(bundle: Path) -> CEMNetPipeline:
+    return CEMNetPipeline.from_bundle(bundle, "cpu")
+
+
+@pytest.fixture
+def speech(real_data: Path, tmp_path: Path) -> Path:
+    """Real speech cut to 2 s."""
+    path = tmp_path / "speech.wav"
+    media.write_audio(path, media.load_audio(real_data / SPEECH)[:32000])
+    return path
+
+
+@pytest.fixture
+def short_speech(real_data: Path, tmp_path: Path) -> Path:
+    """Real speech cut to 0.8 s (20 frames): keeps the tests that are about other things fast."""
+    path = tmp_path / "speech.wav"
+    media.write_audio(path, media.load_audio(real_data / SPEECH)[:12800])
+    return path
+
+
+def _procedural_face(size: int = 256) -> np.ndarray:
+    speaker = sample_speaker(seed=3, index=0)
+    one = np.zeros(1)
+    pose = HeadPose(one, one, one, np.zeros((1, 2)))
+    rig = build_rig(speaker.shape)
+    points = face_landmarks(rig, Expression(), one * 0.3, one * 0.0, one + 1.0, pose, size, speaker.scale)[0]
+    return draw_face(points, speaker.palette, background_image(speaker.palette, size))
+
+
+def _check_output(path: Path, seconds: float) -> None:
+    info = media.probe(path)
+    assert info.video_codec == "h264" and info.audio_codec == "aac"
+    assert abs(info.duration - seconds) <= 1 / 25 + 1e-6
+    assert has_provenance_tag(info.metadata)
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".")]  # no temp files left
+
+
+# ---------------------------------------------------------------- pure parts
+
+
+def test_mel_stream_rows_equal_the_whole_file_spectrogram() -> None:
+    rng = np.random.default_rng(0)
+    audio = (rng.standard_normal(16000 * 3 + 137) * 0.1).astype(np.float32)
+    whole = log_mel(audio)
+    chunks = (audio[i : i + 3001] for i in range(0, len(audio), 3001))
+    stream = MelStream(chunks, len(audio))
+    assert stream.num_rows == len(whole)
+    for lo, hi in ((0, 10), (5, 40), (40, 41), (100, 180), (180, len(whole))):
+        np.testing.assert_allclose(stream.rows(lo, hi), whole[lo:hi], atol=1e-4)
+    with pytest.raises(ValueError, match="backwards"):
+        stream.rows(0, 5)
+
+
+def test_choose_references_covers_different_mouths() -> None:
+    base = np.random.default_rng(1).random((57, 2))
+    shapes = np.stack([base * (1 + 0.01 * k) for k in range(10)] + [base * 3.0])  # one very different mouth
+    chosen = choose_references(shapes, 3)
+    assert len(chosen) == 3 and len(set(chosen)) == 3 and 10 in chosen
+    assert choose_references(shapes[:2], 5) == [choose_references(shapes[:2], 2)[i % 2] for i in range(5)]
+
+
+def test_ping_pong_is_smooth() -> None:
+    assert [ping_pong(t, 3) for t in range(8)] == [0, 1, 2, 1, 0, 1, 2, 1]
+    assert ping_pong(7, 1) == 0
+
+
+def test_paste_back_blends_inside_the_box_only() -> None:
+    frame = np.zeros((40, 50, 3), np.uint8)
+    face = np.full((8, 8, 3), 200, np.uint8)
+    out = paste_back(frame, face, np.array([-4, 10, 16, 30]), feather=0.2)  # partly outside the frame
+    assert out[20, 6].min() == 200  # centre of the box: the face
+    assert out[:10].max() == 0 and out[30:].max() == 0 and out[:, 16:].max() == 0
+    assert 0 < out[11, 6, 0] < 200  # feathered edge
+    mask = feather_mask(20, 0.25)
+    assert mask.max() == 1 and mask[0, 0] < 0.1 and np.allclose(mask, mask.T)
+
+
+def test_scan_audio_refuses_silent_short_and_corrupt(tmp_path: Path) -> None:
+    zeros, quiet, short, corrupt = (tmp_path / f"{n}.wav" for n in ("zeros", "quiet", "short", "corrupt"))
+    media.write_audio(zeros, np.zeros(16000, np.float32))
+    media.write_audio(quiet, (np.random.default_rng(0).standard_normal(16000) * 1e-4).astype(np.float32))
+    media.write_audio(short, (np.random.default_rng(0).standard_normal(1600) * 0.1).astype(np.float32))
+    corrupt.write_bytes(b"RIFF\x00\x00\x00\x00WAVEjunkjunk" * 10)
+    with pytest.raises(MediaError, match="silent"):
+        scan_audio(zeros)
+    with pytest.raises(MediaError, match="silent"):
+        scan_audio(quiet)
+    with pytest.raises(MediaError, match=r"0\.10 s"):
+        scan_audio(short)
+    with pytest.raises(MediaError):
+        scan_audio(corrupt)
+
+
+# ---------------------------------------------------------------- references
+
+
+@pytest.mark.real
+def test_image_formats_and_exif_rotation_are_read(weights_dir: Path, real_data: Path, tmp_path: Path) -> None:
+    photo = Image.open(real_data / PORTRAIT).convert("RGB")
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    photo.convert("L").save(folder / "a_grey.png")
+    photo.convert("RGBA").save(folder / "b_rgba.png")
+    photo.convert("CMYK").save(folder / "c_cmyk.jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    photo.rotate(90, expand=True).save(folder / "d_rotated.jpg", exif=exif)
+    refs = load_references(folder, CONFIG)
+    assert len(refs.frames) == 4 and not refs.skipped
+    for frame, points in zip(refs.frames, refs.landmarks, strict=True):
+        assert frame.shape == (474, 474, 3)
+        assert points[152, 1] > points[10, 1]  # chin below the forehead: upright
+    np.testing.assert_allclose(refs.landmarks[3], refs.landmarks[0], atol=12)
+
+
+@pytest.mark.real
+def test_faceless_images_are_skipped_or_refused(weights_dir: Path, real_data: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "refs"
+    folder.mkdir()
+    with pytest.raises(NoFaceError, match="holds no images"):
+        load_references(folder, CONFIG)
+    Image.new("RGB", (200, 200), (90, 120, 200)).save(folder / "blank.png")
+    with pytest.raises(NoFaceError, match="no face"):
+        load_references(folder, CONFIG)
+    (folder / "portrait.png").write_bytes((real_data / PORTRAIT).read_bytes())
+    with pytest.warns(UserWarning, match="blank.png"):
+        refs = load_references(folder, CONFIG)
+    assert len(refs.frames) == 1 and "blank.png" in refs.skipped[0]
+
+
+@pytest.mark.real
+def test_8k_image_is_downscaled_for_detection(weights_dir: Path, real_data: Path, tmp_path: Path) -> None:
+    canvas = Image.new("RGB", (7680, 4320), (40, 40, 40))
+    canvas.paste(Image.open(real_data / PORTRAIT).convert("RGB").resize((3000, 3000)), (2340, 660))
+    canvas.save(tmp_path / "8k.jpg", quality=85)
+    refs = load_references(tmp_path / "8k.jpg", CONFIG)
+    assert refs.frames[0].shape == (1080, 1920, 3)
+    centre = refs.landmarks[0].mean(axis=0)
+    assert 800 < centre[0] < 1120 and 300 < centre[1] < 800  # the face sits in the middle
+
+
+# ---------------------------------------------------------------- end to end
+
+
+@pytest.mark.real
+def test_generate_real_portrait_from_bundle(weights_dir: Path, real_data: Path, speech: Path, bundle: Path,
+                                            tmp_path: Path) -> None:
+    out = tmp_path / "out" / "talk.mp4"
+    out.parent.mkdir()
+    seen: list[tuple[int, int]] = []
+    result = generate(real_data / PORTRAIT, speech, out, bundle, CONFIG,
+                      progress=lambda done, total: seen.append((done, total)))
+    _check_output(out, 2.0)
+    assert result.frames == 50 and seen[-1] == (50, 50) and len(seen) == 3
+    frames = media.read_video(out)
+    assert frames.shape == (50, 474, 474, 3)
+    assert detect_watermark(out).marked
+
+
+@pytest.mark.real
+def test_generate_procedural_face_chunked_equals_one_shot(weights_dir: Path, short_speech: Path,
+                                                          pipeline: CEMNetPipeline, tmp_path: Path) -> None:
+    image = tmp_path / "face.png"
+    Image.fromarray(_procedural_face()).save(image)
+    outputs = []
+    for chunk in (6, 200):
+        out = tmp_path / f"chunk{chunk}.mp4"
+        config = GenerateConfig(device="cpu", chunk_frames=chunk, intensity=1.5)
+        generate(image, short_speech, out, config=config, pipeline=pipeline)
+        _check_output(out, 0.8)
+        outputs.append(media.read_video(out).astype(np.int16))
+    assert np.abs(outputs[0] - outputs[1]).max() <= 2  # same frames; only the encoder may differ
+
+
+@pytest.mark.real
+def test_generate_video_reference_with_pose_video(weights_dir: Path, real_data: Path, short_speech: Path,
+                                                  pipeline: CEMNetPipeline, tmp_path: Path) -> None:
+    out = tmp_path / "talk.mp4"
+    config = GenerateConfig(device="cpu", max_reference_frames=12)
+    result = generate(real_data / VIDEO, short_speech, out, config=config, pipeline=pipeline,
+                      pose_video=real_data / VIDEO)
+    _check_output(out, 0.8)
+    assert result.references == 12
+    assert media.probe(out).width == 256
+
+
+# ---------------------------------------------------------------- failures leave nothing behind
+
+
+@pytest.mark.real
+def test_bad_weights_and_outputs(weights_dir: Path, real_data: Path, short_speech: Path, bundle: Path,
+                                 tmp_path: Path) -> None:
+    portrait = real_data / PORTRAIT
+    with pytest.raises(WeightsError, match="no weights folder"):
+        generate(portrait, short_speech, tmp_path / "a.mp4", tmp_path / "missing", CONFIG)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(OutputError, match="does not exist"):
+        generate(portrait, short_speech, blocker / "out.mp4", bundle, CONFIG)
+    with pytest.raises(OutputError, match="is a folder"):
+        generate(portrait, short_speech, tmp_path, bundle, CONFIG)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "speech.wav"]
+
+
+@pytest.mark.real
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
+def test_read_only_output_folder(weights_dir: Path, real_data: Path, short_speech: Path, bundle: Path,
+                                 tmp_path: Path) -> None:
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(OutputError, match="read-only"):
+            generate(real_data / PORTRAIT, short_speech, folder / "out.mp4", bundle, CONFIG)
+    finally:
+        folder.chmod(0o755)
+
+
+@pytest.mark.real
+def test_disk_full_raises_output_error_and_leaves_no_file(
+    weights_dir: Path, real_data: Path, short_speech: Path, pipeline: CEMNetPipeline, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    # A file-size limit makes ffmpeg's writes fail with EFBIG, as on a full disk; SIGXFSZ must be ignored
+    # (inherited by the ffmpeg child) so that the write fails instead of killing the process.
+    previous_handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (8_000, hard))
+    try:
+        with pytest.raises(OutputError, match=r"talk\.mp4"):
+            generate(real_data / PORTRAIT, short_speech, out / "talk.mp4", config=CONFIG, pipeline=pipeline)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous_handler)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.real
+def test_ctrl_c_removes_the_partial_output(weights_dir: Path, real_data: Path, short_speech: Path,
+                                           pipeline: CEMNetPipeline, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def press_ctrl_c(done: int, total: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="not written"):
+        generate(real_data / PORTRAIT, short_speech, out / "talk.mp4", config=CONFIG, pipeline=pipeline,
+                 progress=press_ctrl_c)
+    assert list(out.iterdir()) == []
+
+
+@pytest.mark.real
+def test_bad_audio_and_references_write_nothing(weights_dir: Path, real_data: Path, pipeline: CEMNetPipeline,
+                                                tmp_path: Path) -> None:
+    silent = tmp_path / "silent.wav"
+    media.write_audio(silent, np.zeros(32000, np.float32))
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(MediaError, match="silent"):
+        generate(real_data / PORTRAIT, silent, out / "a.mp4", config=CONFIG, pipeline=pipeline)
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (128, 128)).save(blank)
+    with pytest.raises(NoFaceError):
+        generate(blank, real_data / SPEECH, out / "a.mp4", config=CONFIG, pipeline=pipeline)
+    assert list(out.iterdir()) == []
