@@ -110,6 +110,55 @@ def test_tracker_sees_two_faces_and_keeps_the_tracked_one(weights_dir: Path, cli
     assert np.nanmax(both.landmarks[..., 0]) < 256  # still the left person
 
 
+def test_tracker_checks_for_a_second_face_every_check_every_frames(
+    weights_dir: Path, clip_frames: np.ndarray
+) -> None:
+    frames = clip_frames[:8]
+    alone = np.concatenate([frames, np.zeros_like(frames)], axis=2)  # (8, 256, 512, 3): left face only
+    pair = np.concatenate([frames, frames[:, :, ::-1]], axis=2)  # a second (mirrored) face on the right
+    clip = np.concatenate([alone, pair, alone])  # (24, 256, 512, 3); the second face is there at 8-15
+    with FaceTracker(weights_dir / "face_landmarker.task", FaceConfig(check_every=3)) as tracker:
+        track = tracker.track(clip)  # one chunk: checks at frames 0, 3, 6, 9
+    assert track.valid.all()
+    np.testing.assert_array_equal(track.faces_seen[:9], 1)  # frame 8 falls between two checks
+    np.testing.assert_array_equal(track.faces_seen[9:16], 2)  # every face on every frame from the check on
+    np.testing.assert_array_equal(track.faces_seen[16:], 1)
+    assert track.landmarks[..., 0].max() < 256  # the left person throughout
+    with FaceTracker(weights_dir / "face_landmarker.task", FaceConfig(num_faces=1)) as tracker:
+        single = tracker.track(clip)
+    assert single.faces_seen.max() == 1 and single.valid.all()
+    assert single.landmarks[..., 0].max() < 256  # tracking stays on the person it started with
+
+
+def test_tracker_landmarks_agree_with_per_frame_detection(weights_dir: Path, clip_frames: np.ndarray) -> None:
+    frames = clip_frames[:12]
+    model = weights_dir / "face_landmarker.task"
+    with FaceTracker(model) as tracker:
+        tracked = tracker.track(frames).landmarks  # (12, 478, 2)
+    detected = np.stack([detect_image_landmarks(frame, model) for frame in frames])  # (12, 478, 2)
+    side = np.ptp(detected[:, list(lm.ALL)], axis=1).max(axis=1)  # (12,)
+    error = np.linalg.norm(tracked - detected, axis=2).mean(axis=1) / side
+    assert error.max() < 0.02  # tracking keeps the per-frame landmarks to within 2% of the face size
+
+
+def test_detect_image_landmarks_match_mediapipe_public_result(weights_dir: Path, real_data: Path) -> None:
+    from mediapipe import Image, ImageFormat
+    from mediapipe.tasks.python import BaseOptions, vision
+
+    image = read_image(real_data / "image/dreamtalk__cut_img.png")
+    model = weights_dir / "face_landmarker.task"
+    options = vision.FaceLandmarkerOptions(base_options=BaseOptions(model_asset_path=str(model)))
+    with vision.FaceLandmarker.create_from_options(options) as landmarker:
+        result = landmarker.detect(Image(image_format=ImageFormat.SRGB, data=image))
+    expected = np.array([(p.x, p.y) for p in result.face_landmarks[0]], np.float32) * image.shape[1::-1]
+    np.testing.assert_allclose(detect_image_landmarks(image, model), expected, rtol=0, atol=1e-3)
+
+
+def test_tracker_rejects_bad_check_interval(weights_dir: Path) -> None:
+    with pytest.raises(ValueError, match="check_every"):
+        FaceTracker(weights_dir / "face_landmarker.task", FaceConfig(check_every=0))
+
+
 def test_tracker_marks_frames_without_face_invalid(weights_dir: Path, clip_frames: np.ndarray) -> None:
     frames = clip_frames[:6].copy()
     frames[2:4] = 0
