@@ -208,16 +208,17 @@ class CEMNetPipeline(nn.Module):
         if label not in EMOTIONS:
             raise ConfigError(f"unknown emotion {label!r}; use auto or one of {', '.join(EMOTIONS)}")
         target = torch.full((start.shape[0],), EMOTIONS.index(label), dtype=torch.long, device=start.device)
-        embedding = start.detach().clone().requires_grad_(True)
-        optimizer = torch.optim.Adam([embedding], lr=LABEL_LR)
+        embedding = start.detach().clone()
         with torch.enable_grad():
             for _ in range(LABEL_STEPS):
+                embedding.requires_grad_(True)
                 logits = self.emotion_enhancer.classify_emotion(embedding)  # (B, E)
                 if (logits.argmax(dim=-1) == target).all():
                     break
-                optimizer.zero_grad()
-                F.cross_entropy(logits, target).backward()
-                optimizer.step()
+                (grad,) = torch.autograd.grad(F.cross_entropy(logits, target), embedding)
+                # Normalised steps of LABEL_LR: the walk length does not depend on the logits' scale.
+                step = grad / grad.norm(dim=-1, keepdim=True).clamp_min(1e-12)  # (B, De)
+                embedding = (embedding - LABEL_LR * step).detach()
         return embedding.detach()
 
     # ------------------------------------------------------------------ landmarks

@@ -1,0 +1,73 @@
+"""``cemnet generate``: a talking-face video of a reference face saying an audio file (core: generate.py)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cemnet_cli.options import BatchSizeOption, DeviceOption, OutputOption
+from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.generate import GenerateConfig, generate
+
+
+def generate_command(
+    ref: Annotated[Path, typer.Option("--ref", help="Reference face: an image, an image folder or a video.")],
+    audio: Annotated[Path, typer.Option("--audio", help="Driving speech: any audio file or video.")],
+    out: OutputOption = None,
+    weights: Annotated[
+        str | None,
+        typer.Option("--weights", help="Weights folder from `cemnet export`, or the name of one under "
+                     "CEMNET_WEIGHTS_DIR (default: cemnet).", show_default=False),
+    ] = None,
+    emotion: Annotated[
+        str, typer.Option("--emotion", help=f"auto (follow the audio) or one of {', '.join(EMOTIONS)}.")
+    ] = "auto",
+    intensity: Annotated[
+        float, typer.Option("--intensity", help="Scale of the emotional mouth change (0 none, 1 as trained).")
+    ] = 1.0,
+    pose_video: Annotated[
+        Path | None, typer.Option("--pose-video", help="Video whose head motion the face follows.")
+    ] = None,
+    device: DeviceOption = None,
+    batch_size: BatchSizeOption = 16,
+    fps: Annotated[float, typer.Option("--fps", help="Output frame rate (the models run at 25).")] = 25.0,
+) -> None:
+    """Make REF say AUDIO, with the emotion of the voice (or --emotion), as an H.264 + AAC mp4."""
+    config = GenerateConfig(
+        emotion=emotion, intensity=intensity, fps=fps, batch_size=batch_size, device=device
+    )
+    target = out if out is not None else Path(f"{audio.stem}_talking.mp4")
+    columns = (
+        TextColumn("generate"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]:.1f} frames/s"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("generate", total=None, rate=0.0)
+        started: list[float] = []
+
+        def report(done: int, total: int) -> None:
+            if not started:  # the first chunk includes warm-up; the rate counts from model load on
+                started.append(time.perf_counter())
+            rate = done / max(time.perf_counter() - started[0], 1e-6) if done else 0.0
+            progress.update(task, completed=done, total=total, rate=rate)
+
+        result = generate(ref, audio, target, weights, config, pose_video=pose_video, progress=report)
+    console = Console()
+    for warning in result.skipped:
+        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
+    console.print(f"{result.path}: {result.frames} frames ({result.duration:.2f} s) at "
+                  f"{result.frames_per_second:.1f} frames/s from {result.references} reference frame(s)",
+                  highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``generate`` to the ``cemnet`` app."""
+    app.command("generate")(generate_command)

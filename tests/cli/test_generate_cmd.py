@@ -1,0 +1,89 @@
+"""``cemnet generate`` end to end through Typer's runner: tiny random release folders, a real portrait."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from cemnet_cli.main import app
+from cemnet_core.data import media
+from cemnet_core.errors import ConfigError, MediaError, NoFaceError, WeightsError
+from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
+from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
+from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
+from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
+from cemnet_core.models.renderer import FaceRenderer, RendererConfig
+from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT
+from cemnet_core.weights import save_release
+
+PORTRAIT = "image/sadtalker__people_0.png"
+SPEECH = "audio/vcc__ESD_happy.wav"
+
+
+@pytest.fixture(scope="module")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny random release per stage, as `cemnet export` lays them out."""
+    torch.manual_seed(0)
+    aee, image = EmotionEnhancerConfig.tiny(), MiniXceptionConfig.tiny()
+    ebm = EmotionBridgingMemoryConfig(
+        target_emotion_dim=aee.emotion_dim, source_emotion_dim=image.feature_dim, dim=16, key_dim=12,
+        hidden=16, memory_slots=5, landmark_base_channels=2, landmark_residual_blocks=1,
+    )  # fmt: skip
+    models = {
+        "audio_to_mouth": AudioToMouth(AudioToMouthConfig.tiny()),
+        "emotion_enhancer": EmotionEnhancer(aee),
+        "image_emotion": ImageEmotionExtractor(image),
+        "emotion_memory": EmotionBridgingMemory(ebm),
+        "renderer": FaceRenderer(RendererConfig.tiny()),
+    }
+    folder = tmp_path_factory.mktemp("weights")
+    for role, model in models.items():
+        kind, names = WEIGHT_BUNDLE_LAYOUT[role]
+        save_release(folder / names[0], model, kind, model.config)
+    return folder
+
+
+@pytest.mark.real
+def test_generate_command_writes_a_playable_video(weights_dir: Path, real_data: Path, bundle: Path,
+                                                  tmp_path: Path) -> None:
+    speech = tmp_path / "speech.m4a"  # any audio format
+    media.write_audio(speech, media.load_audio(real_data / SPEECH)[:20000])  # 1.25 s
+    out = tmp_path / "talk.mp4"
+    result = CliRunner().invoke(app, ["generate", "--ref", str(real_data / PORTRAIT), "--audio", str(speech),
+                                      "--out", str(out), "--weights", str(bundle), "--emotion", "happy",
+                                      "--intensity", "0.5", "--device", "cpu", "--batch-size", "4"])
+    assert result.exit_code == 0, result.output
+    assert "frames/s" in result.stdout and str(out) in result.stdout.replace("\n", "")
+    info = media.probe(out)
+    assert info.video_codec == "h264" and info.audio_codec == "aac"
+    assert abs(info.duration - media.probe(speech).duration) <= 1 / 25 + 0.03  # AAC priming can add ~20 ms
+
+
+@pytest.mark.real
+def test_generate_command_user_errors_are_one_line(weights_dir: Path, real_data: Path, bundle: Path,
+                                                   tmp_path: Path) -> None:
+    runner = CliRunner()
+    portrait = str(real_data / PORTRAIT)
+    silent = tmp_path / "silent.wav"
+    media.write_audio(silent, np.zeros(16000, np.float32))
+    blank = tmp_path / "blank"
+    blank.mkdir()
+    cases = [
+        (["--ref", portrait, "--audio", str(silent), "--weights", str(bundle)], MediaError, "silent"),
+        (["--ref", str(blank), "--audio", str(real_data / SPEECH), "--weights", str(bundle)], NoFaceError,
+         "holds no images"),
+        (["--ref", portrait, "--audio", str(real_data / SPEECH), "--weights", str(tmp_path / "none")],
+         WeightsError, "no weights folder"),
+        (["--ref", portrait, "--audio", str(real_data / SPEECH), "--emotion", "bored"], ConfigError,
+         "unknown emotion"),
+        (["--ref", portrait, "--audio", str(real_data / SPEECH), "--fps", "30"], ConfigError, "--fps 25"),
+    ]
+    for args, error, message in cases:
+        result = runner.invoke(app, ["generate", *args, "--out", str(tmp_path / "x.mp4")])
+        assert result.exit_code == error.exit_code, result.output
+        assert message in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "x.mp4").exists()
