@@ -143,3 +143,20 @@ def test_config_json_round_trip_and_paper_values() -> None:
         RendererConfig.from_dict({"image_size": 128, "colour": 1})
     with pytest.raises(ConfigError, match="divisible"):
         RendererConfig(image_size=100)
+
+
+def test_reduced_scale_flow_is_upsampled_to_full_resolution() -> None:
+    config = RendererConfig(
+        image_size=32, num_refs=2, flow_channels=(8, 16), generator_channels=(8, 16), generator_res_blocks=1,
+        flow_scale=0.5,
+    )  # fmt: skip
+    model = FaceRenderer(config)
+    ref_images, ref_sketches, target_sketch, masked = model.example_inputs(batch_size=2)
+    same = ref_images[:, :1].expand_as(ref_images).contiguous()
+    output = model(same, ref_sketches, target_sketch, masked)
+    assert output.flows.shape == (2, 2, 2, 32, 32) and output.weights.shape == (2, 2, 1, 32, 32)
+    torch.testing.assert_close(output.warped, same[:, 0], rtol=0, atol=1e-5)  # zero flow head: identity
+    output.image.mean().backward()
+    assert all(p.grad is not None for p in model.flow_estimator.body.parameters())
+    with pytest.raises(ConfigError, match="flow_scale"):
+        RendererConfig(image_size=32, flow_channels=(8, 16), flow_scale=0.3)
