@@ -1,0 +1,126 @@
+"""Benchmark of ``cemnet generate``: frames/s (model loading excluded) and peak memory vs audio length.
+
+    CEMNET_WEIGHTS_DIR=../shared/assets .venv/bin/python benchmarks/generate_throughput.py \
+        --real-data ../shared/data/real [--seconds 4] [--short 10] [--long 300] [--sizes tiny,paper]
+
+1. Throughput: randomly initialised release folders of every stage at ``tiny`` and ``paper`` sizes, a real
+   portrait, real speech looped to ``--seconds``; frames/s as :func:`generate` reports it (from the first
+   chunk on, after the weights are loaded).
+2. Memory: peak resident memory (ru_maxrss) of a fresh process generating ``--short`` and ``--long`` seconds
+   with the tiny bundle; the ratio long/short should stay <= 1.2 (the audio is streamed in chunks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PORTRAIT = "image/sadtalker__people_0.png"
+SPEECH = "audio/styletalk__feifeili_clip1.wav"
+
+
+def make_bundle(folder: Path, size: str) -> Path:
+    """One random release per stage, widths matched between AEE/image emotion and the EBM."""
+    from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
+    from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
+    from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
+    from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
+    from cemnet_core.models.renderer import FaceRenderer, RendererConfig
+    from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT
+    from cemnet_core.weights import save_release
+
+    torch.manual_seed(0)
+    preset = {"tiny": "tiny", "paper": "paper"}[size]
+    aee = getattr(EmotionEnhancerConfig, preset)()
+    image = getattr(MiniXceptionConfig, preset)()
+    ebm = getattr(EmotionBridgingMemoryConfig, preset)()
+    ebm = EmotionBridgingMemoryConfig.from_dict(
+        {**ebm.to_dict(), "target_emotion_dim": aee.emotion_dim, "source_emotion_dim": image.feature_dim}
+    )
+    models = {
+        "audio_to_mouth": AudioToMouth(getattr(AudioToMouthConfig, preset)()),
+        "emotion_enhancer": EmotionEnhancer(aee),
+        "image_emotion": ImageEmotionExtractor(image),
+        "emotion_memory": EmotionBridgingMemory(ebm),
+        "renderer": FaceRenderer(getattr(RendererConfig, preset)()),
+    }
+    for role, model in models.items():
+        kind, names = WEIGHT_BUNDLE_LAYOUT[role]
+        save_release(folder / names[0], model, kind, model.config)
+    return folder
+
+
+def looped_speech(real_data: Path, seconds: float, path: Path) -> Path:
+    """Real speech repeated to ``seconds``, written as a 16 kHz wav."""
+    from cemnet_core.data import media
+
+    speech = media.load_audio(real_data / SPEECH)
+    samples = int(seconds * media.SAMPLE_RATE)
+    media.write_audio(path, np.resize(speech, samples).astype(np.float32))
+    return path
+
+
+def run_once(bundle: Path, ref: Path, audio: Path, out: Path) -> dict[str, float]:
+    """Generate once in this process; frames/s and this process's peak memory."""
+    from cemnet_core.generate import GenerateConfig, generate
+
+    started = time.perf_counter()
+    result = generate(ref, audio, out, bundle, GenerateConfig(device="cpu"))
+    return {
+        "frames": result.frames,
+        "frames_per_second": result.frames_per_second,
+        "wall_s": time.perf_counter() - started,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def main() -> None:
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
+    parser.add_argument("--real-data", type=Path, required=True)
+    parser.add_argument("--seconds", type=float, default=4.0, help="audio length of the throughput runs")
+    parser.add_argument("--short", type=float, default=10.0)
+    parser.add_argument("--long", type=float, default=300.0)
+    parser.add_argument("--sizes", default="tiny,paper")
+    parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "REF", "AUDIO", "OUT"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_once(*(Path(p) for p in args.child))))
+        return
+    ref = args.real_data / PORTRAIT
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for size in args.sizes.split(","):
+            bundle = make_bundle(tmp / f"bundle_{size}", size)
+            audio = looped_speech(args.real_data, args.seconds, tmp / "throughput.wav")
+            figures = run_once(bundle, ref, audio, tmp / f"{size}.mp4")
+            print(f"{size:>5}: {figures['frames']} frames, {figures['frames_per_second']:.2f} frames/s "
+                  f"(model load excluded), wall {figures['wall_s']:.1f} s", flush=True)
+        bundle = tmp / "bundle_tiny"
+        if not bundle.exists():
+            make_bundle(bundle, "tiny")
+        peaks = {}
+        for seconds in (args.short, args.long):
+            audio = looped_speech(args.real_data, seconds, tmp / f"audio_{seconds:g}.wav")
+            child = [sys.executable, __file__, "--real-data", str(args.real_data), "--child", str(bundle),
+                     str(ref), str(audio), str(tmp / "memory.mp4")]
+            output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
+            figures = json.loads(output.strip().splitlines()[-1])
+            peaks[seconds] = figures["peak_rss_mib"]
+            print(f"memory: {seconds:g} s audio -> peak RSS {figures['peak_rss_mib']:.0f} MiB "
+                  f"({figures['frames_per_second']:.1f} frames/s)", flush=True)
+        print(f"memory ratio {args.long:g} s / {args.short:g} s = {peaks[args.long] / peaks[args.short]:.3f} "
+              "(goal <= 1.2)")
+
+
+if __name__ == "__main__":
+    main()
