@@ -1,7 +1,8 @@
 """Face-landmark throughput of preprocessing: the pipeline's tracker vs a per-frame IMAGE-mode baseline.
 
 On the first ``--frames`` frames (25 fps) of every real clip (``$CEMNET_REAL_DATA/video``), decoded once
-beforehand (decoding is not timed), each repeat times, interleaved so that they share the machine's load:
+beforehand (decoding is not timed), each repeat times, interleaved so that they share the machine's load
+(the order rotates from repeat to repeat):
 
 - pipeline: :class:`~cemnet_core.data.faces.FaceTracker` as ``preprocess`` runs it (VIDEO mode, chunks of
   32 frames, one ``num_faces = 1`` landmarker + a multi-face check every ``check_every`` frames);
@@ -171,10 +172,13 @@ def main() -> None:
     fps: dict[str, list[float]] = {name: [] for name in variants}
     cpu_ms: dict[str, list[float]] = {name: [] for name in variants}
     points: dict[str, list[np.ndarray]] = {}
+    names = list(variants)
+    warm = [clips[0][:CHUNK]]  # first use of mediapipe (library load, page cache) is not timed
+    pipeline(warm, model, config), per_frame(warm, model, FaceConfig(num_faces=1), video=False)
     for repeat in range(args.repeats):
         cells = []
-        for name, run in variants.items():
-            (wall, cpu), points[name] = timed(run)
+        for name in names[repeat % len(names) :] + names[: repeat % len(names)]:  # rotate: no order bias
+            (wall, cpu), points[name] = timed(variants[name])
             fps[name].append(count / wall)
             cpu_ms[name].append(1000.0 * cpu / count)
             cells.append(f"{name} {count / wall:6.1f} f/s {1000.0 * cpu / count:5.2f} ms CPU")

@@ -213,7 +213,8 @@ class TrackResult:
     """Landmarks of one tracked person over ``T`` frames.
 
     landmarks: ``(T, 478, 2)`` float32 frame pixels, NaN where ``valid`` is False;
-    valid: ``(T,)`` bool; faces_seen: ``(T,)`` int, how many faces the landmarker found per frame.
+    valid: ``(T,)`` bool; faces_seen: ``(T,)`` int, how many faces the landmarker found per frame (at most
+    1 between two multi-face checks of :class:`FaceTracker` while it tracks a single face).
     """
 
     landmarks: np.ndarray
@@ -266,14 +267,15 @@ class FaceTracker:
         self.model_path = landmarker_path(model_path)
         self._single: Any = None  # num_faces = 1 landmarker
         self._multi: Any = None  # num_faces = config.num_faces landmarker, made when first needed
-        self._detector: Any = None  # multi-face check; None when num_faces == 1
+        self._detector: Any = None  # multi-face check (IMAGE mode, stateless); None when num_faces == 1
         self.reset()
 
     def reset(self) -> None:
         """Forget the current track and start fresh landmarkers (timestamps restart at 0)."""
-        self.close()
+        for attribute in ("_single", "_multi"):
+            self._close_task(attribute)
         self._single = _create_landmarker(self.model_path, self.config, video=True, num_faces=1)
-        if self.config.num_faces > 1:
+        if self.config.num_faces > 1 and self._detector is None:
             self._detector = _create_detector(self.model_path, self.config)
         self._next_index = 0
         self._previous_centre: np.ndarray | None = None
@@ -325,13 +327,16 @@ class FaceTracker:
             self._previous_centre = _box_of(chosen)[0]
         return TrackResult(landmarks, valid, faces_seen)
 
+    def _close_task(self, attribute: str) -> None:
+        task = getattr(self, attribute, None)
+        if task is not None:
+            task.close()
+            setattr(self, attribute, None)
+
     def close(self) -> None:
         """Release the landmarkers and the detector."""
         for attribute in ("_single", "_multi", "_detector"):
-            task = getattr(self, attribute, None)
-            if task is not None:
-                task.close()
-                setattr(self, attribute, None)
+            self._close_task(attribute)
 
     def __enter__(self) -> FaceTracker:
         return self
