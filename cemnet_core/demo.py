@@ -1,0 +1,414 @@
+"""``cemnet demo``: the whole method end to end on a procedural corpus, with no download (DESIGN section 1).
+
+Each step is one call into core, the same functions the commands call, in the order of DESIGN section 6::
+
+    synth        cemnet_core.data.synthetic.synth        -> OUT/corpus       (MEAD layout + true landmarks)
+    preprocess   cemnet_core.preprocess.preprocess       -> OUT/data         (--landmarks true)
+    train <s>    cemnet_core.train.stages.train_stage    -> OUT/runs/<s>     (a2m, renderer, aee, emotion,
+    export <s>   cemnet_core.train.stages.export_run     -> OUT/weights/      ebm, + syncnet when registered)
+    eval         cemnet_core.eval (protocol + report)    -> OUT/eval/
+    generate     cemnet_core.generate.generate           -> OUT/demo.mp4
+
+Every stage trains for a fixed number of steps (:class:`DemoConfig`), so the run time is predictable:
+``DemoConfig.default()`` is sized to finish in about ten minutes on two CPU cores, ``DemoConfig.quick()`` (the
+test) in a couple. The demo video is cross-emotion, the paper's setting: the references are a *neutral*
+video of a held-out (test split) speaker, the driving audio the same speaker's sentence in another emotion.
+
+Resumable: a step whose output is already there is skipped (the corpus manifest, the processed manifest with
+every clip, the release folders of a stage, the metrics file, the video); an interrupted training run
+continues from its last checkpoint. ``OUT/demo_config.json`` records the settings, and a rerun with other
+settings in the same folder is refused rather than mixing the two. ``OUT/demo.json`` lists the outputs and
+the seconds each step took.
+
+Pretrained assets: the demo's tiny models start from random weights (the renderer's perceptual loss uses
+random VGG19 features, as VGG19 ImageNet weights cannot be fetched offline). Generation needs the MediaPipe
+face landmarker (``mediapipe.face_landmarker``) and the dlib identity models; evaluation may use the FER2013
+classifier and dlib. They are found in ``CEMNET_WEIGHTS_DIR`` or fetched and sha256-checked by
+:func:`cemnet_core.weights.resolve`; nothing else is downloaded.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from cemnet_core.errors import CemnetError, ConfigError, DataError, OutputError
+from cemnet_core.train.checkpoint import LAST, checkpoint_path
+
+CONFIG_FILE = "demo_config.json"
+SUMMARY_FILE = "demo.json"
+VIDEO_FILE = "demo.mp4"
+# Assets of the registry that the demo may need (generation: face tracking + identity; evaluation: judges).
+DEMO_ASSETS = (
+    "mediapipe.face_landmarker",
+    "dlib.face_recognition_resnet_v1",
+    "dlib.shape_predictor_5",
+    "fer2013.mini_xception",
+)
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One training stage of the demo: its name in ``STAGES``, its steps, and ``--set`` overrides.
+
+    The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first).
+    """
+
+    stage: str
+    steps: int
+    overrides: tuple[str, ...] = ()
+
+    def all_overrides(self) -> list[str]:
+        """``--set`` strings as ``cemnet train`` takes them: the tiny preset, then this plan's values."""
+        return ['preset="tiny"', "loop.progress=false", "loop.tensorboard=false", *self.overrides]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The sizes of every demo step.
+
+    Corpus: ``speakers`` x (``emotions`` at ``levels``; neutral at level 1 only) x ``sentences`` clips of
+    ``frame_size`` pixels. ``stages``: what to train, in order. ``eval_runs``: seeds of the evaluation
+    protocol. ``speech_emotion``/``speech_level``: the driving audio of the demo video.
+    """
+
+    speakers: int = 4
+    sentences: int = 2
+    emotions: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
+    levels: tuple[int, ...] = (1, 3)
+    frame_size: int = 128
+    seed: int = 0
+    workers: int = 2
+    stages: tuple[StagePlan, ...] = field(default_factory=tuple)
+    eval_runs: int = 1
+    speech_emotion: str = "happy"
+    speech_level: int = 3
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.speakers < 3:
+            raise ConfigError(f"the demo needs at least 3 speakers (train / val / test), got {self.speakers}")
+        if "neutral" not in self.emotions or self.speech_emotion not in self.emotions:
+            raise ConfigError(
+                f"emotions must include neutral (the references) and {self.speech_emotion!r} (the speech)"
+            )
+        if 1 not in self.levels or self.speech_level not in self.levels:
+            raise ConfigError(f"levels must include 1 (neutral) and {self.speech_level} (the speech)")
+        if min(self.sentences, self.workers, self.eval_runs) < 1:
+            raise ConfigError("sentences, workers and eval_runs must be at least 1")
+
+    @classmethod
+    def default(cls) -> DemoConfig:
+        """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
+        return cls(stages=_stages(a2m=300, renderer=150, aee=60, emotion=60, ebm=150, speakers=4))
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """The same path at the smallest useful scale (tests): a couple of minutes on two CPU cores."""
+        return cls(
+            speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1,
+            stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, speakers=3),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (``demo_config.json``)."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def _stages(
+    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, speakers: int
+) -> tuple[StagePlan, ...]:
+    """The demo's stage plans: tiny presets with the step counts given, validation only at the end."""
+
+    def loop(steps: int) -> tuple[str, ...]:
+        return (f"loop.val_every={steps}", f"loop.checkpoint_every={max(1, steps // 2)}",
+                f"loop.log_every={max(1, min(10, steps))}")  # fmt: skip
+
+    return (
+        StagePlan("a2m", a2m, loop(a2m)),
+        StagePlan("renderer", renderer, loop(renderer)),
+        StagePlan("aee", aee, (*loop(aee), f"model.num_speakers={speakers}", f"pretrain_steps={aee // 2}")),
+        StagePlan("emotion", emotion, loop(emotion)),
+        StagePlan("ebm", ebm, loop(ebm)),
+    )
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """Where the demo put its outputs, and the seconds each step took (0 for a skipped step)."""
+
+    out: Path
+    video: Path
+    metrics: Path
+    weights: Path
+    seconds: dict[str, float]
+    skipped: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Step:
+    name: str
+    title: str
+    done: Callable[[], bool]
+    run: Callable[[], None]
+
+
+class _Paths:
+    """The layout of the demo folder (module docstring)."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.corpus = out / "corpus"
+        self.data = out / "data"
+        self.runs = out / "runs"
+        self.weights = out / "weights"
+        self.eval = out / "eval"
+        self.video = out / VIDEO_FILE
+
+
+def run_demo(
+    out: str | os.PathLike[str] = "demo_out",
+    config: DemoConfig | None = None,
+    console: Console | None = None,
+) -> DemoResult:
+    """Run (or resume) the demo into ``out``; see the module docstring.
+
+    Raises:
+        ConfigError: ``out`` holds a demo made with other settings.
+        CemnetError subclasses from the step that failed, with the step named in the message.
+    """
+    config = config or DemoConfig.default()
+    console = console or Console()
+    paths = _Paths(Path(out))
+    _claim_folder(paths.out, config)
+    steps = _plan(paths, config)
+    seconds: dict[str, float] = {}
+    skipped: list[str] = []
+    began = time.perf_counter()
+    for number, step in enumerate(steps, start=1):
+        console.rule(f"[bold]{number}/{len(steps)}[/] {step.title}", align="left")
+        if step.done():
+            console.print("  already done: skipped", highlight=False)
+            seconds[step.name] = 0.0
+            skipped.append(step.name)
+            continue
+        started = time.perf_counter()
+        try:
+            step.run()
+        except CemnetError as exc:
+            raise type(exc)(f"demo step {number}/{len(steps)} ({step.name}): {exc}") from exc
+        seconds[step.name] = time.perf_counter() - started
+        console.print(f"  done in {seconds[step.name]:.1f} s", highlight=False)
+    seconds["total"] = time.perf_counter() - began
+    result = DemoResult(paths.out, paths.video, _metrics_file(paths), paths.weights, seconds, tuple(skipped))
+    _write_summary(result, config)
+    return result
+
+
+def _claim_folder(out: Path, config: DemoConfig) -> None:
+    """Create ``out`` and record ``config`` there; refuse a folder made with other settings."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror or exc}; choose a writable --out") from exc
+    path = out / CONFIG_FILE
+    wanted = config.to_dict()
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError:
+            saved = None
+        if saved != wanted:
+            raise ConfigError(
+                f"{out} holds a demo made with other settings ({path}); use another --out or delete {out}"
+            )
+        return
+    if any(out.iterdir()):
+        raise ConfigError(f"{out} is not empty and holds no demo; choose an empty or new --out folder")
+    _write_json(path, wanted)
+
+
+def _plan(paths: _Paths, config: DemoConfig) -> list[_Step]:
+    from cemnet_core.train.stages import STAGES
+
+    steps = [
+        _Step("synth", "make the procedural corpus (cemnet synth)", lambda: _synth_done(paths),
+              lambda: _synth(paths, config)),
+        _Step("preprocess", "preprocess it (cemnet preprocess mead --landmarks true)",
+              lambda: _preprocess_done(paths, config), lambda: _preprocess(paths, config)),
+        _Step("assets", "find the pretrained assets (registry, sha256-checked)", lambda: False,
+              lambda: _assets()),
+    ]  # fmt: skip
+    plans = list(config.stages)
+    if "syncnet" in STAGES and all(plan.stage != "syncnet" for plan in plans):
+        plans.append(StagePlan("syncnet", plans[0].steps if plans else 1))
+    for plan in plans:
+        steps.append(
+            _Step(f"train.{plan.stage}", f"train {plan.stage} for {plan.steps} steps, then export it",
+                  lambda plan=plan: _stage_done(paths, plan), lambda plan=plan: _train(paths, plan, config))
+        )  # fmt: skip
+    steps.append(_Step("eval", f"evaluate ({config.eval_runs} run(s), cross-emotion and neutral-base)",
+                       lambda: _metrics_file(paths).is_file(), lambda: _evaluate(paths, config)))  # fmt: skip
+    steps.append(_Step("generate", "render a cross-emotion video (cemnet generate)",
+                       lambda: paths.video.is_file(), lambda: _generate(paths, config)))  # fmt: skip
+    return steps
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def _synth_config(config: DemoConfig) -> Any:
+    from cemnet_core.data.synthetic import SynthConfig
+
+    return SynthConfig(speakers=config.speakers, sentences=config.sentences, emotions=config.emotions,
+                       levels=config.levels, seed=config.seed, size=config.frame_size)  # fmt: skip
+
+
+def _expected_clips(config: DemoConfig) -> int:
+    return config.speakers * config.sentences * len(_synth_config(config).labels())
+
+
+def _synth_done(paths: _Paths) -> bool:
+    from cemnet_core.data.synthetic import MANIFEST_NAME
+
+    return (paths.corpus / MANIFEST_NAME).is_file()
+
+
+def _synth(paths: _Paths, config: DemoConfig) -> None:
+    from cemnet_core.data.synthetic import synth
+
+    synth(_synth_config(config), paths.corpus, workers=config.workers, overwrite=True)
+
+
+def _preprocess_done(paths: _Paths, config: DemoConfig) -> bool:
+    from cemnet_core.data.manifest import read_manifest
+
+    if not (paths.data / "manifest.jsonl").is_file():
+        return False
+    return len(read_manifest(paths.data)) == _expected_clips(config)
+
+
+def _preprocess(paths: _Paths, config: DemoConfig) -> None:
+    from cemnet_core.preprocess import PreprocessOptions, preprocess
+
+    summary = preprocess("mead", paths.corpus, paths.data, workers=config.workers,
+                         options=PreprocessOptions(landmarks="true"))  # fmt: skip
+    if summary.failed:
+        first = next(iter(summary.failures.items()))
+        raise DataError(f"preprocess: {summary.failed} clip(s) failed (first: {first[0]}: {first[1]}); see "
+                        f"{paths.data / 'failures.jsonl'}")  # fmt: skip
+
+
+def _assets() -> None:
+    from cemnet_core.weights import resolve
+
+    for name in DEMO_ASSETS:
+        resolve(name)
+
+
+# ---------------------------------------------------------------- training
+
+
+def _releases(plan: StagePlan) -> list[str]:
+    """The release folder names a stage exports (from its tiny config; names do not depend on sizes)."""
+    from cemnet_core.train.stages import get_stage
+
+    module = get_stage(plan.stage)
+    return list(module.releases(module.Config.tiny()))
+
+
+def _stage_done(paths: _Paths, plan: StagePlan) -> bool:
+    from cemnet_core.train.stages import STAGES
+
+    if plan.stage not in STAGES:
+        return False  # _train says that the stage is missing
+    return all((paths.weights / name / "config.json").is_file() for name in _releases(plan))
+
+
+def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
+    from cemnet_core.train.stages import STAGES, export_run, train_stage
+
+    if plan.stage not in STAGES:
+        raise ConfigError(
+            f"the demo trains stage {plan.stage!r}, but this build of cemnet has no such training stage "
+            f"(it has {', '.join(STAGES)}); the demo cannot go on without it"
+        )
+    run = paths.runs / plan.stage
+    data = paths.data
+    overrides = [*plan.all_overrides(), *_upstream_overrides(paths, plan.stage)]
+    if checkpoint_path(run, LAST).exists():  # an interrupted run: continue it exactly
+        train_stage(plan.stage, data, run, resume=True, device=config.device, steps=plan.steps)
+    else:
+        train_stage(plan.stage, data, run, overrides=overrides, device=config.device, steps=plan.steps)
+    export_run(run, paths.weights)
+
+
+def _upstream_overrides(paths: _Paths, stage: str) -> list[str]:
+    """Stages trained on frozen upstream models (ebm) are pointed at the demo's own release folders."""
+    return []
+
+
+# ---------------------------------------------------------------- evaluation and generation
+
+
+def _metrics_file(paths: _Paths) -> Path:
+    return paths.eval / "metrics.json"
+
+
+def _evaluate(paths: _Paths, config: DemoConfig) -> None:
+    raise ConfigError("evaluation is not available in this build of cemnet (cemnet_core.eval.protocol)")
+
+
+def _demo_clips(paths: _Paths, config: DemoConfig) -> tuple[Path, Path]:
+    """(neutral reference video, emotional speech) of one test-split speaker, same sentence."""
+    from cemnet_core.data.layouts import discover
+    from cemnet_core.data.manifest import read_manifest, split_records
+
+    speaker = split_records(read_manifest(paths.data), "test")[0].speaker
+    sources = [clip for clip in discover("mead", paths.corpus) if clip.speaker == speaker]
+    sentence = sources[0].sentence
+    reference = [c for c in sources if c.emotion == "neutral" and c.sentence == sentence]
+    speech = [c for c in sources if c.emotion == config.speech_emotion and c.level == str(config.speech_level)
+              and c.sentence == sentence and c.audio is not None]  # fmt: skip
+    if not reference or not speech:
+        raise DataError(f"{paths.corpus} lacks the neutral video or the {config.speech_emotion} speech of "
+                        f"speaker {speaker}; delete {paths.corpus} and rerun the demo")  # fmt: skip
+    assert speech[0].audio is not None
+    return reference[0].video, speech[0].audio
+
+
+def _generate(paths: _Paths, config: DemoConfig) -> None:
+    from cemnet_core.generate import GenerateConfig, generate
+
+    reference, speech = _demo_clips(paths, config)
+    options = GenerateConfig(device=config.device)
+    generate(reference, speech, paths.video, weights=paths.weights, config=options)
+
+
+def _write_summary(result: DemoResult, config: DemoConfig) -> None:
+    summary = {
+        "video": str(result.video),
+        "metrics": str(result.metrics),
+        "weights": str(result.weights),
+        "seconds": {name: round(value, 2) for name, value in result.seconds.items()},
+        "skipped": list(result.skipped),
+        "config": config.to_dict(),
+    }
+    _write_json(result.out / SUMMARY_FILE, summary)
+
+
+def _write_json(path: Path, value: Any) -> None:
+    temp = path.with_name(f".{path.name}.tmp")
+    try:
+        temp.write_text(json.dumps(value, indent=1) + "\n", encoding="utf-8")
+        os.replace(temp, path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable --out") from exc
