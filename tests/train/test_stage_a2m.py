@@ -30,9 +30,9 @@ def _records(run: Path, split: str) -> list[dict]:
 
 def test_a2m_lowers_its_loss_and_exports(corpus: Path, tmp_path: Path) -> None:
     result = train_stage("a2m", corpus, tmp_path / "run", overrides=[*TINY, "loop.sample_every=20"],
-                         device="cpu", steps=60)  # fmt: skip
+                         device="cpu", steps=40)  # fmt: skip
     train = _records(tmp_path / "run", "train")
-    assert train[-1]["l1"] < 0.5 * train[0]["l1"]
+    assert train[-1]["l1"] < 0.6 * train[0]["l1"]
     val = _records(tmp_path / "run", "val")
     assert val[-1]["l1"] < val[0]["l1"] and result.best_metric is not None
     assert (tmp_path / "run" / "samples" / "step_0000020_mouth.png").is_file()
@@ -45,12 +45,12 @@ def test_a2m_lowers_its_loss_and_exports(corpus: Path, tmp_path: Path) -> None:
 
 def test_a2m_stop_and_resume_equals_an_unbroken_run(corpus: Path, tmp_path: Path) -> None:
     unbroken = tmp_path / "unbroken"
-    train_stage("a2m", corpus, unbroken, overrides=TINY, device="cpu", steps=14)
+    train_stage("a2m", corpus, unbroken, overrides=TINY, device="cpu", steps=8)
     broken = tmp_path / "broken"
-    train_stage("a2m", corpus, broken, overrides=TINY, device="cpu", steps=7)
+    train_stage("a2m", corpus, broken, overrides=TINY, device="cpu", steps=4)
     with pytest.raises(ConfigError, match="--resume"):
-        train_stage("a2m", corpus, broken, overrides=TINY, device="cpu", steps=14)
-    train_stage("a2m", corpus, broken, resume=True, device="cpu", steps=14)
+        train_stage("a2m", corpus, broken, overrides=TINY, device="cpu", steps=8)
+    train_stage("a2m", corpus, broken, resume=True, device="cpu", steps=8)
     first = torch.load(unbroken / "checkpoints" / "last.pt", weights_only=True)["models"]["audio_to_mouth"]
     second = torch.load(broken / "checkpoints" / "last.pt", weights_only=True)["models"]["audio_to_mouth"]
     assert first.keys() == second.keys()
