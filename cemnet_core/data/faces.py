@@ -14,7 +14,10 @@ same way for every source of faces in the project:
   switches to the ``num_faces`` landmarker (every face found on every frame, the nearest one kept) and
   switches back after ``check_every`` frames in a row with at most one face. ``faces_seen`` reports
   how many faces were found per frame; a second face that appears between two checks is counted from
-  the next check on (at most ``check_every - 1`` frames late).
+  the next check on (at most ``check_every - 1`` frames late). Measured on 2 CPU cores: about 5.6 ms of
+  CPU per frame against 6.7 ms for a per-frame IMAGE-mode landmarker, of which the 478-point landmark
+  network alone takes about 5.2 ms; tracked landmarks are also steadier over time (the benchmark's
+  jitter). Further speed comes from tracking several clips at once (``preprocess(workers=...)``).
 - stills: :func:`detect_image_landmarks` runs IMAGE mode on one picture (reference images).
 - :func:`crop_boxes` turns the per-frame landmarks into square boxes around ``landmarks.ALL`` with a
   margin, fills frames without a face from their neighbours (linear in time, held at the ends) and smooths
