@@ -1,0 +1,364 @@
+"""The evaluation protocol of Table II (Sec. IV-D): settings, pairing with a seed, methods, runs.
+
+Settings (DESIGN section 7):
+
+- ``neutral-base``: the references come from a *neutral* clip of the target's speaker (not the target);
+- ``cross-emotion``: the references come from a clip of the same speaker whose emotion differs from the
+  driving audio's and is not neutral, chosen with the run's seed.
+
+Ground truth is the clip of the driving audio (its frames, true or tracked landmarks and emotion label).
+Targets are the clips of the ``test`` split (speaker-held-out, ``manifest.split_records``)
+or of another split chosen by the caller. ``runs`` seeds (0 .. runs-1) each draw a new pairing; the table
+reports the mean and standard deviation over runs of the per-run means over clips.
+
+Generation for one (target, reference) pair, all in the 128x128 crop space of the processed clips:
+N references = the reference clip's frames with the most different mouths (``choose_references``);
+pose landmarks and the upper half of the target image = the ground-truth clip's (as IP-LAP-style
+landmark-to-video evaluations do: only the mouth is generated, so the metrics measure the mouth);
+mel windows and AEE segments from the driving clip's mel.
+
+Methods: ``cemnet`` (full model), ``w/o AEE`` (``--ablate aee``: no audio emotion), ``w/o EBM`` (``--ablate
+ebm``: the Audio2Mouth mouth, which is also the "Audio2Mouth without emotion" baseline), and
+``copy-reference`` (a baseline: the first reference's mouth held still, rendered by the same renderer).
+
+Shapes: ``T`` frames, ``N`` references, ``S`` crop side.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+
+from cemnet_core.data import landmarks as lm
+from cemnet_core.data.audio import MEL_PER_FRAME, mel_windows
+from cemnet_core.data.clips import Clip, load_clip
+from cemnet_core.data.manifest import ClipRecord, read_manifest, split_records
+from cemnet_core.errors import ConfigError, DataError
+from cemnet_core.eval import metrics
+from cemnet_core.eval.judges import EmotionJudge, IdentityJudge, LipSyncJudge, MediaPipeMouthJudge
+from cemnet_core.pipeline import CEMNetPipeline, compose_landmarks
+
+SETTINGS = ("neutral-base", "cross-emotion")
+ABLATIONS = ("aee", "ebm")
+METRICS = ("psnr", "ssim", "m_lmd", "ea", "csim", "lse_c", "lse_d")
+CROP = 128
+
+
+@dataclass(frozen=True)
+class Pair:
+    """One evaluation item: the driving/ground-truth clip and the clip the references come from."""
+
+    target: ClipRecord
+    reference: ClipRecord
+
+
+def pair_clips(records: list[ClipRecord], targets: list[ClipRecord], setting: str, seed: int) -> list[Pair]:
+    """Pair each target with a reference clip of the same speaker for ``setting`` (see module docstring).
+
+    Targets without a candidate (no neutral clip, or no clip in another non-neutral emotion) are skipped.
+    The same seed gives the same pairs.
+    """
+    if setting not in SETTINGS:
+        raise ConfigError(f"unknown setting {setting!r}; use one of {', '.join(SETTINGS)}")
+    rng = np.random.default_rng([seed, SETTINGS.index(setting)])
+    pairs = []
+    for target in targets:
+        if not target.emotion:
+            raise DataError(
+                f"{target.path} has no emotion label; evaluation needs an emotional corpus (MEAD)"
+            )
+        same = [r for r in records if r.speaker == target.speaker and r.path != target.path]
+        if setting == "neutral-base":
+            candidates = [r for r in same if r.emotion == "neutral"]
+        else:
+            candidates = [r for r in same if r.emotion not in (target.emotion, "neutral")]
+        if candidates:
+            pairs.append(Pair(target, candidates[int(rng.integers(len(candidates)))]))
+    return pairs
+
+
+def choose_references(mouths: np.ndarray, count: int) -> list[int]:
+    """``count`` frame indices whose mouths differ most (farthest-point sampling, as ``generate`` does)."""
+    from cemnet_core.generate import choose_references as choose
+
+    return choose(mouths, count)
+
+
+@dataclass
+class Judges:
+    """The fixed networks that score a method (see :mod:`cemnet_core.eval.judges`).
+
+    mouth: None compares the predicted mouth with the clip's stored landmarks (true landmarks on the
+    procedural corpus); a :class:`MediaPipeMouthJudge` runs the same detector on generated and GT frames.
+    identity_of_references: the 128-d identity the EBM is conditioned on (dlib on real or drawn faces);
+    needed only by methods that use the EBM.
+    """
+
+    emotion: EmotionJudge
+    identity: IdentityJudge
+    lipsync: LipSyncJudge | None = None
+    mouth: MediaPipeMouthJudge | None = None
+    identity_of_references: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+
+
+def dlib_reference_identity(images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Mean dlib embedding (128,) of reference crops (N, S, S, 3); landmarks (N, 478, 2) crop-normalised."""
+    from cemnet_core.models.identity import IdentityEncoder
+
+    encoder = IdentityEncoder()
+    side = images.shape[1]
+    embeddings = encoder.embed_batch(images, landmarks=landmarks * side)  # (N, 128)
+    mean = embeddings.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
+
+@dataclass
+class Generated:
+    """What a method produced for one pair: frames (T, S, S, 3) uint8 and mouth (T, 57, 2) crop-normalised."""
+
+    frames: np.ndarray
+    mouth: np.ndarray
+    references: np.ndarray  # (N, S, S, 3) uint8
+
+
+def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
+    """(n, H, W, 3) uint8 -> (n, size, size, 3) (area interpolation; unchanged when already that size)."""
+    if frames.shape[1:3] == (size, size):
+        return frames
+    return np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) for frame in frames])
+
+
+def _to_images(frames: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (n, 3, S, S)
+
+
+def generate_pair(
+    pipeline: CEMNetPipeline,
+    target: Clip,
+    reference: Clip,
+    method: str,
+    judges: Judges,
+    batch_size: int = 16,
+) -> Generated:
+    """Run one method on one pair (module docstring) -> :class:`Generated`."""
+    T, window, segment = target.num_frames, pipeline.window, pipeline.emotion_segment
+    usable = np.flatnonzero(reference.valid)
+    if usable.size == 0 or not target.valid.any():
+        raise DataError("a clip of the pair has no face in any frame; re-run preprocessing or drop the clip")
+    count = int(pipeline.audio_to_mouth.config.num_refs)  # N (5 in the paper)
+    chosen = usable[choose_references(lm.select(reference.landmarks[usable], lm.MOUTH), count)]
+    ref_frames = resize_frames(reference.frames[chosen], pipeline.image_size)  # (N, S, S, 3)
+    ref_all = torch.from_numpy(lm.select(reference.landmarks[chosen], lm.ALL))  # (N, 135, 2)
+    ref_images = _to_images(ref_frames)  # (N, 3, S, S)
+    pose = torch.from_numpy(lm.select(target.landmarks, lm.POSE))  # (T, 78, 2)
+    if method == "copy-reference":
+        mouth = ref_all[0, lm.ALL_MOUTH].expand(T, -1, -1).clone()  # (T, 57, 2)
+    else:
+        windows = -(-T // window)
+        padded = windows * window
+        index = np.minimum(np.arange(padded), T - 1)  # edge-repeat the last frame to fill the last window
+        mel = torch.from_numpy(mel_windows(target.mel, T)[index])  # (padded, 16, 80)
+        last = target.mel.shape[0] - 1
+        centres = [round(MEL_PER_FRAME * (w * window + window / 2)) for w in range(windows)]
+        rows = [np.clip(np.arange(c - segment // 2, c - segment // 2 + segment), 0, last) for c in centres]
+        segments = np.stack([target.mel[r] for r in rows])  # (windows, S, 80)
+        source = pipeline.source_emotion(ref_images)  # (Ds,)
+        if pipeline.use_ebm:
+            if judges.identity_of_references is None:
+                raise ConfigError(
+                    "methods with the EBM need identity_of_references (e.g. dlib_reference_identity)"
+                )
+            identity = torch.from_numpy(
+                judges.identity_of_references(ref_frames, reference.landmarks[chosen])
+            )
+        else:
+            identity = torch.zeros(128)
+        predicted = pipeline.predict_mouth(
+            ref_all[None].expand(windows, -1, -1, -1),
+            mel.view(windows, window, *mel.shape[1:]),  # (windows, T', 16, 80)
+            pose[index].view(windows, window, *pose.shape[1:]),  # (windows, T', 78, 2)
+            torch.from_numpy(segments),
+            source,
+            identity,
+        )  # (windows, T', 57, 2)
+        mouth = predicted.reshape(padded, *predicted.shape[2:])[:T].cpu()  # (T, 57, 2)
+    landmarks = compose_landmarks(pose, mouth.float())  # (T, 135, 2)
+    sketches = pipeline.sketches(ref_all)  # (N, 3, S, S)
+    frames = []
+    for start in range(0, T, batch_size):
+        stop = min(start + batch_size, T)
+        images = pipeline.render(
+            ref_images,
+            sketches,
+            landmarks[start:stop],
+            _to_images(resize_frames(target.frames[start:stop], pipeline.image_size)),
+        )
+        frames.append((images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
+    return Generated(np.concatenate(frames), mouth.numpy(), ref_frames)
+
+
+def score_pair(generated: Generated, target: Clip, emotion: str, judges: Judges) -> dict[str, float]:
+    """Table II metrics of one generated clip against its ground truth."""
+    frames, truth = generated.frames, resize_frames(target.frames, generated.frames.shape[1])
+    valid = target.valid
+    scores = {
+        "psnr": metrics.psnr(frames[valid], truth[valid]),
+        "ssim": metrics.ssim(frames[valid], truth[valid]),
+    }
+    if judges.mouth is None:
+        true_mouth = lm.select(target.landmarks, lm.MOUTH).astype(np.float64)  # (T, 57, 2)
+        true_mouth[~valid] = np.nan
+        scores["m_lmd"] = metrics.landmark_distance(generated.mouth, true_mouth, scale=CROP)
+    else:
+        scores["m_lmd"] = metrics.landmark_distance(
+            judges.mouth.mouth(frames), judges.mouth.mouth(truth), scale=frames.shape[2]
+        )
+    label = [judges.emotion.target_index(emotion)] * len(frames)
+    scores["ea"] = metrics.emotion_accuracy(judges.emotion.logits(frames), label)
+    reference = judges.identity.embed(generated.references).mean(axis=0)
+    scores["csim"] = metrics.identity_similarity(judges.identity.embed(frames), reference)
+    scores["lse_c"] = scores["lse_d"] = float("nan")
+    if judges.lipsync is not None and len(target.audio) > 0:
+        sync = judges.lipsync.scores(frames, target.audio.astype(np.float32) / 32768.0)
+        scores["lse_c"], scores["lse_d"] = sync.lse_c, sync.lse_d
+    return scores
+
+
+@dataclass
+class EvalResult:
+    """Per-clip rows and per (setting, method) aggregates (mean and std over runs of per-run means)."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, dict[str, dict[str, tuple[float, float]]]] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    example_truth: np.ndarray | None = None  # (T, S, S, 3) ground truth of the first pair
+    examples: dict[str, np.ndarray] = field(default_factory=dict)  # method -> its (T, S, S, 3) frames
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
+    """setting -> method -> metric -> (mean, std) over seeds of the mean over that seed's clips."""
+    summary: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
+    keys = sorted({(r["setting"], r["method"]) for r in rows}, key=lambda k: (SETTINGS.index(k[0]), k[1]))
+    for setting, method in keys:
+        mine = [r for r in rows if r["setting"] == setting and r["method"] == method]
+        per_seed = {}
+        for seed in sorted({r["seed"] for r in mine}):
+            of_seed = [r for r in mine if r["seed"] == seed]
+            per_seed[seed] = {m: float(np.nanmean([r[m] for r in of_seed])) if any(
+                np.isfinite(r[m]) for r in of_seed) else float("nan") for m in METRICS}  # fmt: skip
+        summary.setdefault(setting, {})[method] = {
+            m: metrics.mean_std([values[m] for values in per_seed.values()]) for m in METRICS
+        }
+    return summary
+
+
+def methods_for(ablate: tuple[str, ...], baselines: bool) -> list[str]:
+    """The methods to run: the full model, one row per ablation, and the baseline(s)."""
+    unknown = sorted(set(ablate) - set(ABLATIONS))
+    if unknown:
+        raise ConfigError(f"unknown ablation(s) {unknown}; use aee and/or ebm")
+    methods = ["cemnet"] + [f"w/o {name.upper()}" for name in ABLATIONS if name in ablate]
+    return methods + (["copy-reference"] if baselines else [])
+
+
+def evaluate(
+    data: str | os.PathLike[str],
+    pipelines: dict[str, CEMNetPipeline],
+    judges: Judges,
+    settings: tuple[str, ...] = SETTINGS,
+    runs: int = 1,
+    split: str = "test",
+    max_clips: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EvalResult:
+    """Run every method of ``pipelines`` (method name -> pipeline; ``copy-reference`` reuses ``cemnet``'s
+    renderer) on every setting for ``runs`` seeds; returns per-clip rows and the summary.
+
+    max_clips: keep only the first targets of the split (quick looks); None for all.
+    """
+    if runs < 1:
+        raise ConfigError(f"--runs must be >= 1, got {runs}")
+    records = read_manifest(data)
+    targets = split_records(records, split)[:max_clips]
+    jobs = [
+        (s, seed, p) for s in settings for seed in range(runs) for p in pair_clips(records, targets, s, seed)
+    ]
+    if not jobs:
+        raise DataError(
+            f"no evaluation pairs in {data} (split {split!r}): each target needs another clip of "
+            "its speaker, neutral or in another emotion; make a corpus with several emotions"
+        )
+    result = EvalResult(seeds=list(range(runs)))
+    cache: dict[Path, Clip] = {}
+
+    def clip(record: ClipRecord) -> Clip:
+        if record.path not in cache:
+            cache[record.path] = load_clip(record.path)
+        return cache[record.path]
+
+    total, done = len(jobs) * len(pipelines), 0
+    for setting, seed, pair in jobs:
+        target, reference = clip(pair.target), clip(pair.reference)
+        for method, pipeline in pipelines.items():
+            generated = generate_pair(pipeline, target, reference, method, judges)
+            row = {"setting": setting, "method": method, "seed": seed,
+                   "target": pair.target.path.name, "reference": pair.reference.path.name,
+                   "speaker": pair.target.speaker, "target_emotion": pair.target.emotion,
+                   "reference_emotion": pair.reference.emotion}  # fmt: skip
+            row |= score_pair(generated, target, pair.target.emotion, judges)
+            if (setting, seed, pair) == jobs[0]:
+                result.example_truth = resize_frames(target.frames, generated.frames.shape[1])
+                result.examples[method] = generated.frames
+            result.rows.append(row)
+            done += 1
+            if progress is not None:
+                progress(done, total)
+    result.summary = summarise(result.rows)
+    return result
+
+
+def _uses_true_landmarks(records: list[ClipRecord]) -> bool:
+    return all(r.extra.get("landmark_source") == "true" for r in records)
+
+
+def default_judges(data: str | os.PathLike[str], weights: str | os.PathLike[str] | None) -> Judges:
+    """Corpus judges for a ``cemnet synth`` corpus (true landmarks), pretrained judges otherwise.
+
+    LipSync runs when ``<weights>/syncnet`` holds a ``syncnet`` release folder (converted syncnet_v2 or a
+    lip-sync expert trained on the data); otherwise its columns are NaN (shown as n/a).
+    """
+    from cemnet_core.eval import judges as j
+
+    lipsync = None
+    if weights is not None and (Path(weights) / "syncnet").is_dir():
+        lipsync = j.load_lipsync_judge(Path(weights) / "syncnet")
+    if _uses_true_landmarks(read_manifest(data)):
+        emotion, identity = j.corpus_judges(data)
+        return Judges(emotion, identity, lipsync, None, dlib_reference_identity)
+    return Judges(
+        j.FERJudge(), j.DlibIdentityJudge(), lipsync, j.MediaPipeMouthJudge(), dlib_reference_identity
+    )
+
+
+def load_pipelines(
+    weights: str | os.PathLike[str], ablate: tuple[str, ...] = (), baselines: bool = True,
+    device: str | None = None,
+) -> dict[str, CEMNetPipeline]:  # fmt: skip
+    """Method name -> pipeline from a weights bundle (``cemnet export`` layout), for :func:`evaluate`."""
+    full = CEMNetPipeline.from_bundle(weights, device)
+    pipelines = {}
+    for method in methods_for(ablate, baselines):
+        if method == "w/o AEE":
+            pipelines[method] = CEMNetPipeline.from_bundle(weights, device, use_aee=False)
+        elif method == "w/o EBM":
+            pipelines[method] = CEMNetPipeline.from_bundle(weights, device, use_ebm=False)
+        else:
+            pipelines[method] = full
+    return pipelines

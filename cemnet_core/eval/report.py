@@ -1,0 +1,184 @@
+"""Reports of an evaluation (Table II / Table IV style): rich table, results.json, results.csv, a PNG figure.
+
+``results.json`` holds the config (settings, runs, seeds, ablations), the judges used (and which LipSync
+weights, if any), the sha256 of every weights file of the bundle, the summary (mean and std over runs per
+setting and method) and every per-clip row; ``results.csv`` has the per-clip rows followed by the
+aggregated rows (``seed`` = ``mean`` / ``std``). The figure shows ground-truth vs generated frames of one
+clip per method and bars of each metric.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from rich.table import Table
+
+from cemnet_core.errors import OutputError
+from cemnet_core.eval.protocol import METRICS, EvalResult
+from cemnet_core.weights import sha256_file
+
+LABELS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "m_lmd": "M-LMD↓", "ea": "EA↑", "csim": "CSIM↑",
+          "lse_c": "LSE-C↑", "lse_d": "LSE-D↓"}  # fmt: skip
+
+
+def weights_sha256(weights: str | os.PathLike[str] | None) -> dict[str, str]:
+    """Relative path -> sha256 of every file under the weights folder (empty when None)."""
+    if weights is None or not Path(weights).is_dir():
+        return {}
+    root = Path(weights)
+    return {
+        path.relative_to(root).as_posix(): sha256_file(path)
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+def _cell(mean: float, std: float, runs: int) -> str:
+    if not math.isfinite(mean):
+        return "n/a"
+    return f"{mean:.3f}" + (f" ± {std:.3f}" if runs > 1 else "")
+
+
+def results_table(result: EvalResult, title: str = "Table II (reproduction)") -> Table:
+    """A rich table: one row per (setting, method), one column per metric, mean ± std over runs."""
+    table = Table(title=title)
+    table.add_column("setting")
+    table.add_column("method")
+    for metric in METRICS:
+        table.add_column(LABELS[metric], justify="right")
+    for setting, methods in result.summary.items():
+        for method, values in methods.items():
+            table.add_row(setting, method, *(_cell(*values[m], len(result.seeds)) for m in METRICS))
+    return table
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def write_results(result: EvalResult, out: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Path]:
+    """Write ``results.json`` and ``results.csv`` into ``out``; returns their paths."""
+    out = Path(out)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {out}: {exc.strerror or exc}; choose a writable --out") from exc
+    summary = {
+        s: {m: {k: {"mean": v[0], "std": v[1]} for k, v in vals.items()} for m, vals in methods.items()}
+        for s, methods in result.summary.items()
+    }
+    document = {"config": config, "seeds": result.seeds, "summary": summary, "clips": result.rows}
+    json_path, csv_path = out / "results.json", out / "results.csv"
+    json_path.write_text(json.dumps(_json_safe(document), indent=2) + "\n", encoding="utf-8")
+    columns = ["setting", "method", "seed", "target", "reference", "speaker", "target_emotion",
+               "reference_emotion", *METRICS]  # fmt: skip
+    with csv_path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        for row in result.rows:
+            writer.writerow({key: row.get(key, "") for key in columns})
+        for setting, methods in result.summary.items():
+            for method, values in methods.items():
+                for index, stat in enumerate(("mean", "std")):
+                    writer.writerow({"setting": setting, "method": method, "seed": stat,
+                                     **{m: values[m][index] for m in METRICS}})  # fmt: skip
+    return {"json": json_path, "csv": csv_path}
+
+
+def write_figure(
+    path: str | os.PathLike[str], truth: np.ndarray, generated: dict[str, np.ndarray], result: EvalResult,
+    frames: int = 4,
+) -> Path:  # fmt: skip
+    """PNG: row 1 ground-truth frames, one row per method's generated frames, then one bar chart per metric
+    (first setting, methods side by side; bar length relative to the largest value of that metric)."""
+    picks = np.linspace(0, len(truth) - 1, min(frames, len(truth))).round().astype(int)
+    side = truth.shape[1]
+    label_width = 150
+
+    def strip(name: str, images: np.ndarray) -> np.ndarray:
+        row = np.concatenate([images[i] for i in picks], axis=1)
+        label = np.full((side, label_width, 3), 255, np.uint8)
+        cv2.putText(label, name[:18], (4, side // 2), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1)
+        return np.concatenate([label, row], axis=1)
+
+    rows = [strip("ground truth", truth)] + [strip(name, images) for name, images in generated.items()]
+    width = rows[0].shape[1]
+    setting = next(iter(result.summary), None)
+    if setting is not None:
+        methods = result.summary[setting]
+        for metric in METRICS:
+            panel = np.full((18 * (len(methods) + 1), width, 3), 255, np.uint8)
+            cv2.putText(
+                panel, f"{LABELS[metric]} ({setting})", (4, 13), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (0, 0, 0), 1
+            )
+            finite = [abs(v[metric][0]) for v in methods.values() if math.isfinite(v[metric][0])]
+            top = max(finite, default=1.0) or 1.0
+            for i, (method, values) in enumerate(methods.items(), start=1):
+                value = values[metric][0]
+                y = 18 * i
+                cv2.putText(panel, method[:18], (4, y + 12), cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)
+                if math.isfinite(value):
+                    length = int((width - label_width - 60) * abs(value) / top)
+                    cv2.rectangle(
+                        panel, (label_width, y + 3), (label_width + length, y + 14), (70, 110, 200), -1
+                    )
+                    cv2.putText(panel, f"{value:.3f}", (label_width + length + 4, y + 12),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.35, (0, 0, 0), 1)  # fmt: skip
+            rows.append(panel)
+    image = np.concatenate(rows, axis=0)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not cv2.imwrite(str(path), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+        raise OutputError(f"cannot write {path}; choose a writable --out")
+    return path
+
+
+def evaluate_and_report(
+    data: str | os.PathLike[str],
+    weights: str | os.PathLike[str],
+    out: str | os.PathLike[str],
+    settings: tuple[str, ...],
+    runs: int = 1,
+    ablate: tuple[str, ...] = (),
+    split: str = "test",
+    max_clips: int | None = None,
+    device: str | None = None,
+    progress: Any = None,
+) -> tuple[EvalResult, Table, dict[str, Path]]:
+    """The whole of ``cemnet eval``: load the bundle and judges, run the protocol, write every report.
+
+    Returns the result, the rich table and the written paths (``json``, ``csv``, ``figure``).
+    """
+    from cemnet_core.eval import protocol
+
+    pipelines = protocol.load_pipelines(weights, ablate, baselines=True, device=device)
+    judges = protocol.default_judges(data, weights)
+    result = protocol.evaluate(data, pipelines, judges, settings, runs, split, max_clips, progress)
+    config = {
+        "data": str(Path(data).resolve()), "weights": str(Path(weights).resolve()),
+        "settings": list(settings),
+        "runs": runs, "ablate": list(ablate), "split": split, "max_clips": max_clips,
+        "methods": list(pipelines), "weights_sha256": weights_sha256(weights),
+        "judges": {"emotion": judges.emotion.name, "identity": judges.identity.name,
+                   "m_lmd": "true landmarks" if judges.mouth is None else judges.mouth.name,
+                   "lipsync": judges.lipsync.source if judges.lipsync else "none (no <weights>/syncnet)"},
+    }  # fmt: skip
+    paths = write_results(result, out, config)
+    if result.example_truth is not None:
+        paths["figure"] = write_figure(
+            Path(out) / "examples.png", result.example_truth, result.examples, result
+        )
+    return result, results_table(result), paths
