@@ -99,6 +99,7 @@ def _root(
 # Command groups register themselves here, one line each (keep the list sorted).
 from cemnet_cli import demo_cmd  # noqa: E402, I001
 from cemnet_cli import detect_cmd  # noqa: E402
+from cemnet_cli import eval_cmd  # noqa: E402
 from cemnet_cli import generate_cmd  # noqa: E402
 from cemnet_cli import models_cmd  # noqa: E402
 from cemnet_cli import preprocess_cmd  # noqa: E402
@@ -108,6 +109,7 @@ from cemnet_cli import weights_cmd  # noqa: E402
 
 demo_cmd.register(app)
 detect_cmd.register(app)
+eval_cmd.register(app)
 generate_cmd.register(app)
 models_cmd.register(app)
 preprocess_cmd.register(app)

@@ -1,0 +1,55 @@
+"""``cemnet eval``: the Table II protocol (Sec. IV-D) on a processed corpus with a weights bundle."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cemnet_cli.options import DataOption, DeviceOption
+from cemnet_core.errors import ConfigError
+
+
+def eval_command(
+    data: DataOption,
+    weights: Annotated[Path, typer.Option("--weights", help="Weights bundle written by `cemnet export`.")],
+    setting: Annotated[str, typer.Option("--setting", help="cross-emotion, neutral-base or both.")] = "both",
+    runs: Annotated[int, typer.Option("--runs", help="Seeds (pairings) to average over.", min=1)] = 1,
+    ablate: Annotated[
+        list[str] | None, typer.Option("--ablate", help="Also run without a module: aee or ebm (repeatable).")
+    ] = None,
+    split: Annotated[str, typer.Option("--split", help="Targets: test, val, train or all.")] = "test",
+    max_clips: Annotated[
+        int | None, typer.Option("--max-clips", help="Evaluate only the first N targets.", min=1)
+    ] = None,
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder for results.json/.csv and the figure.")
+    ] = Path("eval_results"),
+    device: DeviceOption = None,
+) -> None:
+    """Score CEM-Net (and its ablations and a copy-the-reference baseline) as in Table II."""
+    from cemnet_core.eval.protocol import SETTINGS
+    from cemnet_core.eval.report import evaluate_and_report
+
+    if setting not in (*SETTINGS, "both"):
+        raise ConfigError(f"--setting must be one of {', '.join(SETTINGS)} or both, got {setting!r}")
+    settings = SETTINGS if setting == "both" else (setting,)
+    columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, transient=True) as progress:
+        task = progress.add_task("eval", total=None)
+        result, table, paths = evaluate_and_report(
+            data, weights, out, settings, runs, tuple(ablate or ()), split, max_clips, device,
+            lambda done, total: progress.update(task, completed=done, total=total),
+        )  # fmt: skip
+    console = Console()
+    console.print(table)
+    console.print(f"{len(result.rows)} clip scores; " + ", ".join(f"{k}: {v}" for k, v in paths.items()),
+                  highlight=False)  # fmt: skip
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``eval`` to the ``cemnet`` app."""
+    app.command("eval")(eval_command)
