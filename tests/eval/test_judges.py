@@ -74,7 +74,8 @@ def make_eval_corpus(
                 clip.meta.update(speaker=name, emotion=emotion, level="3", sentence=f"{sentence:03d}")
                 save_clip(root / relative, clip)
                 lines.append({"path": relative, "dataset": "test", "speaker": name, "emotion": emotion,
-                              "level": "3", "sentence": f"{sentence:03d}", "num_frames": frames})  # fmt: skip
+                              "level": "3", "sentence": f"{sentence:03d}", "num_frames": frames,
+                              "landmark_source": "true"})  # fmt: skip
     (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return root
 
