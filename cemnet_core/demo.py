@@ -59,12 +59,15 @@ DEMO_ASSETS = (
 class StagePlan:
     """One training stage of the demo: its name in ``STAGES``, its steps, and ``--set`` overrides.
 
-    The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first).
+    The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first). An ``optional``
+    stage that this build does not register is left out (the LipSync expert, ``syncnet``); any other
+    missing stage stops the demo.
     """
 
     stage: str
     steps: int
     overrides: tuple[str, ...] = ()
+    optional: bool = False
 
     def all_overrides(self) -> list[str]:
         """``--set`` strings as ``cemnet train`` takes them: the tiny preset, then this plan's values."""
@@ -76,8 +79,9 @@ class DemoConfig:
     """The sizes of every demo step.
 
     Corpus: ``speakers`` x (``emotions`` at ``levels``; neutral at level 1 only) x ``sentences`` clips of
-    ``frame_size`` pixels. ``stages``: what to train, in order. ``eval_runs``: seeds of the evaluation
-    protocol. ``speech_emotion``/``speech_level``: the driving audio of the demo video.
+    ``frame_size`` pixels. ``stages``: what to train, in order. Evaluation: ``eval_runs`` seeds of the
+    protocol, ``eval_clips`` targets each, with the ``eval_ablate`` ablations. ``speech_emotion`` and
+    ``speech_level``: the driving audio of the demo video.
     """
 
     speakers: int = 4
@@ -89,6 +93,8 @@ class DemoConfig:
     workers: int = 2
     stages: tuple[StagePlan, ...] = field(default_factory=tuple)
     eval_runs: int = 1
+    eval_clips: int = 4  # test-split targets evaluated per setting and run
+    eval_ablate: tuple[str, ...] = ("aee", "ebm")  # Table IV rows beside the full model
     speech_emotion: str = "happy"
     speech_level: int = 3
     device: str | None = None
@@ -102,20 +108,24 @@ class DemoConfig:
             )
         if 1 not in self.levels or self.speech_level not in self.levels:
             raise ConfigError(f"levels must include 1 (neutral) and {self.speech_level} (the speech)")
-        if min(self.sentences, self.workers, self.eval_runs) < 1:
-            raise ConfigError("sentences, workers and eval_runs must be at least 1")
+        if min(self.sentences, self.workers, self.eval_runs, self.eval_clips) < 1:
+            raise ConfigError("sentences, workers, eval_runs and eval_clips must be at least 1")
 
     @classmethod
     def default(cls) -> DemoConfig:
         """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
-        return cls(stages=_stages(a2m=300, renderer=150, aee=60, emotion=60, ebm=150, speakers=4))
+        stages = _stages(a2m=300, renderer=150, aee=60, emotion=60, ebm=150, syncnet=100, speakers=4,
+                         renderer_size=64)  # fmt: skip
+        return cls(stages=stages)
 
     @classmethod
     def quick(cls) -> DemoConfig:
         """The same path at the smallest useful scale (tests): a couple of minutes on two CPU cores."""
         return cls(
-            speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1,
-            stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, speakers=3),
+            speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
+            eval_ablate=("ebm",),
+            stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
+                            renderer_size=32),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -124,9 +134,16 @@ class DemoConfig:
 
 
 def _stages(
-    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, speakers: int
+    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, syncnet: int, speakers: int, renderer_size: int
 ) -> tuple[StagePlan, ...]:
-    """The demo's stage plans: tiny presets with the step counts given, validation only at the end."""
+    """The demo's stage plans: tiny presets with the step counts given, validation only at the end.
+
+    ``renderer_size``: side of the rendered face (32 is the tiny preset; 64 shows the mouth in the video).
+    """
+    render = () if renderer_size == 32 else (
+        f"model.image_size={renderer_size}", "model.flow_scale=0.5", "model.flow_channels=[16, 32]",
+        "model.generator_channels=[16, 32]",
+    )  # fmt: skip
 
     def loop(steps: int) -> tuple[str, ...]:
         return (f"loop.val_every={steps}", f"loop.checkpoint_every={max(1, steps // 2)}",
@@ -134,19 +151,26 @@ def _stages(
 
     return (
         StagePlan("a2m", a2m, loop(a2m)),
-        StagePlan("renderer", renderer, loop(renderer)),
+        StagePlan("renderer", renderer, (*loop(renderer), *render)),
         StagePlan("aee", aee, (*loop(aee), f"model.num_speakers={speakers}", f"pretrain_steps={aee // 2}")),
         StagePlan("emotion", emotion, loop(emotion)),
         StagePlan("ebm", ebm, loop(ebm)),
+        StagePlan("syncnet", syncnet, loop(syncnet), optional=True),
     )
 
 
 @dataclass(frozen=True)
 class DemoResult:
-    """Where the demo put its outputs, and the seconds each step took (0 for a skipped step)."""
+    """Where the demo put its outputs, the clips the video was made from, and the seconds of each step.
+
+    ``reference``: the neutral video of the references; ``speech``: the driving audio; ``seconds``: per step
+    (0 for a skipped step) and ``total``.
+    """
 
     out: Path
     video: Path
+    reference: Path
+    speech: Path
     metrics: Path
     weights: Path
     seconds: dict[str, float]
@@ -189,7 +213,7 @@ def run_demo(
     console = console or Console()
     paths = _Paths(Path(out))
     _claim_folder(paths.out, config)
-    steps = _plan(paths, config)
+    steps = _plan(paths, config, console)
     seconds: dict[str, float] = {}
     skipped: list[str] = []
     began = time.perf_counter()
@@ -208,7 +232,9 @@ def run_demo(
         seconds[step.name] = time.perf_counter() - started
         console.print(f"  done in {seconds[step.name]:.1f} s", highlight=False)
     seconds["total"] = time.perf_counter() - began
-    result = DemoResult(paths.out, paths.video, _metrics_file(paths), paths.weights, seconds, tuple(skipped))
+    reference, speech = _demo_clips(paths, config)
+    result = DemoResult(paths.out, paths.video, reference, speech, _metrics_file(paths), paths.weights,
+                        seconds, tuple(skipped))  # fmt: skip
     _write_summary(result, config)
     return result
 
@@ -236,7 +262,7 @@ def _claim_folder(out: Path, config: DemoConfig) -> None:
     _write_json(path, wanted)
 
 
-def _plan(paths: _Paths, config: DemoConfig) -> list[_Step]:
+def _plan(paths: _Paths, config: DemoConfig, console: Console) -> list[_Step]:
     from cemnet_core.train.stages import STAGES
 
     steps = [
@@ -247,16 +273,16 @@ def _plan(paths: _Paths, config: DemoConfig) -> list[_Step]:
         _Step("assets", "find the pretrained assets (registry, sha256-checked)", lambda: False,
               lambda: _assets()),
     ]  # fmt: skip
-    plans = list(config.stages)
-    if "syncnet" in STAGES and all(plan.stage != "syncnet" for plan in plans):
-        plans.append(StagePlan("syncnet", plans[0].steps if plans else 1))
-    for plan in plans:
+    for plan in config.stages:
+        if plan.optional and plan.stage not in STAGES:
+            continue
         steps.append(
             _Step(f"train.{plan.stage}", f"train {plan.stage} for {plan.steps} steps, then export it",
                   lambda plan=plan: _stage_done(paths, plan), lambda plan=plan: _train(paths, plan, config))
         )  # fmt: skip
     steps.append(_Step("eval", f"evaluate ({config.eval_runs} run(s), cross-emotion and neutral-base)",
-                       lambda: _metrics_file(paths).is_file(), lambda: _evaluate(paths, config)))  # fmt: skip
+                       lambda: _metrics_file(paths).is_file(),
+                       lambda: _evaluate(paths, config, console)))  # fmt: skip
     steps.append(_Step("generate", "render a cross-emotion video (cemnet generate)",
                        lambda: paths.video.is_file(), lambda: _generate(paths, config)))  # fmt: skip
     return steps
@@ -352,19 +378,29 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
 
 
 def _upstream_overrides(paths: _Paths, stage: str) -> list[str]:
-    """Stages trained on frozen upstream models (ebm) are pointed at the demo's own release folders."""
-    return []
+    """The ebm stage trains on frozen upstream networks: point it at the release folders the demo wrote."""
+    if stage != "ebm":
+        return []
+    upstream = {"a2m": "audio_to_mouth", "aee": "emotion_enhancer", "image_emotion": "image_emotion"}
+    return [f"{key}={json.dumps(str(paths.weights / folder))}" for key, folder in upstream.items()]
 
 
 # ---------------------------------------------------------------- evaluation and generation
 
 
 def _metrics_file(paths: _Paths) -> Path:
-    return paths.eval / "metrics.json"
+    return paths.eval / "results.json"
 
 
-def _evaluate(paths: _Paths, config: DemoConfig) -> None:
-    raise ConfigError("evaluation is not available in this build of cemnet (cemnet_core.eval.protocol)")
+def _evaluate(paths: _Paths, config: DemoConfig, console: Console) -> None:
+    from cemnet_core.eval.protocol import SETTINGS
+    from cemnet_core.eval.report import evaluate_and_report
+
+    _, table, _ = evaluate_and_report(
+        paths.data, paths.weights, paths.eval, SETTINGS, runs=config.eval_runs, ablate=config.eval_ablate,
+        max_clips=config.eval_clips, device=config.device,
+    )  # fmt: skip
+    console.print(table)
 
 
 def _demo_clips(paths: _Paths, config: DemoConfig) -> tuple[Path, Path]:
@@ -396,6 +432,8 @@ def _generate(paths: _Paths, config: DemoConfig) -> None:
 def _write_summary(result: DemoResult, config: DemoConfig) -> None:
     summary = {
         "video": str(result.video),
+        "reference": str(result.reference),
+        "speech": str(result.speech),
         "metrics": str(result.metrics),
         "weights": str(result.weights),
         "seconds": {name: round(value, 2) for name, value in result.seconds.items()},

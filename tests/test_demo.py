@@ -1,0 +1,99 @@
+"""The end-to-end demo at its quick size: corpus -> preprocess -> every stage -> eval -> a playable video."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from cemnet_core.data.media import probe
+from cemnet_core.demo import CONFIG_FILE, SUMMARY_FILE, DemoConfig, DemoResult, StagePlan, run_demo
+from cemnet_core.errors import ConfigError
+from cemnet_core.models import MODEL_KINDS
+from cemnet_core.pipeline import load_stage
+
+FRAME = 1 / 25
+
+
+@pytest.fixture(scope="module")
+def demo(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoResult]:
+    """The quick demo, run once for the module (CEMNET_WEIGHTS_DIR points at the shared assets)."""
+    out = tmp_path_factory.mktemp("demo") / "out"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
+        yield run_demo(out, DemoConfig.quick(), Console(quiet=True))
+
+
+def _numbers(value: object) -> list[float]:
+    if isinstance(value, bool):
+        return []
+    if isinstance(value, int | float):
+        return [float(value)]
+    if isinstance(value, dict):
+        return [number for item in value.values() for number in _numbers(item)]
+    if isinstance(value, list):
+        return [number for item in value for number in _numbers(item)]
+    return []
+
+
+def test_demo_video_plays_with_the_driving_audio(demo: DemoResult) -> None:
+    info = probe(demo.video)
+    assert (info.video_codec, info.audio_codec) == ("h264", "aac")
+    assert info.width > 0 and info.width % 2 == 0 and info.height % 2 == 0
+    assert abs(info.duration - probe(demo.speech).duration) <= FRAME + 1e-6
+
+
+def test_demo_metrics_are_finite_numbers(demo: DemoResult) -> None:
+    assert demo.metrics.is_file()
+    numbers = _numbers(json.loads(demo.metrics.read_text()))
+    assert numbers, f"{demo.metrics} holds no numbers"
+    assert all(math.isfinite(number) for number in numbers)
+
+
+def test_demo_every_stage_release_loads(demo: DemoResult) -> None:
+    folders = sorted(path.parent for path in demo.weights.glob("*/config.json"))
+    kinds = {json.loads((folder / "config.json").read_text())["kind"] for folder in folders}
+    assert {"audio_to_mouth", "renderer", "emotion_enhancer", "image_emotion", "emotion_memory"} <= kinds
+    for folder in folders:
+        kind = json.loads((folder / "config.json").read_text())["kind"]
+        assert kind in MODEL_KINDS
+        model = load_stage(folder, kind)
+        assert sum(parameter.numel() for parameter in model.parameters()) > 0
+
+
+def test_demo_rerun_skips_finished_steps(demo: DemoResult, weights_dir: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    monkeypatch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
+    video_time = demo.video.stat().st_mtime_ns
+    again = run_demo(demo.out, DemoConfig.quick(), Console(quiet=True))
+    stages = [f"train.{plan.stage}" for plan in DemoConfig.quick().stages]
+    assert {"synth", "preprocess", *stages, "eval", "generate"} <= set(again.skipped)
+    assert demo.video.stat().st_mtime_ns == video_time
+    summary = json.loads((demo.out / SUMMARY_FILE).read_text())
+    assert summary["video"] == str(demo.video)
+
+
+def test_demo_refuses_a_folder_made_with_other_settings(tmp_path: Path) -> None:
+    quick = DemoConfig.quick()
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(quick.to_dict()))
+    other = dataclasses.replace(quick, stages=(StagePlan("a2m", 1),))
+    with pytest.raises(ConfigError, match="other settings"):
+        run_demo(tmp_path, other, Console(quiet=True))
+
+
+def test_demo_refuses_a_non_empty_folder_without_a_demo(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="not empty"):
+        run_demo(tmp_path, DemoConfig.quick(), Console(quiet=True))
+
+
+def test_demo_config_checks_its_sizes() -> None:
+    with pytest.raises(ConfigError, match="3 speakers"):
+        DemoConfig(speakers=2)
+    with pytest.raises(ConfigError, match="neutral"):
+        DemoConfig(emotions=("happy",))
