@@ -21,10 +21,10 @@ settings in the same folder is refused rather than mixing the two. ``OUT/demo.js
 the seconds each step took.
 
 Pretrained assets: the demo's tiny models start from random weights (the renderer's perceptual loss uses
-random VGG19 features, as VGG19 ImageNet weights cannot be fetched offline). Generation needs the MediaPipe
-face landmarker (``mediapipe.face_landmarker``) and the dlib identity models; evaluation may use the FER2013
-classifier and dlib. They are found in ``CEMNET_WEIGHTS_DIR`` or fetched and sha256-checked by
-:func:`cemnet_core.weights.resolve`; nothing else is downloaded.
+random VGG19 features, as VGG19 ImageNet weights cannot be fetched offline). The demo needs only
+:data:`DEMO_ASSETS`: the MediaPipe face landmarker and the dlib identity models. They are found in
+``CEMNET_WEIGHTS_DIR`` or fetched and sha256-checked by :func:`cemnet_core.weights.resolve` (the first step,
+so a missing file is reported before any work); nothing else is downloaded.
 """
 
 from __future__ import annotations
@@ -46,13 +46,10 @@ from cemnet_core.train.checkpoint import LAST, checkpoint_path
 CONFIG_FILE = "demo_config.json"
 SUMMARY_FILE = "demo.json"
 VIDEO_FILE = "demo.mp4"
-# Assets of the registry that the demo may need (generation: face tracking + identity; evaluation: judges).
-DEMO_ASSETS = (
-    "mediapipe.face_landmarker",
-    "dlib.face_recognition_resnet_v1",
-    "dlib.shape_predictor_5",
-    "fer2013.mini_xception",
-)
+# The registry assets the demo needs: MediaPipe (generation tracks the references) and dlib (identity of the
+# references in the ebm stage, generation and evaluation). Evaluation on the procedural corpus uses judges
+# trained on the corpus itself, so the FER2013 classifier is not needed.
+DEMO_ASSETS = ("mediapipe.face_landmarker", "dlib.face_recognition_resnet_v1", "dlib.shape_predictor_5")
 
 
 @dataclass(frozen=True)
@@ -114,9 +111,9 @@ class DemoConfig:
     @classmethod
     def default(cls) -> DemoConfig:
         """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
-        stages = _stages(a2m=300, renderer=150, aee=60, emotion=60, ebm=150, syncnet=100, speakers=4,
+        stages = _stages(a2m=1500, renderer=200, aee=60, emotion=60, ebm=100, syncnet=60, speakers=4,
                          renderer_size=64)  # fmt: skip
-        return cls(stages=stages)
+        return cls(stages=stages, eval_clips=2)
 
     @classmethod
     def quick(cls) -> DemoConfig:
@@ -142,7 +139,7 @@ def _stages(
     """
     render = () if renderer_size == 32 else (
         f"model.image_size={renderer_size}", "model.flow_scale=0.5", "model.flow_channels=[16, 32]",
-        "model.generator_channels=[16, 32]",
+        "model.generator_channels=[16, 32]", f"warmup_steps={renderer * 3 // 10}",
     )  # fmt: skip
 
     def loop(steps: int) -> tuple[str, ...]:
@@ -266,12 +263,12 @@ def _plan(paths: _Paths, config: DemoConfig, console: Console) -> list[_Step]:
     from cemnet_core.train.stages import STAGES
 
     steps = [
+        _Step("assets", "find the pretrained assets (registry, sha256-checked)", lambda: False,
+              lambda: _assets()),
         _Step("synth", "make the procedural corpus (cemnet synth)", lambda: _synth_done(paths),
               lambda: _synth(paths, config)),
         _Step("preprocess", "preprocess it (cemnet preprocess mead --landmarks true)",
               lambda: _preprocess_done(paths, config), lambda: _preprocess(paths, config)),
-        _Step("assets", "find the pretrained assets (registry, sha256-checked)", lambda: False,
-              lambda: _assets()),
     ]  # fmt: skip
     for plan in config.stages:
         if plan.optional and plan.stage not in STAGES:
