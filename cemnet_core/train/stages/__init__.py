@@ -26,7 +26,7 @@ from cemnet_core.train.checkpoint import BEST, LAST, checkpoint_path, load_check
 from cemnet_core.train.config import CONFIG_FILE, load_config, resolve_config, save_config
 from cemnet_core.train.distributed import init_distributed, shutdown_distributed
 from cemnet_core.train.loop import FitResult, TrainTask, fit, seed_everything
-from cemnet_core.train.stages import a2m, aee, ebm, emotion, renderer
+from cemnet_core.train.stages import a2m, aee, ebm, emotion, renderer, syncnet
 
 ReleaseSpec = dict[str, tuple[str, str, Any]]
 
@@ -47,6 +47,7 @@ STAGES: dict[str, ModuleType] = {
     "aee": aee,
     "emotion": emotion,
     "ebm": ebm,
+    "syncnet": syncnet,
 }
 
 
