@@ -158,56 +158,80 @@ def _clip_identity(path: str, mtime_ns: int, frames: int) -> np.ndarray:
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
 
 
-def _check_widths(config: Config, aee: EmotionEnhancer, image_emotion: ImageEmotionExtractor) -> None:
-    wanted = {
-        "target_emotion_dim": aee.config.emotion_dim,
-        "source_emotion_dim": image_emotion.config.feature_dim,
-        "identity_dim": EMBEDDING_DIM,
-    }
-    wrong = {key: value for key, value in wanted.items() if getattr(config.model, key) != value}
-    if wrong:
-        fixes = " ".join(f"--set model.{key}={value}" for key, value in wrong.items())
-        raise ConfigError(f"the ebm model's input widths do not match the frozen networks; use {fixes}")
+@dataclass
+class FrozenUpstream:
+    """The frozen networks that feed the EBM (Fig. 2 of the paper), loaded from the config's releases."""
+
+    audio_to_mouth: AudioToMouth
+    aee: EmotionEnhancer
+    image_emotion: ImageEmotionExtractor
+
+    @classmethod
+    def load(cls, config: Config, device: torch.device) -> FrozenUpstream:
+        """Load the three releases frozen onto ``device``; ConfigError if their widths do not fit the EBM."""
+        upstream = cls(
+            audio_to_mouth=load_frozen(config.a2m, "audio_to_mouth", "Audio2Mouth", "a2m").to(device),
+            aee=load_frozen(config.aee, "emotion_enhancer", "AEE", "aee").to(device),
+            image_emotion=load_frozen(
+                config.image_emotion, "image_emotion", "image emotion extractor", "image_emotion"
+            ).to(device),
+        )  # type: ignore[arg-type]
+        wanted = {
+            "target_emotion_dim": upstream.aee.config.emotion_dim,
+            "source_emotion_dim": upstream.image_emotion.config.feature_dim,
+            "identity_dim": EMBEDDING_DIM,
+        }
+        wrong = {key: value for key, value in wanted.items() if getattr(config.model, key) != value}
+        if wrong:
+            fixes = " ".join(f"--set model.{key}={value}" for key, value in wrong.items())
+            raise ConfigError(f"the ebm model's input widths do not match the frozen networks; use {fixes}")
+        return upstream
+
+    def dataset(self, config: Config, data: Path, split: str) -> EBMDataset:
+        """:class:`EBMDataset` of ``split`` with the window, reference and segment sizes of these networks."""
+        return EBMDataset(
+            data,
+            split,
+            n_refs=self.audio_to_mouth.config.num_refs,
+            t_frames=self.audio_to_mouth.config.num_frames,
+            neutral_refs=config.neutral_refs,
+            segment_frames=self.aee.config.segment_frames,
+            emotion_segments=config.emotion_segments,
+            seed=config.loop.seed,
+        )
+
+    @torch.no_grad()
+    def conditions(self, batch: Batch, identities: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """EBM inputs of a batch of :class:`EBMDataset` items.
+
+        identities: (R, 128) :func:`clip_identities` of the dataset's records (indexed by ``ref_clip``).
+        Returns target emotion (B, De), source emotion (B, Ds), identity (B, 128), Audio2Mouth mouth
+        (B, T, 57, 2).
+        """
+        B, G = batch["emotion_mel"].shape[:2]
+        N = batch["ref_images"].shape[1]
+        mouth = self.audio_to_mouth(batch["ref_landmarks"], batch["mel"], batch["pose"])  # (B, T, 57, 2)
+        target = self.aee.emotion(batch["emotion_mel"].flatten(0, 1)).view(B, G, -1).mean(1)  # (B, De)
+        features, _ = self.image_emotion(batch["ref_images"].flatten(0, 1))  # (B*N, Ds)
+        source = features.view(B, N, -1).mean(1)  # (B, Ds)
+        return target.float(), source.float(), identities[batch["ref_clip"]], mouth.float()
 
 
 def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     """The memory, Adam, cross-emotion train/val data, the frozen upstream networks and the loss above."""
     device = env.device
-    audio_to_mouth: AudioToMouth = load_frozen(config.a2m, "audio_to_mouth", "Audio2Mouth", "a2m").to(device)
-    aee: EmotionEnhancer = load_frozen(config.aee, "emotion_enhancer", "AEE", "aee").to(device)
-    image_emotion: ImageEmotionExtractor = load_frozen(
-        config.image_emotion, "image_emotion", "image emotion extractor", "image_emotion"
-    ).to(device)
-    _check_widths(config, aee, image_emotion)
-
+    upstream = FrozenUpstream.load(config, device)
     model = EmotionBridgingMemory(config.model).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.loop.lr)
-    options = {
-        "n_refs": audio_to_mouth.config.num_refs,
-        "t_frames": audio_to_mouth.config.num_frames,
-        "neutral_refs": config.neutral_refs,
-        "segment_frames": aee.config.segment_frames,
-        "emotion_segments": config.emotion_segments,
-        "seed": config.loop.seed,
-    }
-    train_data = EBMDataset(data, "train", **options)
-    val_data = EBMDataset(data, "val", **options)
+    train_data = upstream.dataset(config, data, "train")
+    val_data = upstream.dataset(config, data, "val")
     identities = {  # (R, 128) per split, indexed by the items' ref_clip
         "train": clip_identities(train_data.records, config.identity_frames).to(device),
         "val": clip_identities(val_data.records, config.identity_frames).to(device),
     }
 
-    @torch.no_grad()
     def conditions(batch: Batch, split: str) -> tuple[torch.Tensor, ...]:
-        """Frozen networks: (target emotion (B, De), source emotion (B, Ds), identity (B, 128), mouth m)."""
-        B, G = batch["emotion_mel"].shape[:2]
-        N = batch["ref_images"].shape[1]
-        mouth = audio_to_mouth(batch["ref_landmarks"], batch["mel"], batch["pose"])  # (B, T, 57, 2), Eq. 1
-        target = aee.emotion(batch["emotion_mel"].flatten(0, 1)).view(B, G, -1).mean(1)  # (B, De)
-        features, _ = image_emotion(batch["ref_images"].flatten(0, 1))  # (B*N, Ds)
-        source = features.view(B, N, -1).mean(1)  # (B, Ds)
-        identity = identities[split][batch["ref_clip"]]  # (B, 128)
-        return target.float(), source.float(), identity, mouth.float()
+        return upstream.conditions(batch, identities[split])
 
     def loss(batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         output = model(*conditions(batch, "train"), target_mouth=batch["mouth"])
