@@ -70,7 +70,7 @@ class Steps:
     eval_epochs: int  # passes over the held-out clips (each draws new windows / segments)
 
 
-FULL = Steps(a2m=1500, aee=800, aee_pretrain=400, emotion=300, ebm=800, eval_epochs=4)
+FULL = Steps(a2m=1000, aee=300, aee_pretrain=150, emotion=200, ebm=500, eval_epochs=3)
 QUICK = Steps(a2m=40, aee=30, aee_pretrain=15, emotion=20, ebm=30, eval_epochs=1)
 
 

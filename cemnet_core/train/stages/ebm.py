@@ -17,7 +17,8 @@ weights are fixed and the EBM is trained on MEAD for 60 epochs. One step here::
 model's docstring for why.) Items come from :class:`EBMDataset`: references from a clip of the same speaker in
 another emotion (the cross-emotion setting of Sec. IV-D; ``neutral_refs`` draws them from a neutral clip).
 The window length ``T``, the number of references ``N`` and the AEE segment length ``S`` are read from the
-frozen upstream releases, so the EBM always sees what those networks were trained on.
+frozen upstream releases, so the EBM always sees what those networks were trained on. :class:`FrozenUpstream`
+loads those networks and computes the EBM inputs; ``benchmarks/learning.py`` evaluates through it as well.
 
 Identity: the dlib embedding (:class:`IdentityEncoder`) costs tens of milliseconds per face, too much per
 step, and the references of a clip share one identity, so each clip's embedding is computed once when the
