@@ -21,9 +21,18 @@ Choices where the paper is silent (documented here once):
   finds one in the AEE's emotion space: starting from the audio's own embedding it descends the
   cross-entropy of the AEE emotion classifier ``C_e`` (Eq. 7) towards the label for a fixed number of
   steps (:meth:`CEMNetPipeline.label_emotion`), so the target stays an embedding the EBM was trained on.
-- Ablation ``use_aee=False``: the paper swaps the AEE encoder for a generic speech emotion classifier
-  (Table IV); none is available offline, so the target emotion is a zero vector (no audio emotion cue).
-  ``use_ebm=False`` returns the Audio2Mouth mouth unchanged (the "w/o EBM" row).
+
+Ablations of Table IV (Sec. IV-F) and the emotion-agnostic baseline are separate trained models, loaded by
+``CEMNetPipeline.from_bundle(bundle, ablation=...)`` from the bundle's ``ablations/`` folder
+(:data:`ABLATION_LAYOUT`); only the listed roles differ from the full model:
+
+- ``"aee"`` ("w/o AEE"): ``ablations/wo_aee/{emotion_enhancer,emotion_memory}/``. The emotion encoder is
+  an audio emotion classifier with its softmax removed (the ``aee`` stage stopped after its classification
+  pre-training, before cross-reconstruction), and the EBM is trained on that encoder.
+- ``"ebm"`` ("w/o EBM"): ``ablations/wo_ebm/emotion_memory/``, an EBM trained with
+  ``model.use_memory=false`` (cross-emotion features straight into the landmark decoder, no memories).
+- ``"a2m"`` (baseline "Audio2Mouth without emotion"): no EBM at all (``use_ebm=False``); the mouth is the
+  Audio2Mouth mouth unchanged. It needs no extra weights.
 
 Shape notation::
 
@@ -60,6 +69,14 @@ WEIGHT_BUNDLE_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
     "emotion_memory": ("emotion_memory", ("emotion_memory", "ebm")),
     "renderer": ("renderer", ("renderer",)),
 }
+# Table IV ablation -> (sub-folder of <bundle>/ablations/, roles whose release folders it replaces).
+ABLATIONS_FOLDER = "ablations"
+ABLATION_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aee": ("wo_aee", ("emotion_enhancer", "emotion_memory")),
+    "ebm": ("wo_ebm", ("emotion_memory",)),
+}
+A2M_BASELINE = "a2m"  # Audio2Mouth without emotion: no EBM, no extra weights
+VARIANTS = (None, *ABLATION_LAYOUT, A2M_BASELINE)
 LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
 LABEL_LR = 0.1
 IDENTITY_DIM = 128
@@ -88,6 +105,36 @@ def find_release(bundle: str | os.PathLike[str], role: str) -> Path:
                        f"(export each trained stage with `cemnet export RUN {bundle}`)")
 
 
+def _ablation_help(bundle: Path, ablation: str) -> str:
+    """How to train and export the release folders of ``ablation`` into ``bundle`` (for error messages)."""
+    folder = bundle / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0]
+    if ablation == "aee":
+        return (
+            "train the AEE by classification only and stop at its pre-training: `cemnet train aee --data D "
+            f"--run R1 --steps P` (P = pretrain_steps), `cemnet export R1 {folder}`; then an EBM on it: "
+            f"`cemnet train ebm --data D --run R2 --set aee={folder}/emotion_enhancer --set a2m=... "
+            f"--set image_emotion=...`, `cemnet export R2 {folder}`"
+        )
+    return (
+        "train an EBM without memories: `cemnet train ebm --data D --run R --set model.use_memory=false "
+        f"--set a2m=... --set aee=... --set image_emotion=...`, then `cemnet export R {folder}`"
+    )
+
+
+def find_ablation_release(bundle: str | os.PathLike[str], ablation: str, role: str) -> Path:
+    """The release folder of ``role`` for a Table IV ``ablation`` (a key of :data:`ABLATION_LAYOUT`).
+
+    Raises:
+        WeightsError: the folder is missing; the message says how to train and export it.
+    """
+    bundle = Path(bundle)
+    folder = bundle / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0] / WEIGHT_BUNDLE_LAYOUT[role][1][0]
+    if not folder.is_dir():
+        raise WeightsError(f"{bundle} has no {folder.relative_to(bundle)}/ release folder for the "
+                           f"\"w/o {ablation.upper()}\" ablation; {_ablation_help(bundle, ablation)}")
+    return folder
+
+
 def load_stage(folder: str | os.PathLike[str], kind: str) -> nn.Module:
     """Build the model of a release folder and load its weights, frozen in eval mode."""
     release = load_release(folder, kind=kind)
@@ -106,8 +153,9 @@ class CEMNetPipeline(nn.Module):
         emotion_memory: :class:`~cemnet_core.models.emotion_memory.EmotionBridgingMemory`, or None when
             ``use_ebm`` is False.
         renderer: :class:`~cemnet_core.models.renderer.FaceRenderer`.
-        use_aee: take the target emotion from the driving audio (False: zero vector, the ablation).
-        use_ebm: apply the Emotion Bridging Memory (False: emotion-agnostic mouth, the ablation).
+        use_ebm: apply the Emotion Bridging Memory (False: the Audio2Mouth mouth unchanged, the baseline
+            "Audio2Mouth without emotion"; the Table IV ablations are other trained models, see
+            :meth:`from_bundle`).
     """
 
     def __init__(
@@ -118,7 +166,6 @@ class CEMNetPipeline(nn.Module):
         emotion_memory: nn.Module | None,
         renderer: nn.Module,
         *,
-        use_aee: bool = True,
         use_ebm: bool = True,
     ) -> None:
         super().__init__()
@@ -129,7 +176,6 @@ class CEMNetPipeline(nn.Module):
         self.image_emotion = image_emotion
         self.emotion_memory = emotion_memory
         self.renderer = renderer
-        self.use_aee = use_aee
         self.use_ebm = use_ebm
         self.eval().requires_grad_(False)
 
@@ -139,21 +185,46 @@ class CEMNetPipeline(nn.Module):
         bundle: str | os.PathLike[str],
         device: str | torch.device | None = None,
         *,
+        ablation: str | None = None,
         use_aee: bool = True,
         use_ebm: bool = True,
     ) -> CEMNetPipeline:
         """Load every stage from a weights folder laid out as :data:`WEIGHT_BUNDLE_LAYOUT` says.
 
+        Args:
+            ablation: None for CEM-Net; ``"aee"`` / ``"ebm"`` for the Table IV ablations, whose differing
+                roles come from ``<bundle>/ablations/`` (:data:`ABLATION_LAYOUT`); ``"a2m"`` for the
+                Audio2Mouth-without-emotion baseline (no EBM).
+            use_aee: False is the same as ``ablation="aee"``.
+            use_ebm: False is the same as ``ablation="a2m"``.
+
         Raises:
-            WeightsError: a release folder is missing, unreadable or does not fit its model.
+            ConfigError: an unknown ablation, or ``use_aee`` / ``use_ebm`` that contradict ``ablation``.
+            WeightsError: a release folder is missing (for an ablation: with how to train it), unreadable,
+                does not fit its model, or an EBM does not fit the emotion encoder it is paired with.
         """
+        if ablation not in VARIANTS:
+            raise ConfigError(f"unknown ablation {ablation!r}; use aee, ebm or a2m (or none for CEM-Net)")
+        implied = [name for name, on in (("aee", not use_aee), (A2M_BASELINE, not use_ebm)) if on]
+        if len(implied) > 1 or (implied and ablation not in (None, implied[0])):
+            raise ConfigError(f"use_aee={use_aee}, use_ebm={use_ebm} and ablation={ablation!r} disagree; "
+                              "choose one ablation")
+        ablation = ablation or (implied[0] if implied else None)
+        bundle = Path(bundle)
+        replaced = ABLATION_LAYOUT[ablation][1] if ablation in ABLATION_LAYOUT else ()
         models: dict[str, Any] = {}
         for role, (kind, _) in WEIGHT_BUNDLE_LAYOUT.items():
-            if role == "emotion_memory" and not use_ebm:
+            if role == "emotion_memory" and ablation == A2M_BASELINE:
                 models[role] = None
-                continue
-            models[role] = load_stage(find_release(bundle, role), kind)
-        pipeline = cls(**models, use_aee=use_aee, use_ebm=use_ebm)
+            elif role in replaced:
+                assert ablation is not None
+                models[role] = load_stage(find_ablation_release(bundle, ablation, role), kind)
+            else:
+                models[role] = load_stage(find_release(bundle, role), kind)
+        memory = models["emotion_memory"]
+        if memory is not None:
+            _check_memory(memory, models["emotion_enhancer"], ablation, bundle)
+        pipeline = cls(**models, use_ebm=memory is not None)
         return pipeline.to(torch.device(device) if device is not None else default_device())
 
     # ------------------------------------------------------------------ sizes
@@ -195,10 +266,9 @@ class CEMNetPipeline(nn.Module):
     def target_emotion(self, mel_segments: torch.Tensor) -> torch.Tensor:
         """Target emotion of the driving audio: AEE emotion embedding per segment.
 
-        mel_segments: (B, S, F) with S = :attr:`emotion_segment`. Returns (B, De); zeros without AEE.
+        mel_segments: (B, S, F) with S = :attr:`emotion_segment`. Returns (B, De).
         """
-        embedding = self.emotion_enhancer.emotion(mel_segments.to(self.device))  # (B, De)
-        return embedding if self.use_aee else torch.zeros_like(embedding)
+        return self.emotion_enhancer.emotion(mel_segments.to(self.device))  # (B, De)
 
     def label_emotion(self, label: str, start: torch.Tensor) -> torch.Tensor:
         """An AEE emotion embedding moved from ``start`` until the AEE classifier reads it as ``label``.
@@ -311,6 +381,25 @@ class CEMNetPipeline(nn.Module):
         masked = mask_lower_half(target_images.to(device))  # (B, 3, H, W)
         output = self.renderer(ref_images.to(device), ref_sketches.to(device), target_sketch, masked)
         return output.image
+
+
+def _check_memory(memory: nn.Module, enhancer: nn.Module, ablation: str | None, bundle: Path) -> None:
+    """Refuse an EBM that is not the one the variant needs (memory on/off, AEE embedding width)."""
+    wants_memory = ablation != "ebm"
+    if bool(memory.config.use_memory) != wants_memory:
+        variant = '"w/o EBM" ablation (ablations/wo_ebm/emotion_memory/)' if ablation == "ebm" else "model"
+        raise WeightsError(
+            f"{bundle}: the EBM of the {variant} was trained with model.use_memory="
+            f"{str(not wants_memory).lower()} but needs use_memory={str(wants_memory).lower()}; "
+            "retrain that EBM and export it there"
+        )
+    width = int(enhancer.config.emotion_dim)
+    if int(memory.config.target_emotion_dim) != width:
+        raise WeightsError(
+            f"{bundle}: the EBM expects {memory.config.target_emotion_dim}-d target emotions but its emotion "
+            f"encoder gives {width}-d ones; train the EBM on that encoder (ebm stage `aee=` pointing at it) "
+            "and export both into the same folder"
+        )
 
 
 def compose_landmarks(pose: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:

@@ -1,10 +1,12 @@
 """CEMNetPipeline: tiny randomly initialised stages, loaded from release folders and run on tensors.
 
-``tiny_models`` and ``save_tiny_bundle`` are reused by tests/test_generate.py.
+``tiny_models`` and ``save_tiny_bundle`` are reused by tests/test_generate.py, ``save_tiny_ablations`` by the
+evaluation tests.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -19,7 +21,14 @@ from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhan
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.models.renderer import FaceRenderer, RendererConfig
-from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT, CEMNetPipeline, compose_landmarks, find_release
+from cemnet_core.pipeline import (
+    ABLATION_LAYOUT,
+    ABLATIONS_FOLDER,
+    WEIGHT_BUNDLE_LAYOUT,
+    CEMNetPipeline,
+    compose_landmarks,
+    find_release,
+)
 from cemnet_core.weights import save_release
 
 
@@ -66,6 +75,23 @@ def save_tiny_bundle(folder: Path, seed: int = 0) -> Path:
     return folder
 
 
+def save_tiny_ablations(folder: Path, seed: int = 1) -> Path:
+    """Add the Table IV ablation releases to a bundle: ``ablations/wo_aee/{emotion_enhancer,emotion_memory}``
+    (other weights) and ``ablations/wo_ebm/emotion_memory`` (an EBM with ``use_memory=False``)."""
+    models = tiny_models(seed)
+    for role in ABLATION_LAYOUT["aee"][1]:
+        kind, names = WEIGHT_BUNDLE_LAYOUT[role]
+        save_release(folder / ABLATIONS_FOLDER / "wo_aee" / names[0], models[role], kind, models[role].config)
+    config = dataclasses.replace(tiny_configs()["emotion_memory"], use_memory=False)
+    torch.manual_seed(seed)
+    memory = EmotionBridgingMemory(config)
+    with torch.no_grad():
+        for parameter in memory.parameters():
+            parameter.mul_(3.0)  # as in tiny_models: make the untrained decoder's output visible
+    save_release(folder / ABLATIONS_FOLDER / "wo_ebm" / "emotion_memory", memory, "emotion_memory", config)
+    return folder
+
+
 def _inputs(pipeline: CEMNetPipeline, batch: int = 2) -> dict[str, torch.Tensor]:
     T, S = pipeline.window, pipeline.emotion_segment
     return {
@@ -106,14 +132,6 @@ def test_intensity_scales_the_emotional_displacement(pipeline: CEMNetPipeline) -
     half = pipeline.predict_mouth(**inputs, intensity=0.5)
     assert torch.allclose(pipeline.predict_mouth(**inputs, intensity=0.0), agnostic)
     assert torch.allclose(half - agnostic, 0.5 * (full - agnostic), atol=1e-6)
-
-
-def test_without_aee_the_target_emotion_is_zero(pipeline: CEMNetPipeline) -> None:
-    inputs = _inputs(pipeline)
-    ablated = CEMNetPipeline(**tiny_models(), use_aee=False)
-    assert ablated.target_emotion(inputs["emotion_mel"]).abs().sum() == 0
-    assert pipeline.target_emotion(inputs["emotion_mel"]).abs().sum() > 0
-    assert not torch.allclose(ablated.predict_mouth(**inputs), pipeline.predict_mouth(**inputs))
 
 
 def test_label_override_finds_embeddings_the_classifier_reads_as_that_label(pipeline: CEMNetPipeline) -> None:
@@ -210,3 +228,70 @@ def test_from_bundle_missing_or_corrupt_weights(tmp_path: Path) -> None:
 def test_use_ebm_needs_a_memory_model() -> None:
     with pytest.raises(ConfigError, match="emotion_memory"):
         CEMNetPipeline(**{**tiny_models(), "emotion_memory": None})
+
+
+def _states_equal(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    pairs = zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    return all(torch.equal(x, y) for x, y in pairs)
+
+
+def test_from_bundle_loads_each_variant_from_its_own_releases(tmp_path: Path) -> None:
+    bundle = save_tiny_ablations(save_tiny_bundle(tmp_path / "w"))
+    full = CEMNetPipeline.from_bundle(bundle, "cpu")
+    wo_aee = CEMNetPipeline.from_bundle(bundle, "cpu", ablation="aee")
+    wo_ebm = CEMNetPipeline.from_bundle(bundle, "cpu", ablation="ebm")
+    a2m = CEMNetPipeline.from_bundle(bundle, "cpu", ablation="a2m")
+    ablated = tiny_models(1)
+    # w/o AEE: its own emotion encoder and EBM, everything else shared with the full model.
+    assert _states_equal(wo_aee.emotion_enhancer, ablated["emotion_enhancer"])
+    assert _states_equal(wo_aee.emotion_memory, ablated["emotion_memory"])
+    assert not _states_equal(wo_aee.emotion_enhancer, full.emotion_enhancer)
+    for role in ("audio_to_mouth", "image_emotion", "renderer"):
+        assert _states_equal(getattr(wo_aee, role), getattr(full, role))
+    # w/o EBM: a memory-less EBM, the full model's AEE.
+    assert wo_ebm.emotion_memory is not None and not wo_ebm.emotion_memory.config.use_memory
+    assert _states_equal(wo_ebm.emotion_enhancer, full.emotion_enhancer)
+    # Audio2Mouth without emotion: no EBM, the mouth is Audio2Mouth's.
+    assert a2m.emotion_memory is None and not a2m.use_ebm
+    inputs = _inputs(full)
+    agnostic = full.audio_to_mouth(inputs["ref_landmarks"], inputs["mel"], inputs["pose"])
+    assert torch.equal(a2m.predict_mouth(**inputs), agnostic)
+    mouths = [variant.predict_mouth(**inputs) for variant in (full, wo_aee, wo_ebm)]
+    for i, mouth in enumerate(mouths):
+        assert not torch.allclose(mouth, agnostic)
+        assert all(not torch.allclose(mouth, other) for other in mouths[i + 1:])
+    # The generate options keep working: use_aee=False is the w/o AEE model, use_ebm=False the baseline.
+    no_aee = CEMNetPipeline.from_bundle(bundle, "cpu", use_aee=False)
+    assert torch.equal(no_aee.predict_mouth(**inputs), mouths[1])
+    assert CEMNetPipeline.from_bundle(bundle, "cpu", use_ebm=False).emotion_memory is None
+
+
+def test_from_bundle_missing_ablation_says_how_to_train_it(tmp_path: Path) -> None:
+    bundle = save_tiny_bundle(tmp_path / "w")
+    with pytest.raises(WeightsError, match=r"ablations/wo_aee/emotion_enhancer/.*train aee .*--steps P"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", ablation="aee")
+    with pytest.raises(WeightsError, match=r"ablations/wo_ebm/emotion_memory/.*model.use_memory=false"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", ablation="ebm")
+    assert CEMNetPipeline.from_bundle(bundle, "cpu", ablation="a2m").emotion_memory is None
+
+
+def test_from_bundle_refuses_wrong_or_contradictory_ablations(tmp_path: Path) -> None:
+    bundle = save_tiny_bundle(tmp_path / "w")
+    with pytest.raises(ConfigError, match="unknown ablation"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", ablation="renderer")
+    with pytest.raises(ConfigError, match="disagree"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", ablation="ebm", use_aee=False)
+    # An EBM with memories where "w/o EBM" is expected (e.g. the full EBM exported to the wrong folder).
+    models = tiny_models()
+    save_release(bundle / ABLATIONS_FOLDER / "wo_ebm" / "emotion_memory", models["emotion_memory"],
+                 "emotion_memory", models["emotion_memory"].config)  # fmt: skip
+    with pytest.raises(WeightsError, match="use_memory=true but needs use_memory=false"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", ablation="ebm")
+    # A w/o AEE encoder whose embedding width the EBM beside it was not trained on.
+    wide = dataclasses.replace(tiny_configs()["emotion_enhancer"], emotion_dim=5)
+    save_release(bundle / ABLATIONS_FOLDER / "wo_aee" / "emotion_enhancer", EmotionEnhancer(wide),
+                 "emotion_enhancer", wide)  # fmt: skip
+    save_release(bundle / ABLATIONS_FOLDER / "wo_aee" / "emotion_memory", models["emotion_memory"],
+                 "emotion_memory", models["emotion_memory"].config)  # fmt: skip
+    with pytest.raises(WeightsError, match="train the EBM on that encoder"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", ablation="aee")
