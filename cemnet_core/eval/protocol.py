@@ -17,9 +17,17 @@ pose landmarks and the upper half of the target image = the ground-truth clip's 
 landmark-to-video evaluations do: only the mouth is generated, so the metrics measure the mouth);
 mel windows and AEE segments from the driving clip's mel.
 
-Methods: ``cemnet`` (full model), ``w/o AEE`` (``--ablate aee``: no audio emotion), ``w/o EBM`` (``--ablate
-ebm``: the Audio2Mouth mouth, which is also the "Audio2Mouth without emotion" baseline), and
-``copy-reference`` (a baseline: the first reference's mouth held still, rendered by the same renderer).
+Methods (:data:`METHOD_DESCRIPTIONS`; the ablations are the trained models of Table IV, Sec. IV-F, loaded
+from the bundle's ``ablations/`` folder by :meth:`CEMNetPipeline.from_bundle`):
+
+- ``cemnet``: the full model;
+- ``w/o AEE`` (``--ablate aee``): the AEE emotion encoder replaced by an audio emotion classifier without
+  its softmax (the AEE trained by emotion classification only, no cross-reconstruction), with an EBM
+  trained on it;
+- ``w/o EBM`` (``--ablate ebm``): no memories, the cross-emotion features go straight into the landmark
+  decoder (an EBM trained with ``use_memory=false``);
+- baselines: ``a2m (no emotion)``, the Audio2Mouth mouth without any emotion model, and
+  ``copy-reference``, the first reference's mouth held still; both rendered by the full model's renderer.
 
 Shapes: ``T`` frames, ``N`` references, ``S`` crop side.
 """
@@ -47,6 +55,15 @@ from cemnet_core.pipeline import CEMNetPipeline, compose_landmarks
 
 SETTINGS = ("neutral-base", "cross-emotion")
 ABLATIONS = ("aee", "ebm")
+A2M_METHOD, COPY_METHOD = "a2m (no emotion)", "copy-reference"
+METHOD_DESCRIPTIONS = {
+    "cemnet": "CEM-Net, the full model (AEE + EBM)",
+    "w/o AEE": "AEE replaced by an audio emotion classifier without softmax (no cross-reconstruction), "
+    "EBM retrained on it",
+    "w/o EBM": "no Emotion Bridging Memory: cross-emotion features straight into the landmark decoder",
+    A2M_METHOD: "baseline: Audio2Mouth without emotion (no AEE, no EBM)",
+    COPY_METHOD: "baseline: the first reference's mouth held still",
+}
 METRICS = ("psnr", "ssim", "m_lmd", "ea", "csim", "lse_c", "lse_d")
 CROP = 128
 
@@ -158,7 +175,7 @@ def generate_pair(
     ref_all = torch.from_numpy(lm.select(reference.landmarks[chosen], lm.ALL))  # (N, 135, 2)
     ref_images = _to_images(ref_frames)  # (N, 3, S, S)
     pose = torch.from_numpy(lm.select(target.landmarks, lm.POSE))  # (T, 78, 2)
-    if method == "copy-reference":
+    if method == COPY_METHOD:
         mouth = ref_all[0, lm.ALL_MOUTH].expand(T, -1, -1).clone()  # (T, 57, 2)
     else:
         windows = -(-T // window)
@@ -243,9 +260,13 @@ class EvalResult:
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
-    """setting -> method -> metric -> (mean, std) over seeds of the mean over that seed's clips."""
+    """setting -> method -> metric -> (mean, std) over seeds of the mean over that seed's clips.
+
+    Settings follow :data:`SETTINGS`; methods the order in which they first appear in ``rows``.
+    """
     summary: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
-    keys = sorted({(r["setting"], r["method"]) for r in rows}, key=lambda k: (SETTINGS.index(k[0]), k[1]))
+    first_seen = dict.fromkeys((r["setting"], r["method"]) for r in rows)  # methods keep the caller's order
+    keys = sorted(first_seen, key=lambda k: SETTINGS.index(k[0]))
     for setting, method in keys:
         mine = [r for r in rows if r["setting"] == setting and r["method"] == method]
         per_seed = {}
@@ -260,12 +281,13 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple
 
 
 def methods_for(ablate: tuple[str, ...], baselines: bool) -> list[str]:
-    """The methods to run: the full model, one row per ablation, and the baseline(s)."""
+    """The methods to run: the full model, one row per ablation, and the baselines (``a2m (no emotion)``,
+    ``copy-reference``) when ``baselines``; see :data:`METHOD_DESCRIPTIONS`."""
     unknown = sorted(set(ablate) - set(ABLATIONS))
     if unknown:
         raise ConfigError(f"unknown ablation(s) {unknown}; use aee and/or ebm")
     methods = ["cemnet"] + [f"w/o {name.upper()}" for name in ABLATIONS if name in ablate]
-    return methods + (["copy-reference"] if baselines else [])
+    return methods + ([A2M_METHOD, COPY_METHOD] if baselines else [])
 
 
 def evaluate(
@@ -278,7 +300,7 @@ def evaluate(
     max_clips: int | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> EvalResult:
-    """Run every method of ``pipelines`` (method name -> pipeline; ``copy-reference`` reuses ``cemnet``'s
+    """Run every method of ``pipelines`` (method name -> pipeline; ``copy-reference`` uses only its
     renderer) on every setting for ``runs`` seeds; returns per-clip rows and the summary.
 
     max_clips: keep only the first targets of the split (quick looks); None for all.
@@ -351,14 +373,22 @@ def load_pipelines(
     weights: str | os.PathLike[str], ablate: tuple[str, ...] = (), baselines: bool = True,
     device: str | None = None,
 ) -> dict[str, CEMNetPipeline]:  # fmt: skip
-    """Method name -> pipeline from a weights bundle (``cemnet export`` layout), for :func:`evaluate`."""
+    """Method name -> pipeline from a weights bundle (``cemnet export`` layout), for :func:`evaluate`.
+
+    Each ablation loads its own trained releases from ``<weights>/ablations/`` (a :class:`WeightsError` says
+    how to train them when absent); the baselines share the full model's networks.
+    """
     full = CEMNetPipeline.from_bundle(weights, device)
     pipelines = {}
     for method in methods_for(ablate, baselines):
-        if method == "w/o AEE":
-            pipelines[method] = CEMNetPipeline.from_bundle(weights, device, use_aee=False)
-        elif method == "w/o EBM":
-            pipelines[method] = CEMNetPipeline.from_bundle(weights, device, use_ebm=False)
+        if method.startswith("w/o "):
+            ablation = method.removeprefix("w/o ").lower()
+            pipelines[method] = CEMNetPipeline.from_bundle(weights, device, ablation=ablation)
+        elif method == A2M_METHOD:
+            pipelines[method] = CEMNetPipeline(
+                full.audio_to_mouth, full.emotion_enhancer, full.image_emotion, None, full.renderer,
+                use_ebm=False,
+            )
         else:
             pipelines[method] = full
     return pipelines

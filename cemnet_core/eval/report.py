@@ -1,10 +1,12 @@
 """Reports of an evaluation (Table II / Table IV style): rich table, results.json, results.csv, a PNG figure.
 
-``results.json`` holds the config (settings, runs, seeds, ablations), the judges used (and which LipSync
-weights, if any), the sha256 of every weights file of the bundle, the summary (mean and std over runs per
-setting and method) and every per-clip row; ``results.csv`` has the per-clip rows followed by the
-aggregated rows (``seed`` = ``mean`` / ``std``). The figure shows ground-truth vs generated frames of one
-clip per method and bars of each metric.
+``results.json`` holds the config (settings, runs, seeds, ablations, what each method row is), the judges
+used (and which LipSync weights, if any), the sha256 of every weights file of the bundle, the summary (mean
+and std over runs per setting and method) and every per-clip row; ``results.csv`` has the per-clip rows
+followed by the aggregated rows (``seed`` = ``mean`` / ``std``). The table's caption and the JSON say what
+each row is: CEM-Net, the Table IV ablations (w/o AEE, w/o EBM) and the baselines (Audio2Mouth without
+emotion, copy-the-reference); see :mod:`cemnet_core.eval.protocol`. The figure shows ground-truth vs
+generated frames of one clip per method and bars of each metric.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import numpy as np
 from rich.table import Table
 
 from cemnet_core.errors import OutputError
-from cemnet_core.eval.protocol import METRICS, EvalResult
+from cemnet_core.eval.protocol import METHOD_DESCRIPTIONS, METRICS, EvalResult
 from cemnet_core.weights import sha256_file
 
 LABELS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "m_lmd": "M-LMD↓", "ea": "EA↑", "csim": "CSIM↑",
@@ -46,9 +48,16 @@ def _cell(mean: float, std: float, runs: int) -> str:
     return f"{mean:.3f}" + (f" ± {std:.3f}" if runs > 1 else "")
 
 
+def method_legend(methods: list[str]) -> str:
+    """One line per method: its name and what it is (:data:`METHOD_DESCRIPTIONS`)."""
+    return "\n".join(f"{name}: {METHOD_DESCRIPTIONS.get(name, 'user-supplied method')}" for name in methods)
+
+
 def results_table(result: EvalResult, title: str = "Table II (reproduction)") -> Table:
-    """A rich table: one row per (setting, method), one column per metric, mean ± std over runs."""
-    table = Table(title=title)
+    """A rich table: one row per (setting, method), one column per metric, mean ± std over runs; its caption
+    says what each method row is (Table IV ablations and baselines)."""
+    methods = list(dict.fromkeys(method for of_setting in result.summary.values() for method in of_setting))
+    table = Table(title=title, caption=method_legend(methods), caption_justify="left")
     table.add_column("setting")
     table.add_column("method")
     for metric in METRICS:
@@ -171,7 +180,9 @@ def evaluate_and_report(
         "data": str(Path(data).resolve()), "weights": str(Path(weights).resolve()),
         "settings": list(settings),
         "runs": runs, "ablate": list(ablate), "split": split, "max_clips": max_clips,
-        "methods": list(pipelines), "weights_sha256": weights_sha256(weights),
+        "methods": list(pipelines),
+        "method_descriptions": {m: METHOD_DESCRIPTIONS.get(m, "user-supplied method") for m in pipelines},
+        "weights_sha256": weights_sha256(weights),
         "judges": {"emotion": judges.emotion.name, "identity": judges.identity.name,
                    "m_lmd": "true landmarks" if judges.mouth is None else judges.mouth.name,
                    "lipsync": judges.lipsync.source if judges.lipsync else "none (no <weights>/syncnet)"},

@@ -5,15 +5,20 @@ from __future__ import annotations
 import csv
 import json
 import math
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from test_judges import make_eval_corpus
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from test_pipeline import save_tiny_ablations, save_tiny_bundle
+
 from cemnet_core.data.manifest import read_manifest
-from cemnet_core.errors import ConfigError, DataError
+from cemnet_core.errors import ConfigError, DataError, WeightsError
 from cemnet_core.eval import judges as j
 from cemnet_core.eval import protocol, report
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
@@ -36,16 +41,20 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_eval_corpus(tmp_path_factory.mktemp("protocol"), speakers=2, sentences=2, frames=10)
 
 
-def _pipeline(use_aee: bool = True) -> CEMNetPipeline:
+def _pipeline() -> CEMNetPipeline:
     return CEMNetPipeline(
         AudioToMouth(AudioToMouthConfig.tiny()),
         EmotionEnhancer(EmotionEnhancerConfig.tiny()),
         ImageEmotionExtractor(MiniXceptionConfig.tiny()),
         None,
         FaceRenderer(RendererConfig.tiny()),
-        use_aee=use_aee,
         use_ebm=False,
     )
+
+
+def _fixed_identity(images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """A constant unit identity for the EBM (dlib needs the shared weights; the EBM only needs a vector)."""
+    return np.full(128, 128**-0.5, np.float32)
 
 
 def test_pairing_follows_the_settings(corpus: Path) -> None:
@@ -72,25 +81,48 @@ def test_pairing_follows_the_settings(corpus: Path) -> None:
 
 
 def test_methods_and_ablation_names() -> None:
-    assert protocol.methods_for(("aee", "ebm"), True) == ["cemnet", "w/o AEE", "w/o EBM", "copy-reference"]
+    assert protocol.methods_for(("aee", "ebm"), True) == [
+        "cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference"
+    ]  # fmt: skip
+    assert protocol.methods_for(("ebm",), False) == ["cemnet", "w/o EBM"]
     assert protocol.methods_for((), False) == ["cemnet"]
+    assert set(protocol.methods_for(("aee", "ebm"), True)) == set(protocol.METHOD_DESCRIPTIONS)
     with pytest.raises(ConfigError, match="unknown ablation"):
         protocol.methods_for(("renderer",), True)
 
 
+def test_load_pipelines_uses_the_ablations_own_weights(tmp_path: Path) -> None:
+    bundle = save_tiny_bundle(tmp_path / "w")
+    with pytest.raises(WeightsError, match=r"w/o AEE.*cemnet train aee"):
+        protocol.load_pipelines(bundle, ("aee",), device="cpu")
+    save_tiny_ablations(bundle)
+    pipelines = protocol.load_pipelines(bundle, ("aee", "ebm"), device="cpu")
+    assert list(pipelines) == protocol.methods_for(("aee", "ebm"), True)
+    full = pipelines["cemnet"]
+    assert pipelines["copy-reference"] is full
+    assert pipelines["w/o AEE"].emotion_enhancer is not full.emotion_enhancer
+    assert pipelines["w/o EBM"].emotion_memory is not None
+    assert not pipelines["w/o EBM"].emotion_memory.config.use_memory
+    baseline = pipelines["a2m (no emotion)"]
+    assert baseline.emotion_memory is None and baseline.audio_to_mouth is full.audio_to_mouth
+
+
 def test_evaluate_and_report(corpus: Path, tmp_path: Path) -> None:
     emotion_judge, identity_judge = j.corpus_judges(corpus, cache=tmp_path / "judges", steps=20)
-    judges = protocol.Judges(emotion_judge, identity_judge)
-    pipeline = _pipeline()
-    pipelines = {"cemnet": pipeline, "w/o AEE": _pipeline(use_aee=False), "copy-reference": pipeline}
+    judges = protocol.Judges(emotion_judge, identity_judge, identity_of_references=_fixed_identity)
+    bundle = save_tiny_ablations(save_tiny_bundle(tmp_path / "w"))
+    pipelines = protocol.load_pipelines(bundle, ("aee", "ebm"), device="cpu")
     result = protocol.evaluate(corpus, pipelines, judges, runs=2, split="all", max_clips=1)
-    assert set(result.summary) == set(protocol.SETTINGS)
-    assert set(result.summary["cross-emotion"]) == set(pipelines)
+    assert list(result.summary) == list(protocol.SETTINGS)
+    assert list(result.summary["cross-emotion"]) == list(pipelines)  # rows keep the methods' order
     for row in result.rows:
         assert row["psnr"] > 0 and -1 <= row["ssim"] <= 1 and row["m_lmd"] >= 0 and 0 <= row["ea"] <= 1
         assert math.isnan(row["lse_c"])  # no lip-sync judge given
     copy_rows = [r for r in result.rows if r["method"] == "copy-reference"]
     assert all(r["m_lmd"] > 0 for r in copy_rows)  # a still mouth never matches a talking one
+    # The ablations and the baseline are different models: their mouths differ from the full model's.
+    m_lmd = {m: v["m_lmd"][0] for m, v in result.summary["cross-emotion"].items()}
+    assert len({round(value, 9) for value in m_lmd.values()}) == len(pipelines)
     mean, std = result.summary["neutral-base"]["cemnet"]["psnr"]
     assert math.isfinite(mean) and std >= 0
 
@@ -105,6 +137,8 @@ def test_evaluate_and_report(corpus: Path, tmp_path: Path) -> None:
     assert figure.stat().st_size > 0
     table = report.results_table(result)
     assert table.row_count == 2 * len(pipelines)
+    assert "w/o AEE: AEE replaced by an audio emotion classifier" in str(table.caption)
+    assert "a2m (no emotion): baseline: Audio2Mouth without emotion" in str(table.caption)
 
 
 def test_score_pair_of_ground_truth_is_perfect(corpus: Path, tmp_path: Path) -> None:
