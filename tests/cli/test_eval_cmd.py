@@ -11,33 +11,11 @@ import torch
 from typer.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "eval"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from test_judges import make_eval_corpus
+from test_pipeline import save_tiny_ablations, save_tiny_bundle
 
 from cemnet_cli.main import app
-from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
-from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
-from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
-from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
-from cemnet_core.models.renderer import FaceRenderer, RendererConfig
-from cemnet_core.weights import save_release
-
-
-def _bundle(root: Path) -> Path:
-    aee, image = EmotionEnhancerConfig.tiny(), MiniXceptionConfig.tiny()
-    ebm = EmotionBridgingMemoryConfig.from_dict(
-        {**EmotionBridgingMemoryConfig.tiny().to_dict(), "target_emotion_dim": aee.emotion_dim,
-         "source_emotion_dim": image.feature_dim}
-    )  # fmt: skip
-    a2m = AudioToMouthConfig.tiny()
-    for name, model, config in (
-        ("audio_to_mouth", AudioToMouth(a2m), a2m),
-        ("emotion_enhancer", EmotionEnhancer(aee), aee),
-        ("image_emotion", ImageEmotionExtractor(image), image),
-        ("emotion_memory", EmotionBridgingMemory(ebm), ebm),
-        ("renderer", FaceRenderer(RendererConfig.tiny()), RendererConfig.tiny()),
-    ):
-        save_release(root / name, model, name, config)
-    return root
 
 
 @pytest.mark.assets
@@ -48,7 +26,7 @@ def test_eval_prints_table_and_writes_reports(tmp_path: Path, weights_dir: Path,
     torch.set_num_threads(1)
     try:
         data = make_eval_corpus(tmp_path / "data", speakers=2, sentences=1, frames=8)
-        weights = _bundle(tmp_path / "weights")
+        weights = save_tiny_ablations(save_tiny_bundle(tmp_path / "weights"))
         out = tmp_path / "out"
         arguments = ["eval", "--data", str(data), "--weights", str(weights), "--split", "all",
                      "--max-clips", "2", "--ablate", "aee", "--ablate", "ebm", "--out", str(out)]  # fmt: skip
@@ -56,12 +34,15 @@ def test_eval_prints_table_and_writes_reports(tmp_path: Path, weights_dir: Path,
     finally:
         torch.set_num_threads(threads)
     assert result.exit_code == 0, result.output
-    assert "Table II" in result.output and "cemnet" in result.output
+    assert "Table II" in result.output and "w/o EBM: no Emotion Bridging Memory" in result.output
     document = json.loads((out / "results.json").read_text())
-    assert document["config"]["methods"] == ["cemnet", "w/o AEE", "w/o EBM", "copy-reference"]
+    methods = ["cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference"]
+    assert document["config"]["methods"] == methods
+    assert document["config"]["method_descriptions"]["w/o AEE"].startswith("AEE replaced by")
     assert set(document["summary"]) == {"neutral-base", "cross-emotion"}
     assert set(document["summary"]["cross-emotion"]) == set(document["config"]["methods"])
     assert "audio_to_mouth/model.safetensors" in document["config"]["weights_sha256"]
+    assert "ablations/wo_aee/emotion_enhancer/model.safetensors" in document["config"]["weights_sha256"]
     assert document["config"]["judges"]["lipsync"].startswith("none")
     assert (out / "results.csv").is_file() and (out / "examples.png").is_file()
 
@@ -70,3 +51,12 @@ def test_eval_rejects_unknown_setting(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--weights", str(tmp_path),
                                       "--setting", "sideways"])  # fmt: skip
     assert result.exit_code == 2 and "--setting must be one of" in result.output
+
+
+def test_eval_ablation_without_its_weights_says_how_to_train_it(tmp_path: Path) -> None:
+    data = make_eval_corpus(tmp_path / "data", speakers=2, sentences=1, frames=6)
+    weights = save_tiny_bundle(tmp_path / "weights")
+    result = CliRunner().invoke(app, ["eval", "--data", str(data), "--weights", str(weights),
+                                      "--ablate", "ebm", "--out", str(tmp_path / "out")])  # fmt: skip
+    assert result.exit_code != 0
+    assert "ablations/wo_ebm/emotion_memory" in result.output and "use_memory=false" in result.output
