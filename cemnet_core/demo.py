@@ -5,8 +5,9 @@ Each step is one call into core, the same functions the commands call, in the or
     synth        cemnet_core.data.synthetic.synth        -> OUT/corpus       (MEAD layout + true landmarks)
     preprocess   cemnet_core.preprocess.preprocess       -> OUT/data         (--landmarks true)
     train <s>    cemnet_core.train.stages.train_stage    -> OUT/runs/<s>     (a2m, renderer, aee, emotion,
-    export <s>   cemnet_core.train.stages.export_run     -> OUT/weights/      ebm, + syncnet when registered)
-    eval         cemnet_core.eval (protocol + report)    -> OUT/eval/
+    export <s>   cemnet_core.train.stages.export_run     -> OUT/weights/      ebm, the networks of the
+                                                            Table IV ablations, + syncnet when registered)
+    eval         cemnet_core.eval.report (protocol)      -> OUT/eval/        (results.json/.csv, examples.png)
     generate     cemnet_core.generate.generate           -> OUT/demo.mp4
 
 Every stage trains for a fixed number of steps (:class:`DemoConfig`), so the run time is predictable.
@@ -67,13 +68,20 @@ class StagePlan:
 
     The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first). An ``optional``
     stage that this build does not register is left out (the LipSync expert, ``syncnet``); any other
-    missing stage stops the demo.
+    missing stage stops the demo. ``ablation`` (``aee`` or ``ebm``) trains a network of a Table IV ablation
+    and exports it where :meth:`CEMNetPipeline.from_bundle` looks for it (``weights/ablations/wo_<name>/``).
     """
 
     stage: str
     steps: int
     overrides: tuple[str, ...] = ()
     optional: bool = False
+    ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
+
+    @property
+    def name(self) -> str:
+        """The step and run name: ``<stage>`` or ``<stage>.<ablation>``."""
+        return f"{self.stage}.{self.ablation}" if self.ablation else self.stage
 
     def all_overrides(self) -> list[str]:
         """``--set`` strings as ``cemnet train`` takes them: the tiny preset, then this plan's values."""
@@ -121,7 +129,7 @@ class DemoConfig:
     def default(cls) -> DemoConfig:
         """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
         stages = _stages(a2m=1500, renderer=200, aee=60, emotion=60, ebm=100, syncnet=60, speakers=4,
-                         renderer_size=64)  # fmt: skip
+                         renderer_size=64, ablate=("aee", "ebm"))  # fmt: skip
         return cls(stages=stages, eval_clips=2)
 
     @classmethod
@@ -131,7 +139,7 @@ class DemoConfig:
             speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
             eval_ablate=("ebm",),
             stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
-                            renderer_size=32),
+                            renderer_size=32, ablate=("ebm",)),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -140,9 +148,11 @@ class DemoConfig:
 
 
 def _stages(
-    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, syncnet: int, speakers: int, renderer_size: int
-) -> tuple[StagePlan, ...]:
-    """The demo's stage plans: tiny presets with the step counts given, validation only at the end.
+    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, syncnet: int, speakers: int,
+    renderer_size: int, ablate: tuple[str, ...],
+) -> tuple[StagePlan, ...]:  # fmt: skip
+    """The demo's stage plans: tiny presets with the step counts given, validation only at the end, and the
+    networks of the Table IV ablations in ``ablate``.
 
     ``renderer_size``: side of the rendered face (32 is the tiny preset; 64 shows the mouth in the video).
     """
@@ -155,14 +165,23 @@ def _stages(
         return (f"loop.val_every={steps}", f"loop.checkpoint_every={max(1, steps // 2)}",
                 f"loop.log_every={max(1, min(10, steps))}")  # fmt: skip
 
-    return (
+    speaker_classes = f"model.num_speakers={speakers}"
+    plans = [
         StagePlan("a2m", a2m, loop(a2m)),
         StagePlan("renderer", renderer, (*loop(renderer), *render)),
-        StagePlan("aee", aee, (*loop(aee), f"model.num_speakers={speakers}", f"pretrain_steps={aee // 2}")),
+        StagePlan("aee", aee, (*loop(aee), speaker_classes, f"pretrain_steps={aee // 2}")),
         StagePlan("emotion", emotion, loop(emotion)),
         StagePlan("ebm", ebm, loop(ebm)),
-        StagePlan("syncnet", syncnet, loop(syncnet), optional=True),
-    )
+    ]
+    if "aee" in ablate:  # w/o AEE: the AEE stopped after its classification pre-training, an EBM on it
+        pretrain = max(1, aee // 2)
+        classify_only = (*loop(pretrain), speaker_classes, f"pretrain_steps={pretrain}")
+        plans.append(StagePlan("aee", pretrain, classify_only, ablation="aee"))
+        plans.append(StagePlan("ebm", ebm, loop(ebm), ablation="aee"))
+    if "ebm" in ablate:  # w/o EBM: an EBM without memories
+        plans.append(StagePlan("ebm", ebm, (*loop(ebm), "model.use_memory=false"), ablation="ebm"))
+    plans.append(StagePlan("syncnet", syncnet, loop(syncnet), optional=True))
+    return tuple(plans)
 
 
 @dataclass(frozen=True)
@@ -283,7 +302,7 @@ def _plan(paths: _Paths, config: DemoConfig, console: Console) -> list[_Step]:
         if plan.optional and plan.stage not in STAGES:
             continue
         steps.append(
-            _Step(f"train.{plan.stage}", f"train {plan.stage} for {plan.steps} steps, then export it",
+            _Step(f"train.{plan.name}", f"train {plan.name} for {plan.steps} steps, then export it",
                   lambda plan=plan: _stage_done(paths, plan), lambda plan=plan: _train(paths, plan, config))
         )  # fmt: skip
     steps.append(_Step("eval", f"evaluate ({config.eval_runs} run(s), cross-emotion and neutral-base)",
@@ -357,12 +376,22 @@ def _releases(plan: StagePlan) -> list[str]:
     return list(module.releases(module.Config.tiny()))
 
 
+def _export_dir(paths: _Paths, plan: StagePlan) -> Path:
+    """Where a plan's releases go: the bundle, or its ablation folder (``pipeline.ABLATION_LAYOUT``)."""
+    from cemnet_core.pipeline import ABLATION_LAYOUT, ABLATIONS_FOLDER
+
+    if not plan.ablation:
+        return paths.weights
+    return paths.weights / ABLATIONS_FOLDER / ABLATION_LAYOUT[plan.ablation][0]
+
+
 def _stage_done(paths: _Paths, plan: StagePlan) -> bool:
     from cemnet_core.train.stages import STAGES
 
     if plan.stage not in STAGES:
         return False  # _train says that the stage is missing
-    return all((paths.weights / name / "config.json").is_file() for name in _releases(plan))
+    folder = _export_dir(paths, plan)
+    return all((folder / name / "config.json").is_file() for name in _releases(plan))
 
 
 def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
@@ -373,22 +402,28 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
             f"the demo trains stage {plan.stage!r}, but this build of cemnet has no such training stage "
             f"(it has {', '.join(STAGES)}); the demo cannot go on without it"
         )
-    run = paths.runs / plan.stage
+    run = paths.runs / plan.name
     data = paths.data
-    overrides = [*plan.all_overrides(), *_upstream_overrides(paths, plan.stage)]
+    overrides = [*plan.all_overrides(), *_upstream_overrides(paths, plan)]
     if checkpoint_path(run, LAST).exists():  # an interrupted run: continue it exactly
         train_stage(plan.stage, data, run, resume=True, device=config.device, steps=plan.steps)
     else:
         train_stage(plan.stage, data, run, overrides=overrides, device=config.device, steps=plan.steps)
-    export_run(run, paths.weights)
+    export_run(run, _export_dir(paths, plan))
 
 
-def _upstream_overrides(paths: _Paths, stage: str) -> list[str]:
-    """The ebm stage trains on frozen upstream networks: point it at the release folders the demo wrote."""
-    if stage != "ebm":
+def _upstream_overrides(paths: _Paths, plan: StagePlan) -> list[str]:
+    """The ebm stage trains on frozen upstream networks: point it at the release folders the demo wrote
+    (an ablation folder that holds its own AEE, "w/o AEE", gives that one)."""
+    if plan.stage != "ebm":
         return []
-    upstream = {"a2m": "audio_to_mouth", "aee": "emotion_enhancer", "image_emotion": "image_emotion"}
-    return [f"{key}={json.dumps(str(paths.weights / folder))}" for key, folder in upstream.items()]
+    folders = {key: paths.weights / name
+               for key, name in (("a2m", "audio_to_mouth"), ("aee", "emotion_enhancer"),
+                                 ("image_emotion", "image_emotion"))}  # fmt: skip
+    own_aee = _export_dir(paths, plan) / "emotion_enhancer"
+    if plan.ablation and own_aee.is_dir():
+        folders["aee"] = own_aee
+    return [f"{key}={json.dumps(str(folder))}" for key, folder in folders.items()]
 
 
 # ---------------------------------------------------------------- evaluation and generation
