@@ -1,10 +1,10 @@
 """Training throughput of Audio2Mouth and the renderer at the paper's sizes: steps/s, TFLOP/s and MFU.
 
-One full optimisation step is timed (forward, the paper's losses, backward, optimiser step; for the renderer
-also the discriminator step), first in fp32 then in the training precision (bf16 autocast on GPUs that have it)
-in the same process, so the ratio is the speed-up of mixed precision on this machine. FLOPs are counted once
-per step with ``torch.utils.flop_counter.FlopCounterMode`` (matmul/conv FLOPs of forward + backward); MFU
-divides achieved FLOP/s by the device's dense bf16 peak (table below; CPU: no peak, MFU not printed).
+One full optimisation step is timed (forward, the paper's losses, backward, optimiser step; for the
+renderer also the discriminator step), first in fp32 then in the training precision (bf16 autocast on GPUs
+that have it) in the same process, so the ratio is the speed-up of mixed precision on this machine. FLOPs
+are counted once per step with ``torch.utils.flop_counter.FlopCounterMode`` (matmul/conv FLOPs of forward +
+backward); MFU divides achieved FLOP/s by the dense bf16 peak (table below; CPU: no peak, no MFU).
 
     .venv/bin/python benchmarks/train_throughput.py                 # CPU here: tiny batch, few steps
     python benchmarks/train_throughput.py --batch-a2m 256 --batch-renderer 32 --steps 30   # on a GPU
@@ -114,7 +114,9 @@ def measure(step: Callable[[], None], device: torch.device, steps: int, warmup: 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--batch-a2m", type=int, default=None, help="default: 128 on GPU, 8 on CPU")
     parser.add_argument("--batch-renderer", type=int, default=None, help="default: 32 on GPU, 2 on CPU")
@@ -124,7 +126,10 @@ def main() -> None:
     device = torch.device(args.device)
     on_gpu = device.type == "cuda"
     steps = args.steps or (30 if on_gpu else 3)
-    batches = {"a2m": args.batch_a2m or (128 if on_gpu else 8), "renderer": args.batch_renderer or (32 if on_gpu else 2)}
+    batches = {
+        "a2m": args.batch_a2m or (128 if on_gpu else 8),
+        "renderer": args.batch_renderer or (32 if on_gpu else 2),
+    }
     if on_gpu:
         torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 baseline is true fp32
         torch.backends.cudnn.allow_tf32 = False
@@ -136,8 +141,10 @@ def main() -> None:
     training = resolve_precision("auto", device)
     precisions = [Precision("fp32", device)] + ([training] if training.name != "fp32" else [])
     builders = {"a2m": a2m_step_fn, "renderer": renderer_step_fn}
-    print(f"{'model':10} {'precision':9} {'batch':>5} {'steps/s':>9} {'samples/s':>10} {'GFLOP/step':>11} "
-          f"{'TFLOP/s':>8} {'MFU':>6} {'vs fp32':>8}")
+    print(
+        f"{'model':10} {'precision':9} {'batch':>5} {'steps/s':>9} {'samples/s':>10} {'GFLOP/step':>11} "
+        f"{'TFLOP/s':>8} {'MFU':>6} {'vs fp32':>8}"
+    )
     for name, build in builders.items():
         baseline = None
         for precision in precisions:
@@ -147,8 +154,10 @@ def main() -> None:
             achieved = rate * flops / 1e12
             baseline = baseline or rate
             mfu = f"{100 * achieved / peak:5.1f}%" if peak else "   n/a"
-            print(f"{name:10} {precision.name:9} {batches[name]:5d} {rate:9.2f} {rate * batches[name]:10.1f} "
-                  f"{flops / 1e9:11.1f} {achieved:8.2f} {mfu:>6} {rate / baseline:7.2f}x")
+            print(
+                f"{name:10} {precision.name:9} {batches[name]:5d} {rate:9.2f} {rate * batches[name]:10.1f} "
+                f"{flops / 1e9:11.1f} {achieved:8.2f} {mfu:>6} {rate / baseline:7.2f}x"
+            )
             del step
             if on_gpu:
                 torch.cuda.empty_cache()

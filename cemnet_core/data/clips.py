@@ -73,8 +73,9 @@ class Clip:
         if self.audio.ndim != 1:
             raise ValueError(f"clip.audio: expected shape (samples,), got {tuple(self.audio.shape)}")
         for name, dtype in _DTYPES.items():
-            if getattr(self, name).dtype != dtype:
-                raise ValueError(f"clip.{name}: expected dtype {np.dtype(dtype)}, got {getattr(self, name).dtype}")
+            actual = getattr(self, name).dtype
+            if actual != dtype:
+                raise ValueError(f"clip.{name}: expected dtype {np.dtype(dtype)}, got {actual}")
 
 
 def save_clip(path: str | os.PathLike[str], clip: Clip) -> Path:

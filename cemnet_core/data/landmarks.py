@@ -92,7 +92,8 @@ def _path(points: tuple[int, ...]) -> list[tuple[int, int]]:
 # different colours so the renderer can tell what moved.
 _SKETCH_STROKES: tuple[tuple[list[tuple[int, int]], tuple[int, int, int]], ...] = (
     (_loop(RIGHT_EYE) + _loop(LEFT_EYE), (0, 255, 0)),
-    (_path(RIGHT_BROW[:5]) + _path(RIGHT_BROW[5:]) + _path(LEFT_BROW[:5]) + _path(LEFT_BROW[5:]), (0, 255, 0)),
+    (_path(RIGHT_BROW[:5]) + _path(RIGHT_BROW[5:]), (0, 255, 0)),
+    (_path(LEFT_BROW[:5]) + _path(LEFT_BROW[5:]), (0, 255, 0)),
     (_path(NOSE), (0, 255, 255)),
     (_path(UPPER_OVAL), (255, 255, 0)),
     (_path(JAW), (255, 0, 255)),

@@ -39,6 +39,7 @@ from torch import nn
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.manifest import EMOTIONS, MANIFEST_NAME, read_manifest
+from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.errors import ConfigError, DataError, WeightsError
 from cemnet_core.eval.metrics import fer_index
 from cemnet_core.models.image_emotion import FER_CLASSES, load_fer_classifier, to_fer_input
@@ -165,7 +166,13 @@ class LipSyncJudge:
     source: str
 
     def scores(self, frames: np.ndarray, audio: np.ndarray) -> SyncScores:
-        """frames (T, H, W, 3) uint8 face crops at 25 fps, audio (samples,) float in [-1, 1] at 16 kHz."""
+        """frames (T, H, W, 3) uint8 face crops at 25 fps, audio (samples,) float in [-1, 1] at 16 kHz.
+
+        A lip-sync expert of ``cemnet train syncnet`` (``input_region == "mouth"``) sees the lower half of the
+        crops, as it was trained; syncnet_python's weights see the whole face crop.
+        """
+        if self.model.config.input_region == "mouth":
+            frames = mouth_region(np.asarray(frames))
         video = torch.from_numpy(np.ascontiguousarray(frames))
         return evaluate_sync(self.model, video, torch.from_numpy(np.asarray(audio, dtype=np.float32)))
 

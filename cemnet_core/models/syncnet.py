@@ -64,10 +64,17 @@ class SyncNetConfig:
     lip_channels: tuple[int, ...] = (96, 256, 256, 256, 256, 512)
     fc_channels: int = 512
     embedding_dim: int = 1024
+    # What the lip stream was trained on: "face" = whole face crops (syncnet_python's weights), "mouth" = the
+    # lower half of the 128x128 face crops (the lip-sync expert of `cemnet train syncnet`).
+    input_region: str = "face"
 
     def __post_init__(self) -> None:
         if len(self.audio_channels) != 6 or len(self.lip_channels) != 6:
             raise ConfigError("SyncNetConfig needs 6 audio and 6 lip channel widths (the v2 layout).")
+        if self.input_region not in ("face", "mouth"):
+            raise ConfigError(
+                f"SyncNetConfig.input_region must be 'face' or 'mouth', got {self.input_region!r}"
+            )
 
     @classmethod
     def paper(cls) -> SyncNetConfig:

@@ -30,7 +30,7 @@ not give its own), early stopping on the validation loss.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +55,7 @@ def _paper_loop() -> LoopConfig:
 class Config:
     """Stage ``syncnet``: the network's sizes, the loop, the contrastive margin and the pair sampling."""
 
-    model: SyncNetConfig = field(default_factory=SyncNetConfig.paper)
+    model: SyncNetConfig = field(default_factory=lambda: replace(SyncNetConfig.paper(), input_region="mouth"))
     loop: LoopConfig = field(default_factory=_paper_loop)
     margin: float = 2.0  # contrastive margin on the embedding distance
     min_offset: int = 5  # off-sync pairs are shifted by at least this many video frames (0.2 s)
@@ -84,7 +84,8 @@ class Config:
         """The tiny network, small batches and few steps: seconds on a CPU (tests, demo)."""
         loop = LoopConfig(lr=1e-3, batch_size=8, steps=30, log_every=5, val_every=10, checkpoint_every=10,
                           early_stop_metric="loss", early_stop_patience=5)  # fmt: skip
-        return cls(model=SyncNetConfig.tiny(), loop=loop, samples_per_clip=8, val_samples_per_clip=4)
+        model = replace(SyncNetConfig.tiny(), input_region="mouth")
+        return cls(model=model, loop=loop, samples_per_clip=8, val_samples_per_clip=4)
 
     @classmethod
     def presets(cls) -> dict[str, Any]:
