@@ -11,12 +11,11 @@ Each step is one call into core, the same functions the commands call, in the or
     generate     cemnet_core.generate.generate           -> OUT/demo.mp4
 
 Every stage trains for a fixed number of steps (:class:`DemoConfig`), so the run time is predictable.
-Measured on the 2-core development machine while other jobs kept its load average near 9 (so these are upper
-bounds), ``OMP_NUM_THREADS=1 cemnet demo``: 376 s wall, 182 s user + 14 s system CPU; per step synth 22 s,
-preprocess 25 s, a2m 83 s (1500 steps), renderer 165 s (200 steps at 64 px), aee 7 s, emotion 3 s, ebm 12 s,
-syncnet 12 s, eval 36 s, generate 4 s. ``cemnet demo --quick`` (the test's sizes): 186 s wall, 76 s CPU.
-On an overloaded machine, let torch use one thread (``OMP_NUM_THREADS=1``): with two threads competing with
-other processes, a tiny model's step was measured 10-15x slower.
+Measured with ``/usr/bin/time cemnet demo`` on the 2-core development machine while other jobs kept its load
+average at 3-4 (so an upper bound): 352 s wall, 214 s user + 19 s system CPU; per step synth 16 s,
+preprocess 25 s, a2m 75 s (1500 steps), renderer 141 s (200 steps at 64 px), aee 15 s, emotion 2 s, ebm 9 s,
+the two ablations' networks 18 s, syncnet 11 s, eval 30 s, generate 3 s. ``cemnet demo --quick`` (the
+test's sizes): 186 s wall and 76 s CPU at load 9.
 
 The demo video is cross-emotion, the paper's setting: the references are a *neutral* video of a held-out
 (test split) speaker, the driving audio the same speaker's sentence in another emotion. At the default sizes
