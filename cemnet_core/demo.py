@@ -14,8 +14,8 @@ Every stage trains for a fixed number of steps (:class:`DemoConfig`), so the run
 Measured with ``/usr/bin/time cemnet demo`` on the 2-core development machine while other jobs kept its load
 average at 3-4 (so an upper bound): 352 s wall, 214 s user + 19 s system CPU; per step synth 16 s,
 preprocess 25 s, a2m 75 s (1500 steps), renderer 141 s (200 steps at 64 px), aee 15 s, emotion 2 s, ebm 9 s,
-the two ablations' networks 18 s, syncnet 11 s, eval 30 s, generate 3 s. ``cemnet demo --quick`` (the
-test's sizes): 186 s wall and 76 s CPU at load 9.
+the two ablations' networks 18 s, syncnet 11 s, eval 30 s, generate 3 s. The quick sizes (the test's
+``DemoConfig.quick()``): 30 s for the whole run at the same load.
 
 The demo video is cross-emotion, the paper's setting: the references are a *neutral* video of a held-out
 (test split) speaker, the driving audio the same speaker's sentence in another emotion. At the default sizes
