@@ -313,22 +313,35 @@ class MelStream:
 # ---------------------------------------------------------------- paste back
 
 
-def feather_mask(side: int, feather: float) -> np.ndarray:
-    """(side, side) float32 mask: 1 inside, linear ramp to 0 over ``feather * side`` pixels at the edges."""
+def feather_mask(side: int, feather: float, lower_half: bool = True) -> np.ndarray:
+    """(side, side) float32 mask: 1 inside, linear ramp to 0 over ``feather * side`` pixels at the edges.
+
+    With ``lower_half`` the mask is also 0 above the middle of the box, ramping up over ``feather * side``
+    rows centred on the middle: the renderer synthesises the lower half of the face (Sec. III-D: the
+    generator sees the target with its lower half masked), so the original's upper face is kept as it is.
+    """
     ramp = max(1.0, feather * side)
     edge = np.minimum(np.arange(side) + 0.5, side - np.arange(side) - 0.5) / ramp  # (side,)
     profile = np.clip(edge, 0.0, 1.0).astype(np.float32)
-    return np.outer(profile, profile)
+    rows = profile
+    if lower_half:
+        rows = np.minimum(profile, np.clip((np.arange(side) + 0.5 - side / 2) / ramp + 0.5, 0.0, 1.0))
+    return np.outer(rows, profile).astype(np.float32)
 
 
-def paste_back(frame: np.ndarray, face: np.ndarray, box: np.ndarray, feather: float) -> np.ndarray:
-    """Blend a rendered crop (S, S, 3) into a copy of ``frame`` (H, W, 3) at square box (x0, y0, x1, y1)."""
+def paste_back(
+    frame: np.ndarray, face: np.ndarray, box: np.ndarray, feather: float, lower_half: bool = True
+) -> np.ndarray:
+    """Blend a rendered crop (S, S, 3) into a copy of ``frame`` (H, W, 3) at square box (x0, y0, x1, y1).
+
+    ``lower_half``: blend only the lower half of the face (see :func:`feather_mask`).
+    """
     x0, y0, x1, y1 = (int(v) for v in np.round(box))
     side = x1 - x0
     height, width = frame.shape[:2]
     resized = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0]
                          else cv2.INTER_AREA).astype(np.float32)  # (side, side, 3)
-    mask = feather_mask(side, feather)[..., None]  # (side, side, 1)
+    mask = feather_mask(side, feather, lower_half)[..., None]  # (side, side, 1)
     out = frame.copy()
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
     if fx1 <= fx0 or fy1 <= fy0:
