@@ -70,6 +70,9 @@ class StagePlan:
     stage that this build does not register is left out (the LipSync expert, ``syncnet``); any other
     missing stage stops the demo. ``ablation`` (``aee`` or ``ebm``) trains a network of a Table IV ablation
     and exports it where :meth:`CEMNetPipeline.from_bundle` looks for it (``weights/ablations/wo_<name>/``).
+    ``snapshot`` (steps, ablation) stops the run after that many steps, exports it to that ablation's
+    folder, then resumes it to ``steps`` (``cemnet train --steps`` / ``cemnet export`` / ``--resume``): the
+    "w/o AEE" encoder is the ``aee`` run stopped at its ``pretrain_steps`` (classification only).
     """
 
     stage: str
@@ -77,6 +80,7 @@ class StagePlan:
     overrides: tuple[str, ...] = ()
     optional: bool = False
     ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
+    snapshot: tuple[int, str] | None = None  # (steps, ablation): export there mid-run, then go on
 
     @property
     def name(self) -> str:
@@ -140,9 +144,9 @@ class DemoConfig:
         """The same path at the smallest useful scale (tests): a couple of minutes on two CPU cores."""
         return cls(
             speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
-            eval_ablate=("ebm",),
+            eval_ablate=("aee", "ebm"),
             stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
-                            renderer_size=32, ablate=("ebm",)),
+                            renderer_size=32, ablate=("aee", "ebm")),
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
@@ -169,17 +173,18 @@ def _stages(
                 f"loop.log_every={max(1, min(10, steps))}")  # fmt: skip
 
     speaker_classes = f"model.num_speakers={speakers}"
+    pretrain = max(1, aee // 2)
     plans = [
         StagePlan("a2m", a2m, loop(a2m)),
         StagePlan("renderer", renderer, (*loop(renderer), *render)),
-        StagePlan("aee", aee, (*loop(aee), speaker_classes, f"pretrain_steps={aee // 2}")),
+        # w/o AEE: this run stopped after its classification pre-training (pretrain_steps) is exported to
+        # the ablation folder, then resumed into cross-reconstruction (the full AEE).
+        StagePlan("aee", aee, (*loop(aee), speaker_classes, f"pretrain_steps={pretrain}"),
+                  snapshot=(pretrain, "aee") if "aee" in ablate else None),
         StagePlan("emotion", emotion, loop(emotion)),
         StagePlan("ebm", ebm, loop(ebm)),
     ]
-    if "aee" in ablate:  # w/o AEE: the AEE stopped after its classification pre-training, an EBM on it
-        pretrain = max(1, aee // 2)
-        classify_only = (*loop(pretrain), speaker_classes, f"pretrain_steps={pretrain}")
-        plans.append(StagePlan("aee", pretrain, classify_only, ablation="aee"))
+    if "aee" in ablate:  # w/o AEE: an EBM trained on the classification-only encoder
         plans.append(StagePlan("ebm", ebm, loop(ebm), ablation="aee"))
     if "ebm" in ablate:  # w/o EBM: an EBM without memories
         plans.append(StagePlan("ebm", ebm, (*loop(ebm), "model.use_memory=false"), ablation="ebm"))
@@ -391,13 +396,20 @@ def _releases(plan: StagePlan) -> list[str]:
     return list(module.releases(module.Config.tiny()))
 
 
-def _export_dir(paths: _Paths, plan: StagePlan) -> Path:
-    """Where a plan's releases go: the bundle, or its ablation folder (``pipeline.ABLATION_LAYOUT``)."""
+def _export_dir(paths: _Paths, plan: StagePlan, ablation: str | None = None) -> Path:
+    """Where a plan's releases go: the bundle, or its ablation folder (``pipeline.ABLATION_LAYOUT``);
+    ``ablation`` overrides the plan's (the folder of its snapshot)."""
     from cemnet_core.pipeline import ABLATION_LAYOUT, ABLATIONS_FOLDER
 
-    if not plan.ablation:
+    ablation = plan.ablation if ablation is None else ablation
+    if not ablation:
         return paths.weights
-    return paths.weights / ABLATIONS_FOLDER / ABLATION_LAYOUT[plan.ablation][0]
+    return paths.weights / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0]
+
+
+def _exported(paths: _Paths, plan: StagePlan, ablation: str | None = None) -> bool:
+    folder = _export_dir(paths, plan, ablation)
+    return all((folder / name / "config.json").is_file() for name in _releases(plan))
 
 
 def _stage_done(paths: _Paths, plan: StagePlan) -> bool:
@@ -405,8 +417,8 @@ def _stage_done(paths: _Paths, plan: StagePlan) -> bool:
 
     if plan.stage not in STAGES:
         return False  # _train says that the stage is missing
-    folder = _export_dir(paths, plan)
-    return all((folder / name / "config.json").is_file() for name in _releases(plan))
+    snapshot_done = plan.snapshot is None or _exported(paths, plan, plan.snapshot[1])
+    return snapshot_done and _exported(paths, plan)
 
 
 def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
@@ -418,12 +430,19 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
             f"(it has {', '.join(STAGES)}); the demo cannot go on without it"
         )
     run = paths.runs / plan.name
-    data = paths.data
     overrides = [*plan.all_overrides(), *_upstream_overrides(paths, plan)]
-    if checkpoint_path(run, LAST).exists():  # an interrupted run: continue it exactly
-        train_stage(plan.stage, data, run, resume=True, device=config.device, steps=plan.steps)
-    else:
-        train_stage(plan.stage, data, run, overrides=overrides, device=config.device, steps=plan.steps)
+
+    def train_to(steps: int) -> None:
+        if checkpoint_path(run, LAST).exists():  # an interrupted or stopped run: continue it exactly
+            train_stage(plan.stage, paths.data, run, resume=True, device=config.device, steps=steps)
+        else:
+            train_stage(plan.stage, paths.data, run, overrides=overrides, device=config.device, steps=steps)
+
+    if plan.snapshot is not None and not _exported(paths, plan, plan.snapshot[1]):
+        steps, ablation = plan.snapshot
+        train_to(steps)  # stop here (e.g. the AEE after its pre-training) and export that state ...
+        export_run(run, _export_dir(paths, plan, ablation))
+    train_to(plan.steps)  # ... then resume to the plan's steps
     export_run(run, _export_dir(paths, plan))
 
 

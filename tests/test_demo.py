@@ -5,10 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import tomllib
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from rich.console import Console
 
 from cemnet_core.data.media import probe
@@ -51,7 +53,8 @@ def test_demo_video_plays_with_the_driving_audio(demo: DemoResult) -> None:
 def test_demo_metrics_are_finite_numbers(demo: DemoResult) -> None:
     assert demo.metrics.is_file()
     document = json.loads(demo.metrics.read_text())
-    assert any("w/o EBM" in methods for methods in document["summary"].values())
+    for method in ("cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference"):
+        assert all(method in methods for methods in document["summary"].values())
     numbers = _numbers(document)
     assert numbers, f"{demo.metrics} holds no numbers"
     assert all(math.isfinite(number) for number in numbers)
@@ -62,11 +65,25 @@ def test_demo_every_stage_release_loads(demo: DemoResult) -> None:
     kinds = {json.loads((folder / "config.json").read_text())["kind"] for folder in folders}
     assert {"audio_to_mouth", "renderer", "emotion_enhancer", "image_emotion", "emotion_memory"} <= kinds
     assert (demo.weights / "ablations" / "wo_ebm" / "emotion_memory") in folders  # the "w/o EBM" row
+    for name in ("emotion_enhancer", "emotion_memory"):  # the "w/o AEE" row
+        assert (demo.weights / "ablations" / "wo_aee" / name) in folders
     for folder in folders:
         kind = json.loads((folder / "config.json").read_text())["kind"]
         assert kind in MODEL_KINDS
         model = load_stage(folder, kind)
         assert sum(parameter.numel() for parameter in model.parameters()) > 0
+
+
+def test_demo_wo_aee_encoder_is_the_aee_run_stopped_after_pretraining(demo: DemoResult) -> None:
+    # One aee run: stopped at pretrain_steps and exported to ablations/wo_aee, then resumed to its steps.
+    stopped = load_stage(demo.weights / "ablations" / "wo_aee" / "emotion_enhancer", "emotion_enhancer")
+    full = load_stage(demo.weights / "emotion_enhancer", "emotion_enhancer")
+    assert stopped.config == full.config
+    pairs = zip(stopped.state_dict().values(), full.state_dict().values(), strict=True)
+    assert not all(torch.equal(a, b) for a, b in pairs)  # the full AEE trained on past the snapshot
+    assert not (demo.out / "runs" / "aee.aee").exists()  # no second aee run
+    ebm = tomllib.loads((demo.out / "runs" / "ebm.aee" / "config.toml").read_text())
+    assert Path(ebm["aee"]) == demo.weights / "ablations" / "wo_aee" / "emotion_enhancer"  # its EBM's AEE
 
 
 def test_demo_rerun_skips_finished_steps(demo: DemoResult, weights_dir: Path,
