@@ -260,8 +260,11 @@ def find_local(entry: WeightsEntry, weights_dir: str | os.PathLike[str] | None =
 
 
 def _download_hub(entry: WeightsEntry) -> Path:
-    from huggingface_hub import hf_hub_download
+    from huggingface_hub import constants, hf_hub_download
 
+    # huggingface_hub reads HF_HUB_OFFLINE once, at import; this module reads it at every call (is_offline)
+    # and only gets here when it is unset, so the library must not keep an offline flag from an earlier env.
+    constants.HF_HUB_OFFLINE = False
     try:
         return Path(hf_hub_download(
             entry.repo_id, entry.path_in_repo or entry.filename, revision=entry.revision,

@@ -154,6 +154,9 @@ class EmotionBridgingMemory(nn.Module):
             nn.ReLU(),
             nn.Linear(c.hidden, N_MOUTH * 2),
         )
+        with torch.no_grad():  # a small first residual: training starts from the Audio2Mouth mouth
+            self.decoder[-1].weight.mul_(0.01)
+            self.decoder[-1].bias.zero_()
 
     def forward(
         self,

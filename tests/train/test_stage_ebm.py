@@ -4,6 +4,7 @@ the "w/o EBM" ablation trains, export writes a release, missing or mismatched up
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -33,7 +34,9 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     root = tmp_path_factory.mktemp("ebm_upstream")
     torch.manual_seed(0)
     models = {
-        "a2m": (AudioToMouth(AudioToMouthConfig.tiny()), "audio_to_mouth"),
+        # an untrained Audio2Mouth that does not start from the reference mouth: a displacement to learn
+        "a2m": (AudioToMouth(replace(AudioToMouthConfig.tiny(), mouth_from_reference=False)),
+                "audio_to_mouth"),
         "aee": (EmotionEnhancer(EmotionEnhancerConfig.tiny()), "emotion_enhancer"),
         "image_emotion": (ImageEmotionExtractor(MiniXceptionConfig.tiny()), "image_emotion"),
     }
