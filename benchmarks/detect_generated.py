@@ -67,9 +67,30 @@ def reencode_half(source: Path, target: Path) -> Path:
     """H.264 CRF 23 at half the size of ``source``, container tags stripped, audio kept."""
     info = media.probe(source)
     scale = f"scale={_even(info.width / 2)}:{_even(info.height / 2)}"
-    subprocess.run([media.ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(source),
-                    "-vf", scale, "-c:v", "libx264", "-crf", "23", "-c:a", "copy", "-map_metadata", "-1",
-                    str(target)], check=True)
+    subprocess.run(
+        [
+            media.ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-vf",
+            scale,
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-c:a",
+            "copy",
+            "-map_metadata",
+            "-1",
+            str(target),
+        ],
+        check=True,
+    )
     return target
 
 
@@ -123,17 +144,20 @@ def cut_speech(job: Job, path: Path, rng: np.random.Generator) -> Path:
 def _z_range(name: str, detections: list[Detection]) -> str:
     z = np.array([d.z_score for d in detections])
     hits = sum(d.marked for d in detections)
-    return (f"{name:<28} watermark found {hits}/{len(detections)} ({100 * hits / len(detections):.1f} %)   "
-            f"z min {z.min():.1f}  median {np.median(z):.1f}  max {z.max():.1f}   "
-            f"metadata tag {sum(d.metadata_tag for d in detections)}/{len(detections)}")
+    return (
+        f"{name:<28} watermark found {hits}/{len(detections)} ({100 * hits / len(detections):.1f} %)   "
+        f"z min {z.min():.1f}  median {np.median(z):.1f}  max {z.max():.1f}   "
+        f"metadata tag {sum(d.metadata_tag for d in detections)}/{len(detections)}"
+    )
 
 
 def main() -> None:
     """Run the benchmark and print its figures."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
-    parser.add_argument("--real-data", type=Path,
-                        default=Path(os.environ.get("CEMNET_REAL_DATA", "../shared/data/real")))
+    parser.add_argument(
+        "--real-data", type=Path, default=Path(os.environ.get("CEMNET_REAL_DATA", "../shared/data/real"))
+    )
     parser.add_argument("--corpus", type=Path, default=None, help="`cemnet synth` folder (default: make one)")
     parser.add_argument("--weights", type=Path, default=None, help="weights bundle (default: tiny random)")
     parser.add_argument("--count", type=int, default=20, help="videos to generate")
@@ -152,8 +176,11 @@ def main() -> None:
         bundle = args.weights or make_bundle(temp / "bundle", "tiny")
         pipeline = CEMNetPipeline.from_bundle(bundle, "cpu")
         jobs = plan_jobs(synthetic_references(corpus, temp), args.real_data, args.count, args.seed)
-        print(f"{len(jobs)} videos, weights {'random tiny bundle' if args.weights is None else bundle}; "
-              f"watermark key {watermark.key!r}, threshold z >= {watermark.threshold}", flush=True)
+        print(
+            f"{len(jobs)} videos, weights {'random tiny bundle' if args.weights is None else bundle}; "
+            f"watermark key {watermark.key!r}, threshold z >= {watermark.threshold}",
+            flush=True,
+        )
         originals, copies = [], []
         rng = np.random.default_rng(args.seed + 1)
         for index, job in enumerate(jobs):
@@ -164,26 +191,36 @@ def main() -> None:
             originals.append(detect_watermark(out, watermark))
             copies.append(detect_watermark(small, watermark))
             info, small_info = media.probe(out), media.probe(small)
-            print(f"{index:2d} {job.kind:<11} {job.ref.name:<34} {job.speech.name:<32} "
-                  f"{result.duration:4.2f} s "
-                  f"{info.width}x{info.height} -> {small_info.width}x{small_info.height}   "
-                  f"z {originals[-1].z_score:5.1f} -> {copies[-1].z_score:5.1f}", flush=True)
+            print(
+                f"{index:2d} {job.kind:<11} {job.ref.name:<34} {job.speech.name:<32} "
+                f"{result.duration:4.2f} s "
+                f"{info.width}x{info.height} -> {small_info.width}x{small_info.height}   "
+                f"z {originals[-1].z_score:5.1f} -> {copies[-1].z_score:5.1f}",
+                flush=True,
+            )
             if args.keep is not None:
                 args.keep.mkdir(parents=True, exist_ok=True)
                 for path in (out, small):
                     (args.keep / path.name).write_bytes(path.read_bytes())
         generated_seconds = time.perf_counter() - started
 
-    real = [path for folder in ("video", "video_silent")
-            for path in sorted((args.real_data / folder).glob("*.mp4"))]
+    real = [
+        path
+        for folder in ("video", "video_silent")
+        for path in sorted((args.real_data / folder).glob("*.mp4"))
+    ]
     unmarked = [detect_watermark(path, watermark) for path in real]
     for path, detection in zip(real, unmarked, strict=True):
         alarm = "  FALSE ALARM" if detection.marked else ""
-        print(f"real {path.parent.name}/{path.name:<52} z {detection.z_score:5.2f}  frames "
-              f"{detection.frames_used}{alarm}")
+        print(
+            f"real {path.parent.name}/{path.name:<52} z {detection.z_score:5.2f}  frames "
+            f"{detection.frames_used}{alarm}"
+        )
 
-    print(f"\n({generated_seconds:.0f} s to synthesise, generate, re-encode and detect; "
-          f"{time.perf_counter() - started:.0f} s in all)")
+    print(
+        f"\n({generated_seconds:.0f} s to synthesise, generate, re-encode and detect; "
+        f"{time.perf_counter() - started:.0f} s in all)"
+    )
     print(_z_range("generated, as written", originals))
     print(_z_range("generated, CRF 23 half size", copies))
     for kind in ("synth-frame", "synth-video", "real-image"):
@@ -192,12 +229,16 @@ def main() -> None:
             print(_z_range(f"  re-encoded, {kind}", subset))
     z = np.array([d.z_score for d in unmarked])
     alarms = sum(d.marked for d in unmarked)
-    print(f"real videos (unmarked): false positives {alarms}/{len(unmarked)} "
-          f"({100 * alarms / len(unmarked):.1f} %)   z min {z.min():.2f}  mean {z.mean():.2f}  "
-          f"max {z.max():.2f}   metadata tag {sum(d.metadata_tag for d in unmarked)}/{len(unmarked)}")
+    print(
+        f"real videos (unmarked): false positives {alarms}/{len(unmarked)} "
+        f"({100 * alarms / len(unmarked):.1f} %)   z min {z.min():.2f}  mean {z.mean():.2f}  "
+        f"max {z.max():.2f}   metadata tag {sum(d.metadata_tag for d in unmarked)}/{len(unmarked)}"
+    )
     hypotheses = len(crop_hypotheses(watermark))
-    print(f"Hoeffding bound per unmarked video at z >= {watermark.threshold} with {hypotheses} crop "
-          f"hypotheses: {false_positive_bound(watermark.threshold, hypotheses):.1e}")
+    print(
+        f"Hoeffding bound per unmarked video at z >= {watermark.threshold} with {hypotheses} crop "
+        f"hypotheses: {false_positive_bound(watermark.threshold, hypotheses):.1e}"
+    )
 
 
 if __name__ == "__main__":

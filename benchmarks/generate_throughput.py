@@ -112,23 +112,40 @@ def main() -> None:
             bundle = make_bundle(tmp / f"bundle_{size}", size)
             audio = looped_speech(args.real_data, args.seconds, tmp / "throughput.wav")
             figures = run_once(bundle, ref, audio, tmp / f"{size}.mp4")
-            print(f"{size:>5}: {figures['frames']} frames, {figures['frames_per_second']:.2f} frames/s "
-                  f"(model load excluded), wall {figures['wall_s']:.1f} s", flush=True)
+            print(
+                f"{size:>5}: {figures['frames']} frames, {figures['frames_per_second']:.2f} frames/s "
+                f"(model load excluded), wall {figures['wall_s']:.1f} s",
+                flush=True,
+            )
         bundle = tmp / "bundle_tiny"
         if not bundle.exists():
             make_bundle(bundle, "tiny")
         peaks = {}
         for seconds in (args.short, args.long):
             audio = looped_speech(args.real_data, seconds, tmp / f"audio_{seconds:g}.wav")
-            child = [sys.executable, __file__, "--real-data", str(args.real_data), "--child", str(bundle),
-                     str(ref), str(audio), str(tmp / "memory.mp4")]
+            child = [
+                sys.executable,
+                __file__,
+                "--real-data",
+                str(args.real_data),
+                "--child",
+                str(bundle),
+                str(ref),
+                str(audio),
+                str(tmp / "memory.mp4"),
+            ]
             output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
             figures = json.loads(output.strip().splitlines()[-1])
             peaks[seconds] = figures["peak_rss_mib"]
-            print(f"memory: {seconds:g} s audio -> peak RSS {figures['peak_rss_mib']:.0f} MiB "
-                  f"({figures['frames_per_second']:.1f} frames/s)", flush=True)
-        print(f"memory ratio {args.long:g} s / {args.short:g} s = {peaks[args.long] / peaks[args.short]:.3f} "
-              "(goal <= 1.2)")
+            print(
+                f"memory: {seconds:g} s audio -> peak RSS {figures['peak_rss_mib']:.0f} MiB "
+                f"({figures['frames_per_second']:.1f} frames/s)",
+                flush=True,
+            )
+        print(
+            f"memory ratio {args.long:g} s / {args.short:g} s = {peaks[args.long] / peaks[args.short]:.3f} "
+            "(goal <= 1.2)"
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,9 @@ def measure(path: Path, chunk_frames: int) -> dict[str, float]:
 def main() -> None:
     """Print memory figures for the long and the short clip and their ratio."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real-data", type=Path, default=Path(os.environ.get("CEMNET_REAL_DATA",
-                                                                              "../shared/data/real")))
+    parser.add_argument(
+        "--real-data", type=Path, default=Path(os.environ.get("CEMNET_REAL_DATA", "../shared/data/real"))
+    )
     parser.add_argument("--chunk-frames", type=int, default=32)
     args = parser.parse_args()
     results = {}
@@ -65,13 +66,17 @@ def main() -> None:
         path = args.real_data / name
         info = probe(path)
         results[name] = figures = measure(path, args.chunk_frames)
-        print(f"{name}: {info.duration:.2f} s, {figures['frames']} frames in {figures['seconds']:.2f} s; "
-              f"traced peak {figures['traced_peak_mib']:.2f} MiB, "
-              f"RSS growth {figures['rss_growth_mib']:.2f} MiB")
+        print(
+            f"{name}: {info.duration:.2f} s, {figures['frames']} frames in {figures['seconds']:.2f} s; "
+            f"traced peak {figures['traced_peak_mib']:.2f} MiB, "
+            f"RSS growth {figures['rss_growth_mib']:.2f} MiB"
+        )
     long, short = results[LONG_CLIP], results[SHORT_CLIP]
-    print(f"ratio long/short: traced peak {long['traced_peak_mib'] / short['traced_peak_mib']:.2f}x, "
-          f"RSS growth {long['rss_growth_mib']:.2f} vs {short['rss_growth_mib']:.2f} MiB, "
-          f"length {long['frames'] / short['frames']:.2f}x")
+    print(
+        f"ratio long/short: traced peak {long['traced_peak_mib'] / short['traced_peak_mib']:.2f}x, "
+        f"RSS growth {long['rss_growth_mib']:.2f} vs {short['rss_growth_mib']:.2f} MiB, "
+        f"length {long['frames'] / short['frames']:.2f}x"
+    )
     print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.1f} MiB")
 
 

@@ -152,8 +152,12 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames per clip")
     parser.add_argument("--repeats", type=int, default=3, help="timed repeats of every variant")
     parser.add_argument("--streams", type=int, default=2, help="clips tracked at once in the parallel run")
-    parser.add_argument("--check-every", type=int, default=FaceConfig().check_every,
-                        help="frames between multi-face checks (FaceConfig.check_every)")
+    parser.add_argument(
+        "--check-every",
+        type=int,
+        default=FaceConfig().check_every,
+        help="frames between multi-face checks (FaceConfig.check_every)",
+    )
     args = parser.parse_args()
     videos = sorted(Path(os.environ["CEMNET_REAL_DATA"], "video").glob("*.mp4"))
     model = landmarker_path()
@@ -161,8 +165,10 @@ def main() -> None:
     clips = [first_frames(video, args.frames) for video in videos]
     count = sum(len(frames) for frames in clips)
     sizes = sorted({f"{frames.shape[2]}x{frames.shape[1]}" for frames in clips})
-    print(f"{len(clips)} clips, {count} frames ({', '.join(sizes)}), {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}")
+    print(
+        f"{len(clips)} clips, {count} frames ({', '.join(sizes)}), {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
     variants: dict[str, Callable[[], list[np.ndarray]]] = {
         "pipeline": lambda: pipeline(clips, model, config),
         "previous": lambda: per_frame(clips, model, FaceConfig(num_faces=2), video=True),
@@ -183,8 +189,10 @@ def main() -> None:
             cpu_ms[name].append(1000.0 * cpu / count)
             cells.append(f"{name} {count / wall:6.1f} f/s {1000.0 * cpu / count:5.2f} ms CPU")
         print(f"repeat {repeat + 1}: " + " | ".join(cells))
-    print(f"\nmedian [range] over {args.repeats} repeats, {count} frames, load average "
-          f"{os.getloadavg()[0]:.1f} at the end")
+    print(
+        f"\nmedian [range] over {args.repeats} repeats, {count} frames, load average "
+        f"{os.getloadavg()[0]:.1f} at the end"
+    )
     for name in variants:
         print(f"  {name:12s} {spread(fps[name]):>22s} frames/s   {spread(cpu_ms[name]):>22s} CPU ms/frame")
     base = "baseline"
@@ -192,13 +200,19 @@ def main() -> None:
         if name != base:
             ratios = [a / b for a, b in zip(fps[name], fps[base], strict=True)]
             cpu_ratios = [b / a for a, b in zip(cpu_ms[name], cpu_ms[base], strict=True)]
-            print(f"  {name} / baseline: {spread(ratios)}x frames/s (same repeat), "
-                  f"{spread(cpu_ratios)}x CPU per frame")
+            print(
+                f"  {name} / baseline: {spread(ratios)}x frames/s (same repeat), "
+                f"{spread(cpu_ratios)}x CPU per frame"
+            )
     for name in ("pipeline", "previous"):
-        print(f"  landmarks {name} vs baseline: mean distance {deviation(points[name], points[base]):.2f}% "
-              "of the face box side")
-    print("  jitter (mean second difference, % of the face box side): "
-          + ", ".join(f"{name} {jitter(points[name]):.3f}" for name in ("pipeline", "previous", "baseline")))
+        print(
+            f"  landmarks {name} vs baseline: mean distance {deviation(points[name], points[base]):.2f}% "
+            "of the face box side"
+        )
+    print(
+        "  jitter (mean second difference, % of the face box side): "
+        + ", ".join(f"{name} {jitter(points[name]):.3f}" for name in ("pipeline", "previous", "baseline"))
+    )
 
 
 if __name__ == "__main__":

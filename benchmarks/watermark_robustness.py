@@ -48,35 +48,62 @@ def attack(source: Path, target: Path, width: int, height: int, crop: bool) -> P
         filters.append(f"crop={width - 6}:{height - 6}:4:2")
         width, height = width - 6, height - 6
     filters.append(f"scale={_even(width / 2)}:{_even(height / 2)}")
-    subprocess.run([ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-i", str(source),
-                    "-vf", ",".join(filters), "-c:v", "libx264", "-crf", "23", "-map_metadata", "-1",
-                    str(target)], check=True)
+    subprocess.run(
+        [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-i",
+            str(source),
+            "-vf",
+            ",".join(filters),
+            "-c:v",
+            "libx264",
+            "-crf",
+            "23",
+            "-map_metadata",
+            "-1",
+            str(target),
+        ],
+        check=True,
+    )
     return target
 
 
 def _summary(name: str, z_scores: list[float], detected: list[bool]) -> None:
     values = np.array(z_scores)
-    print(f"{name:<10} detected {sum(detected)}/{len(detected)} ({100 * np.mean(detected):.1f} %)   "
-          f"z min {values.min():.1f}  median {np.median(values):.1f}  max {values.max():.1f}")
+    print(
+        f"{name:<10} detected {sum(detected)}/{len(detected)} ({100 * np.mean(detected):.1f} %)   "
+        f"z min {values.min():.1f}  median {np.median(values):.1f}  max {values.max():.1f}"
+    )
 
 
 def main() -> None:
     """Run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--real-data", type=Path,
-                        default=Path(os.environ.get("CEMNET_REAL_DATA", "../shared/data/real")))
+    parser.add_argument(
+        "--real-data", type=Path, default=Path(os.environ.get("CEMNET_REAL_DATA", "../shared/data/real"))
+    )
     parser.add_argument("--corpus", type=Path, default=None, help="mark the mp4 files of this folder instead")
     parser.add_argument("--frames", type=int, default=50, help="frames per marked segment")
     parser.add_argument("--limit", type=int, default=0, help="at most this many clips to mark (0: all)")
     args = parser.parse_args()
     config = WatermarkConfig()
-    real = [path for folder in ("video", "video_silent")
-            for path in sorted((args.real_data / folder).glob("*.mp4"))]
+    real = [
+        path
+        for folder in ("video", "video_silent")
+        for path in sorted((args.real_data / folder).glob("*.mp4"))
+    ]
     sources = sorted(args.corpus.rglob("*.mp4")) if args.corpus else real
     if args.limit:
         sources = sources[: args.limit]
-    print(f"watermark: key {config.key!r}, grid {config.grid}, threshold z >= {config.threshold}; "
-          f"{len(sources)} clips x {args.frames} frames")
+    print(
+        f"watermark: key {config.key!r}, grid {config.grid}, threshold z >= {config.threshold}; "
+        f"{len(sources)} clips x {args.frames} frames"
+    )
     results: dict[str, tuple[list[float], list[bool]]] = {"reencode": ([], []), "crop": ([], [])}
     psnrs = []
     started = time.perf_counter()
@@ -108,14 +135,20 @@ def main() -> None:
         detection = detect_watermark(path, config)
         null_z.append(detection.z_score)
         false_alarms.append(detection.marked)
-        print(f"unmarked {path.parent.name}/{path.name:<52} z {detection.z_score:5.2f} frames "
-              f"{detection.frames_used}{'  FALSE ALARM' if detection.marked else ''}")
+        print(
+            f"unmarked {path.parent.name}/{path.name:<52} z {detection.z_score:5.2f} frames "
+            f"{detection.frames_used}{'  FALSE ALARM' if detection.marked else ''}"
+        )
     values = np.array(null_z)
-    print(f"\nfalse positives on unmarked real videos: {sum(false_alarms)}/{len(false_alarms)}; z mean "
-          f"{values.mean():.2f}, std {values.std():.2f}, max {values.max():.2f}")
+    print(
+        f"\nfalse positives on unmarked real videos: {sum(false_alarms)}/{len(false_alarms)}; z mean "
+        f"{values.mean():.2f}, std {values.std():.2f}, max {values.max():.2f}"
+    )
     bound = false_positive_bound(config.threshold, len(crop_hypotheses(config)))
-    print(f"Hoeffding bound on the false-positive rate per video at z >= {config.threshold} with "
-          f"{len(crop_hypotheses(config))} crop hypotheses: {bound:.1e}")
+    print(
+        f"Hoeffding bound on the false-positive rate per video at z >= {config.threshold} with "
+        f"{len(crop_hypotheses(config))} crop hypotheses: {bound:.1e}"
+    )
 
 
 if __name__ == "__main__":

@@ -39,8 +39,13 @@ def detect_command(
             verdict = "[yellow]tagged as cemnet[/] (no watermark)"
         else:
             verdict = "[green]no cemnet mark[/]"
-        table.add_row(str(video), "yes" if detection.metadata_tag else "no", f"{detection.z_score:.1f}",
-                      str(detection.frames_used), verdict)
+        table.add_row(
+            str(video),
+            "yes" if detection.metadata_tag else "no",
+            f"{detection.z_score:.1f}",
+            str(detection.frames_used),
+            verdict,
+        )
     console.print(table)
 
 

@@ -21,8 +21,12 @@ def generate_command(
     out: OutputOption = None,
     weights: Annotated[
         str | None,
-        typer.Option("--weights", help="Weights folder from `cemnet export`, or the name of one under "
-                     "CEMNET_WEIGHTS_DIR (default: cemnet).", show_default=False),
+        typer.Option(
+            "--weights",
+            help="Weights folder from `cemnet export`, or the name of one under "
+            "CEMNET_WEIGHTS_DIR (default: cemnet).",
+            show_default=False,
+        ),
     ] = None,
     emotion: Annotated[
         str, typer.Option("--emotion", help=f"auto (follow the audio) or one of {', '.join(EMOTIONS)}.")
@@ -63,9 +67,11 @@ def generate_command(
     console = Console()
     for warning in result.skipped:
         console.print(f"[yellow]warning[/]: {warning}", highlight=False)
-    console.print(f"{result.path}: {result.frames} frames ({result.duration:.2f} s) at "
-                  f"{result.frames_per_second:.1f} frames/s from {result.references} reference frame(s)",
-                  highlight=False)
+    console.print(
+        f"{result.path}: {result.frames} frames ({result.duration:.2f} s) at "
+        f"{result.frames_per_second:.1f} frames/s from {result.references} reference frame(s)",
+        highlight=False,
+    )
 
 
 def register(app: typer.Typer) -> None:

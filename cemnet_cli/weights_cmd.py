@@ -20,8 +20,9 @@ from cemnet_cli.options import WeightsDirOption
 from cemnet_core import weights
 from cemnet_core.errors import ChecksumError
 
-weights_app = typer.Typer(help="Pretrained files: list, download (pull), verify, locate.",
-                          no_args_is_help=True)
+weights_app = typer.Typer(
+    help="Pretrained files: list, download (pull), verify, locate.", no_args_is_help=True
+)
 console = Console()
 
 
@@ -49,8 +50,13 @@ def list_command(weights_dir: WeightsDirOption = None) -> None:
         verified = {True: "[green]yes[/]", False: "[red]NO[/]", None: "-"}[state.verified]
         if not state.entry.pinned:
             verified = "[yellow]no pinned sha256[/]"
-        table.add_row(name, _size(state.entry.size), state.entry.source,
-                      str(state.path) if state.path else "no", verified)
+        table.add_row(
+            name,
+            _size(state.entry.size),
+            state.entry.source,
+            str(state.path) if state.path else "no",
+            verified,
+        )
     console.print(table)
 
 
@@ -62,8 +68,13 @@ def pull_command(
     """Download (or find locally) and verify registered files."""
     chosen = names or [name for name, entry in weights.registry().items() if entry.pinned]
     skipped = [] if names else [name for name, entry in weights.registry().items() if not entry.pinned]
-    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-               TimeRemainingColumn())
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as progress:
         for name in chosen:
             task = progress.add_task(name, total=None)
@@ -93,12 +104,16 @@ def verify_command(weights_dir: WeightsDirOption = None) -> None:
             console.print(f"[red]BAD[/] {name}: {state.path}", highlight=False, soft_wrap=True)
         else:
             absent.append(name)
-    console.print(f"{len(verified)} verified, {len(bad)} bad, {len(absent)} not present"
-                  + (f" ({', '.join(absent)})" if absent else ""), highlight=False)
+    console.print(
+        f"{len(verified)} verified, {len(bad)} bad, {len(absent)} not present"
+        + (f" ({', '.join(absent)})" if absent else ""),
+        highlight=False,
+    )
     if bad:
         files = ", ".join(str(state.path) for state in bad)
-        raise ChecksumError(f"{len(bad)} file(s) fail their sha256: {files}; delete them and run "
-                            "`cemnet weights pull`")
+        raise ChecksumError(
+            f"{len(bad)} file(s) fail their sha256: {files}; delete them and run `cemnet weights pull`"
+        )
 
 
 @weights_app.command("path")

@@ -179,8 +179,12 @@ def _stages(
         StagePlan("renderer", renderer, (*loop(renderer), *render)),
         # w/o AEE: this run stopped after its classification pre-training (pretrain_steps) is exported to
         # the ablation folder, then resumed into cross-reconstruction (the full AEE).
-        StagePlan("aee", aee, (*loop(aee), speaker_classes, f"pretrain_steps={pretrain}"),
-                  snapshot=(pretrain, "aee") if "aee" in ablate else None),
+        StagePlan(
+            "aee",
+            aee,
+            (*loop(aee), speaker_classes, f"pretrain_steps={pretrain}"),
+            snapshot=(pretrain, "aee") if "aee" in ablate else None,
+        ),
         StagePlan("emotion", emotion, loop(emotion)),
         StagePlan("ebm", ebm, loop(ebm)),
     ]

@@ -156,8 +156,10 @@ def load_references(path: str | os.PathLike[str], config: GenerateConfig = Gener
 
 
 def _image_references(path: Path, config: GenerateConfig) -> References:
-    files = [path] if path.is_file() else sorted(
-        p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    files = (
+        [path]
+        if path.is_file()
+        else sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     )
     if not files:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
@@ -175,8 +177,10 @@ def _image_references(path: Path, config: GenerateConfig) -> References:
             continue
         frames.append(image)
     if not frames:
-        raise NoFaceError(f"no face found in any of the {len(files)} images in {path}; use photos where one "
-                          "face is clearly visible and frontal")
+        raise NoFaceError(
+            f"no face found in any of the {len(files)} images in {path}; use photos where one "
+            "face is clearly visible and frontal"
+        )
     landmarks = np.stack(points)  # (n, 478, 2)
     boxes = np.concatenate([crop_boxes(p[None], np.ones(1, bool), face_config) for p in landmarks])  # (n, 4)
     return References(frames, landmarks, boxes, is_video=False, skipped=skipped)
@@ -196,8 +200,10 @@ def _video_references(path: Path, config: GenerateConfig) -> References:
         raise MediaError(f"{path}: the video has no frames")
     track = parts[0].concat(parts)
     if not track.valid.any():
-        raise NoFaceError(f"no face found in the first {len(frames)} frames of {path}; use a video that "
-                          "shows one face clearly")
+        raise NoFaceError(
+            f"no face found in the first {len(frames)} frames of {path}; use a video that "
+            "shows one face clearly"
+        )
     if not track.valid.all():
         missing = int((~track.valid).sum())
         _warn(f"{path.name}: {missing} of {len(frames)} frames without a face skipped", skipped)
@@ -264,12 +270,16 @@ def scan_audio(path: str | os.PathLike[str], min_rms_db: float = -60.0) -> Audio
         energy += float(np.dot(chunk.astype(np.float64), chunk.astype(np.float64)))
     minimum = round(MEL_WINDOW / MEL_PER_FRAME / FPS * media.SAMPLE_RATE)  # 0.2 s
     if count < minimum:
-        raise MediaError(f"{path}: the audio lasts {count / media.SAMPLE_RATE:.2f} s; give at least "
-                         f"{minimum / media.SAMPLE_RATE:.1f} s of speech (one mel window)")
+        raise MediaError(
+            f"{path}: the audio lasts {count / media.SAMPLE_RATE:.2f} s; give at least "
+            f"{minimum / media.SAMPLE_RATE:.1f} s of speech (one mel window)"
+        )
     rms_db = 10.0 * math.log10(energy / count) if energy > 0 else -math.inf
     if rms_db < min_rms_db:
-        raise MediaError(f"{path}: the audio is silent (RMS {rms_db:.0f} dBFS, below {min_rms_db:.0f}); "
-                         "give a recording of speech")
+        raise MediaError(
+            f"{path}: the audio is silent (RMS {rms_db:.0f} dBFS, below {min_rms_db:.0f}); "
+            "give a recording of speech"
+        )
     return AudioSummary(count, rms_db)
 
 
@@ -339,8 +349,9 @@ def paste_back(
     x0, y0, x1, y1 = (int(v) for v in np.round(box))
     side = x1 - x0
     height, width = frame.shape[:2]
-    resized = cv2.resize(face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0]
-                         else cv2.INTER_AREA).astype(np.float32)  # (side, side, 3)
+    resized = cv2.resize(
+        face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0] else cv2.INTER_AREA
+    ).astype(np.float32)  # (side, side, 3)
     mask = feather_mask(side, feather, lower_half)[..., None]  # (side, side, 1)
     out = frame.copy()
     fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
@@ -369,8 +380,10 @@ def resolve_bundle(weights: str | os.PathLike[str] | None) -> Path:
     root = os.environ.get("CEMNET_WEIGHTS_DIR", "")
     if root and "/" not in name and (Path(root) / name).is_dir():
         return Path(root) / name
-    raise WeightsError(f"no weights folder {name!r} (nor {name!r} under CEMNET_WEIGHTS_DIR); train the "
-                       "stages and `cemnet export RUN DST` each into one folder, then pass --weights DST")
+    raise WeightsError(
+        f"no weights folder {name!r} (nor {name!r} under CEMNET_WEIGHTS_DIR); train the "
+        "stages and `cemnet export RUN DST` each into one folder, then pass --weights DST"
+    )
 
 
 def _check_output(out: Path) -> None:
@@ -484,8 +497,11 @@ def _chunk_frames(
             scene.ref_landmarks[None].expand(count, -1, -1, -1),
             torch.from_numpy(mel_frames[a:b]).view(count, length, MEL_WINDOW, -1),  # (windows, T, 16, 80)
             pose[a:b].reshape(count, length, *pose.shape[1:]),  # (windows, T, 78, 2)
-            torch.from_numpy(segments[first:last]), scene.source_emotion, scene.identity,
-            emotion_label=None if config.emotion == "auto" else config.emotion, intensity=config.intensity,
+            torch.from_numpy(segments[first:last]),
+            scene.source_emotion,
+            scene.identity,
+            emotion_label=None if config.emotion == "auto" else config.emotion,
+            intensity=config.intensity,
         )  # (windows, T, 57, 2)
         mouths.append(mouth.reshape(-1, *mouth.shape[2:]).cpu())
     landmarks = compose_landmarks(pose, torch.cat(mouths))  # (n, 135, 2)
@@ -528,8 +544,9 @@ def generate(
     if pose_video is not None and not Path(pose_video).is_file():
         raise MediaError(f"{pose_video}: pose video not found")
     if pipeline is None:
-        pipeline = CEMNetPipeline.from_bundle(resolve_bundle(weights), config.device,
-                                              use_aee=config.use_aee, use_ebm=config.use_ebm)
+        pipeline = CEMNetPipeline.from_bundle(
+            resolve_bundle(weights), config.device, use_aee=config.use_aee, use_ebm=config.use_ebm
+        )
     scene = _scene(pipeline, refs, Path(pose_video) if pose_video is not None else None, config)
     total = max(1, round(summary.duration * FPS))  # what VideoWriter keeps for this audio
     chunk = max(pipeline.window, config.chunk_frames // pipeline.window * pipeline.window)
@@ -546,5 +563,6 @@ def generate(
     except KeyboardInterrupt:
         raise Interrupted(f"stopped by Ctrl-C; {out} was not written") from None
     elapsed = time.perf_counter() - began
-    return GenerateResult(out, total, summary.duration, total / max(elapsed, 1e-9), len(refs.frames),
-                          tuple(refs.skipped))
+    return GenerateResult(
+        out, total, summary.duration, total / max(elapsed, 1e-9), len(refs.frames), tuple(refs.skipped)
+    )

@@ -101,8 +101,10 @@ def find_release(bundle: str | os.PathLike[str], role: str) -> Path:
         if (bundle / name).is_dir():
             return bundle / name
     layout = ", ".join(f"{names[0]}/" for _, names in WEIGHT_BUNDLE_LAYOUT.values())
-    raise WeightsError(f"{bundle} has no {names[0]}/ release folder; a weights folder holds {layout} "
-                       f"(export each trained stage with `cemnet export RUN {bundle}`)")
+    raise WeightsError(
+        f"{bundle} has no {names[0]}/ release folder; a weights folder holds {layout} "
+        f"(export each trained stage with `cemnet export RUN {bundle}`)"
+    )
 
 
 def _ablation_help(bundle: Path, ablation: str) -> str:
@@ -130,8 +132,10 @@ def find_ablation_release(bundle: str | os.PathLike[str], ablation: str, role: s
     bundle = Path(bundle)
     folder = bundle / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0] / WEIGHT_BUNDLE_LAYOUT[role][1][0]
     if not folder.is_dir():
-        raise WeightsError(f"{bundle} has no {folder.relative_to(bundle)}/ release folder for the "
-                           f"\"w/o {ablation.upper()}\" ablation; {_ablation_help(bundle, ablation)}")
+        raise WeightsError(
+            f"{bundle} has no {folder.relative_to(bundle)}/ release folder for the "
+            f'"w/o {ablation.upper()}" ablation; {_ablation_help(bundle, ablation)}'
+        )
     return folder
 
 
@@ -207,8 +211,10 @@ class CEMNetPipeline(nn.Module):
             raise ConfigError(f"unknown ablation {ablation!r}; use aee, ebm or a2m (or none for CEM-Net)")
         implied = [name for name, on in (("aee", not use_aee), (A2M_BASELINE, not use_ebm)) if on]
         if len(implied) > 1 or (implied and ablation not in (None, implied[0])):
-            raise ConfigError(f"use_aee={use_aee}, use_ebm={use_ebm} and ablation={ablation!r} disagree; "
-                              "choose one ablation")
+            raise ConfigError(
+                f"use_aee={use_aee}, use_ebm={use_ebm} and ablation={ablation!r} disagree; "
+                "choose one ablation"
+            )
         ablation = ablation or (implied[0] if implied else None)
         bundle = Path(bundle)
         replaced = ABLATION_LAYOUT[ablation][1] if ablation in ABLATION_LAYOUT else ()
@@ -335,8 +341,9 @@ class CEMNetPipeline(nn.Module):
         ident = identity.to(device)
         ident = ident.expand(B, -1) if ident.ndim == 1 else ident  # (B, 128)
         if ident.shape != (B, IDENTITY_DIM):
-            raise ValueError(f"identity must be ({IDENTITY_DIM},) or ({B}, {IDENTITY_DIM}), got "
-                             f"{tuple(identity.shape)}")
+            raise ValueError(
+                f"identity must be ({IDENTITY_DIM},) or ({B}, {IDENTITY_DIM}), got {tuple(identity.shape)}"
+            )
         assert self.emotion_memory is not None
         emotional = self.emotion_memory(target, source, ident, mouth).mouth  # (B, T, 57, 2)
         return mouth + intensity * (emotional - mouth)
@@ -406,6 +413,8 @@ def compose_landmarks(pose: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
     """``ALL``-ordered landmarks from pose (..., 78, 2) and mouth (..., 57, 2) -> (..., 135, 2)."""
     leading_equal = pose.shape[:-2] == mouth.shape[:-2]
     if pose.shape[-2:] != (N_POSE, 2) or mouth.shape[-2:] != (N_MOUTH, 2) or not leading_equal:
-        raise ValueError(f"pose must be (..., {N_POSE}, 2) and mouth (..., {N_MOUTH}, 2) with equal leading "
-                         f"dims, got {tuple(pose.shape)} and {tuple(mouth.shape)}")
+        raise ValueError(
+            f"pose must be (..., {N_POSE}, 2) and mouth (..., {N_MOUTH}, 2) with equal leading "
+            f"dims, got {tuple(pose.shape)} and {tuple(mouth.shape)}"
+        )
     return torch.cat([pose, mouth], dim=-2)  # (..., 135, 2): ALL = POSE + LIPS + JAW

@@ -57,8 +57,20 @@ SAMPLE_RATE = media.SAMPLE_RATE
 # Decoded frames kept between the tracking and the cropping pass; longer clips are decoded twice.
 IN_MEMORY_BYTES = 256 * 2**20
 PREVIEW_FRAMES = 3
-_RECORD_KEYS = ("dataset", "speaker", "emotion", "level", "sentence", "split", "source", "source_sha256",
-                "landmark_source", "fps", "sample_rate", "pipeline_version")
+_RECORD_KEYS = (
+    "dataset",
+    "speaker",
+    "emotion",
+    "level",
+    "sentence",
+    "split",
+    "source",
+    "source_sha256",
+    "landmark_source",
+    "fps",
+    "sample_rate",
+    "pipeline_version",
+)
 
 
 class ClipError(Exception):
@@ -166,8 +178,10 @@ def _load_clip_audio(source: SourceClip, allow_silent: bool, notes: list[str]) -
 
 def _true_track(source: SourceClip, num_frames: int) -> TrackResult:
     if source.landmarks is None:
-        raise ClipError(f"no true landmarks ({source.video.stem}.landmarks.npy) beside the video; use "
-                          "--landmarks mediapipe for corpora other than `cemnet synth`")
+        raise ClipError(
+            f"no true landmarks ({source.video.stem}.landmarks.npy) beside the video; use "
+            "--landmarks mediapipe for corpora other than `cemnet synth`"
+        )
     points = np.load(source.landmarks).astype(np.float32)
     if points.shape != (num_frames, lm.N_LANDMARKS, 2):
         raise ClipError(f"true landmarks have shape {points.shape}, expected ({num_frames}, 478, 2)")
@@ -222,13 +236,17 @@ class ClipProcessor:
             raise ClipError(f"corrupt or unreadable video: {exc}") from None
         expected = info.num_frames(FPS)
         if abs(num_frames - expected) > max(2, 0.02 * expected):
-            notes.append(f"decoded {num_frames} frames where the duration gives {expected}: variable frame "
-                         "rate or broken timestamps; resampled to constant 25 fps")
+            notes.append(
+                f"decoded {num_frames} frames where the duration gives {expected}: variable frame "
+                "rate or broken timestamps; resampled to constant 25 fps"
+            )
         if not track.valid.any():
             raise ClipError("no face found in any frame")
         if track.multi_face_frames:
-            notes.append(f"several faces seen on {track.multi_face_frames} of {num_frames} frames; kept the "
-                         "tracked (largest, then nearest) one")
+            notes.append(
+                f"several faces seen on {track.multi_face_frames} of {num_frames} frames; kept the "
+                "tracked (largest, then nearest) one"
+            )
         boxes = crop_boxes(track.landmarks, track.valid, self.options.face)  # (T, 4)
         chunks = kept if kept is not None else media.iter_video_frames(source.video, fps=FPS)
         crops, start = [], 0
@@ -269,8 +287,10 @@ class ClipProcessor:
             valid=track.valid,
             mel=mel,
             audio=(np.clip(audio, -1.0, 1.0) * 32767).astype(np.int16),
-            meta={key: json.dumps(value) if isinstance(value, list) else str(value)
-                  for key, value in record.items()},
+            meta={
+                key: json.dumps(value) if isinstance(value, list) else str(value)
+                for key, value in record.items()
+            },
         )
         save_clip(self.dst / record["path"], clip)
         if self.options.preview:
@@ -379,8 +399,15 @@ def preprocess(
             summary.frames += int(payload["num_frames"])
             summary.face_ratios[source.clip_id] = float(payload["face_ratio"])
         else:
-            _append_line(dst / FAILURES_NAME, {"clip_id": source.clip_id, "source": str(source.video),
-                                               "reason": payload, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
+            _append_line(
+                dst / FAILURES_NAME,
+                {
+                    "clip_id": source.clip_id,
+                    "source": str(source.video),
+                    "reason": payload,
+                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                },
+            )
             summary.failed += 1
             summary.failures[source.clip_id] = payload
 
@@ -396,8 +423,9 @@ def preprocess(
         else:
             context = get_context("spawn")
             initargs = (str(dst), options, str(model_path) if model_path else None)
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=context, initializer=_init_worker,
-                                     initargs=initargs) as pool:
+            with ProcessPoolExecutor(
+                min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=initargs
+            ) as pool:
                 pending: dict[Future[tuple[str, Any]], SourceClip] = {
                     pool.submit(_run_one, None, source, sha256): source for source, sha256 in todo
                 }
@@ -421,9 +449,13 @@ class _Progress:
             return lambda: None
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-        self._bar = Progress(TextColumn("preprocess"), BarColumn(), MofNCompleteColumn(),
-                             TextColumn("{task.fields[rate]}"),
-                             TimeRemainingColumn())
+        self._bar = Progress(
+            TextColumn("preprocess"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(),
+        )
         self._bar.start()
         task = self._bar.add_task("clips", total=self.total, rate="")
         started = time.perf_counter()

@@ -245,11 +245,19 @@ def _uncrop(image: np.ndarray, crop: tuple[float, float, float, float]) -> np.nd
     scale_x, scale_y = 1.0 / (1.0 - left - right), 1.0 / (1.0 - top - bottom)
     # destination pixel x (uncropped frame) -> source pixel scale * (x + 0.5 - left * W) - 0.5
     matrix = np.array(
-        [[scale_x, 0.0, scale_x * (0.5 - left * width) - 0.5],
-         [0.0, scale_y, scale_y * (0.5 - top * height) - 0.5]], dtype=np.float32,
+        [
+            [scale_x, 0.0, scale_x * (0.5 - left * width) - 0.5],
+            [0.0, scale_y, scale_y * (0.5 - top * height) - 0.5],
+        ],
+        dtype=np.float32,
     )
-    return cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                          borderMode=cv2.BORDER_REPLICATE)
+    return cv2.warpAffine(
+        image,
+        matrix,
+        (width, height),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_REPLICATE,
+    )
 
 
 def false_positive_bound(threshold: float, hypotheses: int = 1) -> float:
@@ -311,8 +319,13 @@ def detect_watermark(
     if used == 0:
         return Detection(marked=False, score=0.0, z_score=0.0, frames_used=0, metadata_tag=tagged)
     score, z_score = correlate((total / used).astype(np.float32), config)
-    return Detection(marked=z_score >= config.threshold, score=score, z_score=z_score, frames_used=used,
-                     metadata_tag=tagged)
+    return Detection(
+        marked=z_score >= config.threshold,
+        score=score,
+        z_score=z_score,
+        frames_used=used,
+        metadata_tag=tagged,
+    )
 
 
 def psnr(original: np.ndarray, marked: np.ndarray) -> float:

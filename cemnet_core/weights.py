@@ -114,9 +114,15 @@ def _parse_entry(name: str, table: Mapping[str, Any], origin: Path) -> WeightsEn
     if has_hub and not _HEX40.match(str(table.get("revision", ""))):
         raise fail("needs a pinned 40-hex commit as revision (never a branch name)")
     return WeightsEntry(
-        name=name, filename=table["filename"], sha256=sha256, size=size, licence=table["licence"],
-        purpose=table["purpose"], repo_id=str(table.get("repo_id", "")),
-        revision=str(table.get("revision", "")), path_in_repo=str(table.get("path_in_repo", "")),
+        name=name,
+        filename=table["filename"],
+        sha256=sha256,
+        size=size,
+        licence=table["licence"],
+        purpose=table["purpose"],
+        repo_id=str(table.get("repo_id", "")),
+        revision=str(table.get("revision", "")),
+        path_in_repo=str(table.get("path_in_repo", "")),
         url=str(table.get("url", "")),
     )
 
@@ -155,8 +161,9 @@ def get_entry(name: str, entries: Mapping[str, WeightsEntry] | None = None) -> W
     """The registry entry called ``name``; WeightsError listing the known names otherwise."""
     entries = registry() if entries is None else entries
     if name not in entries:
-        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(sorted(entries))} "
-                           "(see `cemnet weights list`)")
+        raise WeightsError(
+            f"unknown weights {name!r}; known: {', '.join(sorted(entries))} (see `cemnet weights list`)"
+        )
     return entries[name]
 
 
@@ -187,22 +194,28 @@ def verify_file(path: str | os.PathLike[str], entry: WeightsEntry) -> Path:
         raise WeightsError(f"{entry.name}: {path} does not exist")
     size = path.stat().st_size
     if entry.size and size != entry.size:
-        raise ChecksumError(f"{path} ({entry.name}) has {size} bytes, expected {entry.size}: the file is "
-                            "truncated or a different version; delete it and run `cemnet weights pull "
-                            f"{entry.name}`")
+        raise ChecksumError(
+            f"{path} ({entry.name}) has {size} bytes, expected {entry.size}: the file is "
+            "truncated or a different version; delete it and run `cemnet weights pull "
+            f"{entry.name}`"
+        )
     actual = sha256_file(path)
     if actual != entry.sha256:
-        raise ChecksumError(f"{path} ({entry.name}) has sha256 {actual[:12]}..., expected "
-                            f"{entry.sha256[:12]}...: the file is corrupt or a different version; delete it "
-                            f"and run `cemnet weights pull {entry.name}`")
+        raise ChecksumError(
+            f"{path} ({entry.name}) has sha256 {actual[:12]}..., expected "
+            f"{entry.sha256[:12]}...: the file is corrupt or a different version; delete it "
+            f"and run `cemnet weights pull {entry.name}`"
+        )
     return path
 
 
 def _require_pinned(entry: WeightsEntry) -> None:
     if not entry.pinned:
-        raise WeightsError(f"{entry.name} has no pinned sha256 in weights.toml, so it is never loaded; "
-                           f"verify a copy of {entry.filename} from {entry.source}, then add its sha256 to "
-                           "weights.toml")
+        raise WeightsError(
+            f"{entry.name} has no pinned sha256 in weights.toml, so it is never loaded; "
+            f"verify a copy of {entry.filename} from {entry.source}, then add its sha256 to "
+            "weights.toml"
+        )
 
 
 # ---------------------------------------------------------------- locations
@@ -247,8 +260,12 @@ def find_local(entry: WeightsEntry, weights_dir: str | os.PathLike[str] | None =
     if entry.repo_id:
         from huggingface_hub import try_to_load_from_cache
 
-        cached = try_to_load_from_cache(entry.repo_id, entry.path_in_repo or entry.filename,
-                                        cache_dir=hub_cache_dir(), revision=entry.revision)
+        cached = try_to_load_from_cache(
+            entry.repo_id,
+            entry.path_in_repo or entry.filename,
+            cache_dir=hub_cache_dir(),
+            revision=entry.revision,
+        )
         if isinstance(cached, str) and Path(cached).is_file():
             return Path(cached)
     elif entry.sha256 and _url_cache_path(entry).is_file():
@@ -266,14 +283,20 @@ def _download_hub(entry: WeightsEntry) -> Path:
     # and only gets here when it is unset, so the library must not keep an offline flag from an earlier env.
     constants.HF_HUB_OFFLINE = False
     try:
-        return Path(hf_hub_download(
-            entry.repo_id, entry.path_in_repo or entry.filename, revision=entry.revision,
-            cache_dir=hub_cache_dir(), endpoint=os.environ.get("HF_ENDPOINT") or None,
-        ))
+        return Path(
+            hf_hub_download(
+                entry.repo_id,
+                entry.path_in_repo or entry.filename,
+                revision=entry.revision,
+                cache_dir=hub_cache_dir(),
+                endpoint=os.environ.get("HF_ENDPOINT") or None,
+            )
+        )
     except Exception as exc:  # huggingface_hub raises HTTP, network and filesystem errors of many types
-        raise WeightsError(f"cannot download {entry.name} from {entry.source}: {exc}; check the network, "
-                           f"or put {entry.filename} in a folder given by --weights-dir / CEMNET_WEIGHTS_DIR"
-                           ) from exc
+        raise WeightsError(
+            f"cannot download {entry.name} from {entry.source}: {exc}; check the network, "
+            f"or put {entry.filename} in a folder given by --weights-dir / CEMNET_WEIGHTS_DIR"
+        ) from exc
 
 
 def _download_url(entry: WeightsEntry, progress: ProgressCallback | None) -> Path:
@@ -283,8 +306,10 @@ def _download_url(entry: WeightsEntry, progress: ProgressCallback | None) -> Pat
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise OutputError(f"cannot create the download cache {target.parent}: {exc.strerror or exc}; set "
-                          "CEMNET_CACHE to a writable folder") from exc
+        raise OutputError(
+            f"cannot create the download cache {target.parent}: {exc.strerror or exc}; set "
+            "CEMNET_CACHE to a writable folder"
+        ) from exc
     done = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(entry.url, headers={"User-Agent": f"cemnet/{__version__}"})
     if done:
@@ -305,11 +330,15 @@ def _download_url(entry: WeightsEntry, progress: ProgressCallback | None) -> Pat
         if exc.code == 416:  # asked to resume past the end: the partial file is complete (or bad)
             pass
         else:
-            raise WeightsError(f"cannot download {entry.name} from {entry.url}: HTTP {exc.code}; check the "
-                               f"URL or put {entry.filename} in --weights-dir / CEMNET_WEIGHTS_DIR") from exc
+            raise WeightsError(
+                f"cannot download {entry.name} from {entry.url}: HTTP {exc.code}; check the "
+                f"URL or put {entry.filename} in --weights-dir / CEMNET_WEIGHTS_DIR"
+            ) from exc
     except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
-        raise WeightsError(f"cannot download {entry.name} from {entry.url}: {exc}; check the network and "
-                           "rerun (the download resumes)") from exc
+        raise WeightsError(
+            f"cannot download {entry.name} from {entry.url}: {exc}; check the network and "
+            "rerun (the download resumes)"
+        ) from exc
     except OSError as exc:
         raise OutputError(f"cannot write {partial}: {exc.strerror or exc}; free disk space, rerun") from exc
     try:
@@ -351,8 +380,10 @@ def resolve(
     local = find_local(entry, weights_dir)
     if local is not None:
         return verify_file(local, entry)
-    how = (f"download {entry.filename} from {entry.source} with `cemnet weights pull {name}` where the "
-           "network is reachable, or put it in a folder given by --weights-dir / CEMNET_WEIGHTS_DIR")
+    how = (
+        f"download {entry.filename} from {entry.source} with `cemnet weights pull {name}` where the "
+        "network is reachable, or put it in a folder given by --weights-dir / CEMNET_WEIGHTS_DIR"
+    )
     if not download:
         raise WeightsError(f"{name} is not available locally; {how}")
     if offline():
@@ -411,8 +442,9 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(temp, path)
     except OSError as exc:
         temp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; free disk space or choose another "
-                          "folder") from exc
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}; free disk space or choose another folder"
+        ) from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise
@@ -450,8 +482,10 @@ def load_release(folder: str | os.PathLike[str], kind: str | None = None) -> Rel
     model_file, config_file = folder / MODEL_FILE, folder / CONFIG_FILE
     missing = [p.name for p in (model_file, config_file) if not p.is_file()]
     if missing:
-        raise WeightsError(f"{folder} is not a release folder (missing {', '.join(missing)}); give a folder "
-                           "written by `cemnet train ... ` export or `save_release`")
+        raise WeightsError(
+            f"{folder} is not a release folder (missing {', '.join(missing)}); give a folder "
+            "written by `cemnet train ... ` export or `save_release`"
+        )
     try:
         document = json.loads(config_file.read_text(encoding="utf-8"))
         stored_kind, config = str(document["kind"]), dict(document["config"])
@@ -464,8 +498,10 @@ def load_release(folder: str | os.PathLike[str], kind: str | None = None) -> Rel
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise WeightsError(f"{model_file}: unreadable safetensors file ({exc}); re-export it") from exc
     if metadata.get("kind", stored_kind) != stored_kind:
-        raise WeightsError(f"{folder}: model.safetensors says kind {metadata.get('kind')!r} but config.json "
-                           f"says {stored_kind!r}; the two files come from different releases")
+        raise WeightsError(
+            f"{folder}: model.safetensors says kind {metadata.get('kind')!r} but config.json "
+            f"says {stored_kind!r}; the two files come from different releases"
+        )
     if kind is not None and stored_kind != kind:
         raise WeightsError(f"{folder} holds a {stored_kind!r} release, expected {kind!r}; check the path")
     return Release(state_dict=state, kind=stored_kind, config=config, metadata=metadata)
@@ -477,16 +513,23 @@ def load_state_into(model: torch.nn.Module, release: Release) -> torch.nn.Module
     missing = sorted(set(expected) - set(release.state_dict))
     unexpected = sorted(set(release.state_dict) - set(expected))
     mismatched = sorted(
-        key for key in set(expected) & set(release.state_dict)
+        key
+        for key in set(expected) & set(release.state_dict)
         if tuple(expected[key].shape) != tuple(release.state_dict[key].shape)
     )
     if missing or unexpected or mismatched:
+
         def show(keys: list[str]) -> str:
             return ", ".join(keys[:5]) + (f" (+{len(keys) - 5} more)" if len(keys) > 5 else "")
 
-        parts = [f"{label}: {show(keys)}" for label, keys in
-                 (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched)) if keys]
-        raise WeightsError(f"the {release.kind!r} release does not fit this model ({'; '.join(parts)}); "
-                           "build the model from the release's config.json")
+        parts = [
+            f"{label}: {show(keys)}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", mismatched))
+            if keys
+        ]
+        raise WeightsError(
+            f"the {release.kind!r} release does not fit this model ({'; '.join(parts)}); "
+            "build the model from the release's config.json"
+        )
     model.load_state_dict(release.state_dict, strict=True)
     return model

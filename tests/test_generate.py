@@ -200,13 +200,20 @@ def test_8k_image_is_downscaled_for_detection(weights_dir: Path, real_data: Path
 
 
 @pytest.mark.real
-def test_generate_real_portrait_from_bundle(weights_dir: Path, real_data: Path, speech: Path, bundle: Path,
-                                            tmp_path: Path) -> None:
+def test_generate_real_portrait_from_bundle(
+    weights_dir: Path, real_data: Path, speech: Path, bundle: Path, tmp_path: Path
+) -> None:
     out = tmp_path / "out" / "talk.mp4"
     out.parent.mkdir()
     seen: list[tuple[int, int]] = []
-    result = generate(real_data / PORTRAIT, speech, out, bundle, CONFIG,
-                      progress=lambda done, total: seen.append((done, total)))
+    result = generate(
+        real_data / PORTRAIT,
+        speech,
+        out,
+        bundle,
+        CONFIG,
+        progress=lambda done, total: seen.append((done, total)),
+    )
     _check_output(out, 2.0)
     assert result.frames == 50 and seen[-1] == (50, 50) and len(seen) == 3
     frames = media.read_video(out)
@@ -215,8 +222,9 @@ def test_generate_real_portrait_from_bundle(weights_dir: Path, real_data: Path, 
 
 
 @pytest.mark.real
-def test_generate_procedural_face_chunked_equals_one_shot(weights_dir: Path, short_speech: Path,
-                                                          pipeline: CEMNetPipeline, tmp_path: Path) -> None:
+def test_generate_procedural_face_chunked_equals_one_shot(
+    weights_dir: Path, short_speech: Path, pipeline: CEMNetPipeline, tmp_path: Path
+) -> None:
     image = tmp_path / "face.png"
     Image.fromarray(_procedural_face()).save(image)
     outputs = []
@@ -230,12 +238,14 @@ def test_generate_procedural_face_chunked_equals_one_shot(weights_dir: Path, sho
 
 
 @pytest.mark.real
-def test_generate_video_reference_with_pose_video(weights_dir: Path, real_data: Path, short_speech: Path,
-                                                  pipeline: CEMNetPipeline, tmp_path: Path) -> None:
+def test_generate_video_reference_with_pose_video(
+    weights_dir: Path, real_data: Path, short_speech: Path, pipeline: CEMNetPipeline, tmp_path: Path
+) -> None:
     out = tmp_path / "talk.mp4"
     config = GenerateConfig(device="cpu", max_reference_frames=12)
-    result = generate(real_data / VIDEO, short_speech, out, config=config, pipeline=pipeline,
-                      pose_video=real_data / VIDEO)
+    result = generate(
+        real_data / VIDEO, short_speech, out, config=config, pipeline=pipeline, pose_video=real_data / VIDEO
+    )
     _check_output(out, 0.8)
     assert result.references == 12
     assert media.probe(out).width == 256
@@ -245,8 +255,9 @@ def test_generate_video_reference_with_pose_video(weights_dir: Path, real_data: 
 
 
 @pytest.mark.real
-def test_bad_weights_and_outputs(weights_dir: Path, real_data: Path, short_speech: Path, bundle: Path,
-                                 tmp_path: Path) -> None:
+def test_bad_weights_and_outputs(
+    weights_dir: Path, real_data: Path, short_speech: Path, bundle: Path, tmp_path: Path
+) -> None:
     portrait = real_data / PORTRAIT
     with pytest.raises(WeightsError, match="no weights folder"):
         generate(portrait, short_speech, tmp_path / "a.mp4", tmp_path / "missing", CONFIG)
@@ -261,8 +272,9 @@ def test_bad_weights_and_outputs(weights_dir: Path, real_data: Path, short_speec
 
 @pytest.mark.real
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write into read-only folders")
-def test_read_only_output_folder(weights_dir: Path, real_data: Path, short_speech: Path, bundle: Path,
-                                 tmp_path: Path) -> None:
+def test_read_only_output_folder(
+    weights_dir: Path, real_data: Path, short_speech: Path, bundle: Path, tmp_path: Path
+) -> None:
     folder = tmp_path / "ro"
     folder.mkdir()
     folder.chmod(0o555)
@@ -294,8 +306,9 @@ def test_disk_full_raises_output_error_and_leaves_no_file(
 
 
 @pytest.mark.real
-def test_ctrl_c_removes_the_partial_output(weights_dir: Path, real_data: Path, short_speech: Path,
-                                           pipeline: CEMNetPipeline, tmp_path: Path) -> None:
+def test_ctrl_c_removes_the_partial_output(
+    weights_dir: Path, real_data: Path, short_speech: Path, pipeline: CEMNetPipeline, tmp_path: Path
+) -> None:
     out = tmp_path / "out"
     out.mkdir()
 
@@ -303,14 +316,21 @@ def test_ctrl_c_removes_the_partial_output(weights_dir: Path, real_data: Path, s
         raise KeyboardInterrupt
 
     with pytest.raises(Interrupted, match="not written"):
-        generate(real_data / PORTRAIT, short_speech, out / "talk.mp4", config=CONFIG, pipeline=pipeline,
-                 progress=press_ctrl_c)
+        generate(
+            real_data / PORTRAIT,
+            short_speech,
+            out / "talk.mp4",
+            config=CONFIG,
+            pipeline=pipeline,
+            progress=press_ctrl_c,
+        )
     assert list(out.iterdir()) == []
 
 
 @pytest.mark.real
-def test_bad_audio_and_references_write_nothing(weights_dir: Path, real_data: Path, pipeline: CEMNetPipeline,
-                                                tmp_path: Path) -> None:
+def test_bad_audio_and_references_write_nothing(
+    weights_dir: Path, real_data: Path, pipeline: CEMNetPipeline, tmp_path: Path
+) -> None:
     silent = tmp_path / "silent.wav"
     media.write_audio(silent, np.zeros(32000, np.float32))
     out = tmp_path / "out"

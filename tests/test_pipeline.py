@@ -160,8 +160,9 @@ def test_render_shapes_and_range(pipeline: CEMNetPipeline) -> None:
     size = pipeline.image_size
     ref_landmarks = torch.rand(2, N_ALL, 2) * 0.6 + 0.2
     refs = torch.rand(2, 3, size, size)
-    frames = pipeline.render(refs, pipeline.sketches(ref_landmarks), torch.rand(4, N_ALL, 2),
-                             torch.rand(4, 3, size, size))
+    frames = pipeline.render(
+        refs, pipeline.sketches(ref_landmarks), torch.rand(4, N_ALL, 2), torch.rand(4, 3, size, size)
+    )
     assert frames.shape == (4, 3, size, size)
     assert frames.min() >= 0 and frames.max() <= 1
 
@@ -259,7 +260,7 @@ def test_from_bundle_loads_each_variant_from_its_own_releases(tmp_path: Path) ->
     mouths = [variant.predict_mouth(**inputs) for variant in (full, wo_aee, wo_ebm)]
     for i, mouth in enumerate(mouths):
         assert not torch.allclose(mouth, agnostic)
-        assert all(not torch.allclose(mouth, other) for other in mouths[i + 1:])
+        assert all(not torch.allclose(mouth, other) for other in mouths[i + 1 :])
     # The generate options keep working: use_aee=False is the w/o AEE model, use_ebm=False the baseline.
     no_aee = CEMNetPipeline.from_bundle(bundle, "cpu", use_aee=False)
     assert torch.equal(no_aee.predict_mouth(**inputs), mouths[1])

@@ -45,13 +45,41 @@ def clip(real_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     marked_path = media.write_video(folder / "marked.mp4", marked, metadata=provenance_metadata())
     original_path = media.write_video(folder / "original.mp4", frames)
     halved = folder / "halved.mp4"  # CRF 23 re-encode at half size, container tags stripped
-    _ffmpeg("-i", str(marked_path), "-vf", "scale=128:128", "-c:v", "libx264", "-crf", "23",
-            "-map_metadata", "-1", str(halved))
+    _ffmpeg(
+        "-i",
+        str(marked_path),
+        "-vf",
+        "scale=128:128",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "23",
+        "-map_metadata",
+        "-1",
+        str(halved),
+    )
     cropped = folder / "cropped.mp4"  # a few pixels cropped off (unevenly), then halved, CRF 23
-    _ffmpeg("-i", str(marked_path), "-vf", "crop=250:250:4:2,scale=126:126", "-c:v", "libx264", "-crf", "23",
-            "-map_metadata", "-1", str(cropped))
-    return {"frames": frames, "marked": marked, "marked_path": marked_path, "original_path": original_path,
-            "halved": halved, "cropped": cropped}
+    _ffmpeg(
+        "-i",
+        str(marked_path),
+        "-vf",
+        "crop=250:250:4:2,scale=126:126",
+        "-c:v",
+        "libx264",
+        "-crf",
+        "23",
+        "-map_metadata",
+        "-1",
+        str(cropped),
+    )
+    return {
+        "frames": frames,
+        "marked": marked,
+        "marked_path": marked_path,
+        "original_path": original_path,
+        "halved": halved,
+        "cropped": cropped,
+    }
 
 
 def test_mark_is_invisible_on_real_frames(clip: dict[str, object], real_data: Path) -> None:
@@ -66,7 +94,7 @@ def test_mark_is_invisible_on_real_frames(clip: dict[str, object], real_data: Pa
 def test_embedding_is_stateless_across_chunks(clip: dict[str, object]) -> None:
     frames, marked = clip["frames"], clip["marked"]
     assert isinstance(frames, np.ndarray)
-    chunks = [embed_watermark(frames[start:start + 16], frame_offset=start) for start in range(0, 50, 16)]
+    chunks = [embed_watermark(frames[start : start + 16], frame_offset=start) for start in range(0, 50, 16)]
     np.testing.assert_array_equal(np.concatenate(chunks), marked)
     np.testing.assert_array_equal(embed_watermark(frames[7], frame_offset=7), marked[7])  # a single frame
 
@@ -123,8 +151,9 @@ def test_null_z_scores_over_random_keys_are_standard_normal(clip: dict[str, obje
     side = config.grid * config.work_cell
     luma = frames[:10].astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
     mean_luma = np.ascontiguousarray(luma.mean(axis=0)[:side, :side])  # (256, 256) unmarked
-    z_scores = np.array([correlate(mean_luma, WatermarkConfig(key=f"k{i}", max_crop_steps=0))[1]
-                         for i in range(300)])
+    z_scores = np.array(
+        [correlate(mean_luma, WatermarkConfig(key=f"k{i}", max_crop_steps=0))[1] for i in range(300)]
+    )
     assert abs(z_scores.mean()) < 0.25
     assert 0.8 < z_scores.std() < 1.2
 

@@ -20,8 +20,12 @@ from cemnet_core.errors import ChecksumError, WeightsError
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
-SHARED_ASSETS = ("mediapipe.face_landmarker", "fer2013.mini_xception", "dlib.face_recognition_resnet_v1",
-                 "dlib.shape_predictor_5")
+SHARED_ASSETS = (
+    "mediapipe.face_landmarker",
+    "fer2013.mini_xception",
+    "dlib.face_recognition_resnet_v1",
+    "dlib.shape_predictor_5",
+)
 
 
 @dataclass

@@ -93,8 +93,10 @@ def save_clip(path: str | os.PathLike[str], clip: Clip) -> Path:
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(f"cannot write clip {path}: {exc.strerror or exc}; free disk space or choose "
-                          "another output folder") from exc
+        raise OutputError(
+            f"cannot write clip {path}: {exc.strerror or exc}; free disk space or choose "
+            "another output folder"
+        ) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -94,8 +94,10 @@ class _ClipDataset(Dataset[Item]):
         if labelled:
             records = [record for record in records if record.emotion]
             if not records:
-                raise DataError(f"split {split!r} of {self.root} has no clip with an emotion label; emotion "
-                                "stages need MEAD-style data (`cemnet preprocess mead` or `cemnet synth`)")
+                raise DataError(
+                    f"split {split!r} of {self.root} has no clip with an emotion label; emotion "
+                    "stages need MEAD-style data (`cemnet preprocess mead` or `cemnet synth`)"
+                )
         self.records: list[ClipRecord] = records
         self.split, self.seed, self.epoch = split, seed, 0
         self._cache = _ClipCache(keys, cache_size)
@@ -122,8 +124,10 @@ class _ClipDataset(Dataset[Item]):
             item = make((index + offset) % count, rng)
             if item is not None:
                 return item
-        raise DataError(f"no clip in split {self.split!r} of {self.root} has enough valid (face) frames for "
-                        "this dataset; check the face_ratio column of manifest.jsonl or preprocess more data")
+        raise DataError(
+            f"no clip in split {self.split!r} of {self.root} has enough valid (face) frames for "
+            "this dataset; check the face_ratio column of manifest.jsonl or preprocess more data"
+        )
 
     def __len__(self) -> int:
         return len(self.records)
@@ -141,8 +145,9 @@ def _window_starts(valid: np.ndarray, length: int) -> np.ndarray:
     return np.flatnonzero(counts == length)
 
 
-def _spread_references(landmarks: np.ndarray, candidates: np.ndarray, n: int, rng: np.random.Generator
-                       ) -> np.ndarray:
+def _spread_references(
+    landmarks: np.ndarray, candidates: np.ndarray, n: int, rng: np.random.Generator
+) -> np.ndarray:
     """``n`` frames out of ``candidates`` that cover different mouth shapes: candidates are sorted by mouth
     opening and one frame is drawn from each of ``n`` equal slices (with repeats if fewer than ``n``)."""
     opening = landmarks[candidates, _LOWER_INNER_LIP, 1] - landmarks[candidates, _UPPER_INNER_LIP, 1]
@@ -351,17 +356,24 @@ class EmotionAudioDataset(_ClipDataset):
         self._by_speaker = group_by(range(len(records)), lambda i: records[i].speaker)
         self.anchors: list[int] = [i for i in range(len(records)) if self._partners(i)]
         if not self.anchors:
-            raise DataError(f"split {self.split!r} of {self.root} has no pair of clips with the same speaker "
-                            "and sentence in two emotions; AEE needs MEAD-style data, or mode='segments'")
+            raise DataError(
+                f"split {self.split!r} of {self.root} has no pair of clips with the same speaker "
+                "and sentence in two emotions; AEE needs MEAD-style data, or mode='segments'"
+            )
         if len(self._by_sentence) < 2:
-            raise DataError(f"split {self.split!r} of {self.root} has a single sentence; the content triplet "
-                            "(Eq. 6) needs at least two (or use mode='segments')")
+            raise DataError(
+                f"split {self.split!r} of {self.root} has a single sentence; the content triplet "
+                "(Eq. 6) needs at least two (or use mode='segments')"
+            )
 
     def _partners(self, a: int) -> list[int]:
         """Same speaker, same sentence, another emotion."""
         anchor = self.records[a]
-        return [j for j in self._by_speaker_sentence[(anchor.speaker, anchor.sentence)]
-                if self.records[j].emotion != anchor.emotion]
+        return [
+            j
+            for j in self._by_speaker_sentence[(anchor.speaker, anchor.sentence)]
+            if self.records[j].emotion != anchor.emotion
+        ]
 
     def _positives(self, a: int, b: int) -> list[int]:
         """Same sentence by other speakers; else the same speaker in a third emotion; else ``b``."""
@@ -373,8 +385,9 @@ class EmotionAudioDataset(_ClipDataset):
     def _negatives(self, a: int) -> list[int]:
         """Other sentences of the anchor's speaker; else other sentences of anyone."""
         anchor = self.records[a]
-        same_speaker = [j for j in self._by_speaker[anchor.speaker]
-                        if self.records[j].sentence != anchor.sentence]
+        same_speaker = [
+            j for j in self._by_speaker[anchor.speaker] if self.records[j].sentence != anchor.sentence
+        ]
         return same_speaker or [j for j, rec in enumerate(self.records) if rec.sentence != anchor.sentence]
 
     def __len__(self) -> int:
@@ -393,8 +406,12 @@ class EmotionAudioDataset(_ClipDataset):
             record = self.records[index]
             mel = self._cache.get(record).mel
             start = int(rng.integers(0, max(mel.shape[0] - self.segment_frames, 0) + 1))
-            return {"mel": _f32(_segment(mel, start, self.segment_frames)), **self._labels("", index),
-                    "clip": _label(index), "start": _label(start)}
+            return {
+                "mel": _f32(_segment(mel, start, self.segment_frames)),
+                **self._labels("", index),
+                "clip": _label(index),
+                "start": _label(start),
+            }
         a = self.anchors[index]
         b = int(rng.choice(self._partners(a)))
         p = int(rng.choice(self._positives(a, b)))
@@ -428,8 +445,9 @@ class EmotionAudioDataset(_ClipDataset):
         key = (self.records[a].path, self.records[b].path)
         warped = self._warped.pop(key, None)
         if warped is None:
-            warped = warp_to(self._cache.get(self.records[a]).mel, self._cache.get(self.records[b]).mel,
-                             self.band)
+            warped = warp_to(
+                self._cache.get(self.records[a]).mel, self._cache.get(self.records[b]).mel, self.band
+            )
         self._warped[key] = warped
         while len(self._warped) > self._warp_cache_size:
             self._warped.popitem(last=False)
@@ -542,8 +560,9 @@ class EBMDataset(_ClipDataset):
         fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
         cache_size: int = 16,
     ) -> None:
-        _check_positive(n_refs=n_refs, t_frames=t_frames, segment_frames=segment_frames,
-                        emotion_segments=emotion_segments)
+        _check_positive(
+            n_refs=n_refs, t_frames=t_frames, segment_frames=segment_frames, emotion_segments=emotion_segments
+        )
         keys = ("frames", "landmarks", "valid", "mel")
         super().__init__(root, split, keys, seed, fractions, cache_size, True)
         self.n_refs, self.t_frames, self.neutral_refs = n_refs, t_frames, neutral_refs
@@ -552,15 +571,20 @@ class EBMDataset(_ClipDataset):
         self.targets: list[int] = [i for i in range(len(self.records)) if self._references(i)]
         if not self.targets:
             wanted = "a neutral clip" if neutral_refs else "clips in two emotions"
-            raise DataError(f"no speaker in split {split!r} of {self.root} has {wanted}; the EBM stage needs "
-                            "MEAD-style data with several emotions per speaker")
+            raise DataError(
+                f"no speaker in split {split!r} of {self.root} has {wanted}; the EBM stage needs "
+                "MEAD-style data with several emotions per speaker"
+            )
 
     def _references(self, target: int) -> list[int]:
         """Clips the references of ``target`` may come from: same speaker, another emotion (or neutral)."""
         record = self.records[target]
         if self.neutral_refs:
-            return [j for j in self._by_speaker[record.speaker]
-                    if j != target and self.records[j].emotion == "neutral"]
+            return [
+                j
+                for j in self._by_speaker[record.speaker]
+                if j != target and self.records[j].emotion == "neutral"
+            ]
         return [j for j in self._by_speaker[record.speaker] if self.records[j].emotion != record.emotion]
 
     def __len__(self) -> int:
@@ -574,8 +598,10 @@ class EBMDataset(_ClipDataset):
             item = self._make(self.targets[(index + offset) % len(self.targets)], rng)
             if item is not None:
                 return item
-        raise DataError(f"no target clip in split {self.split!r} of {self.root} has {self.t_frames} valid "
-                        "frames in a row and a reference clip with valid frames; preprocess more data")
+        raise DataError(
+            f"no target clip in split {self.split!r} of {self.root} has {self.t_frames} valid "
+            "frames in a row and a reference clip with valid frames; preprocess more data"
+        )
 
     def _make(self, target_index: int, rng: np.random.Generator) -> Item | None:
         target_record = self.records[target_index]
@@ -599,8 +625,9 @@ class EBMDataset(_ClipDataset):
                 "mel": _f32(_mel_windows_at(target.mel, start, self.t_frames)),  # (T, 16, 80)
                 "pose": _f32(select(target.landmarks[window], POSE)),  # (T, 78, 2)
                 "mouth": _f32(select(target.landmarks[window], MOUTH)),  # (T, 57, 2)
-                "emotion_mel": _f32(_spaced_segments(target.mel, self.segment_frames,
-                                                     self.emotion_segments)),  # (G, S, 80)
+                "emotion_mel": _f32(
+                    _spaced_segments(target.mel, self.segment_frames, self.emotion_segments)
+                ),  # (G, S, 80)
                 "target_emotion": _label(target_record.emotion_index),
                 "source_emotion": _label(ref_record.emotion_index),
                 "speaker": _label(self.speaker_to_index[target_record.speaker]),

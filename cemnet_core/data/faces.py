@@ -114,8 +114,10 @@ def _create_landmarker(
     try:
         return vision.FaceLandmarker.create_from_options(options)
     except (RuntimeError, ValueError) as exc:
-        raise WeightsError(f"cannot load the face landmarker {model_path}: {exc}; "
-                           "check the file with `cemnet weights verify`") from exc
+        raise WeightsError(
+            f"cannot load the face landmarker {model_path}: {exc}; "
+            "check the file with `cemnet weights verify`"
+        ) from exc
 
 
 def _create_detector(model_path: Path, config: FaceConfig) -> Any:
@@ -125,12 +127,16 @@ def _create_detector(model_path: Path, config: FaceConfig) -> Any:
     try:
         with zipfile.ZipFile(model_path) as bundle:
             model = bundle.read(DETECTOR_MEMBER)
-        options = vision.FaceDetectorOptions(base_options=BaseOptions(model_asset_buffer=model),
-                                             min_detection_confidence=config.min_detection_confidence)
+        options = vision.FaceDetectorOptions(
+            base_options=BaseOptions(model_asset_buffer=model),
+            min_detection_confidence=config.min_detection_confidence,
+        )
         return vision.FaceDetector.create_from_options(options)
     except (zipfile.BadZipFile, KeyError, RuntimeError, ValueError) as exc:
-        raise WeightsError(f"cannot load the face detector from {model_path}: {exc}; check the file with "
-                           "`cemnet weights verify`") from exc
+        raise WeightsError(
+            f"cannot load the face detector from {model_path}: {exc}; check the file with "
+            "`cemnet weights verify`"
+        ) from exc
 
 
 def _to_mp_image(frame: np.ndarray, max_side: int) -> tuple[Any, float]:
@@ -163,24 +169,35 @@ def _normalised_faces(landmarker: Any, image: Any, timestamp_ms: int | None) -> 
     result_type = _c_result_type()
     library = getattr(landmarker, "_lib", None)
     if result_type is None or library is None:  # another mediapipe layout: its public API
-        result = (landmarker.detect(image) if timestamp_ms is None
-                  else landmarker.detect_for_video(image, timestamp_ms))
-        return [np.array([(point.x, point.y) for point in face], dtype=np.float32)
-                for face in result.face_landmarks]
+        result = (
+            landmarker.detect(image)
+            if timestamp_ms is None
+            else landmarker.detect_for_video(image, timestamp_ms)
+        )
+        return [
+            np.array([(point.x, point.y) for point in face], dtype=np.float32)
+            for face in result.face_landmarks
+        ]
     result = result_type()
     if timestamp_ms is None:
         library.MpFaceLandmarkerDetectImage(landmarker._handle, image._image_ptr, None, ctypes.byref(result))
     else:
-        library.MpFaceLandmarkerDetectForVideo(landmarker._handle, image._image_ptr, None, timestamp_ms,
-                                               ctypes.byref(result))
+        library.MpFaceLandmarkerDetectForVideo(
+            landmarker._handle, image._image_ptr, None, timestamp_ms, ctypes.byref(result)
+        )
     try:
         faces = []
         for index in range(result.face_landmarks_count):
             points = result.face_landmarks[index]
             point_type = points.landmarks._type_
-            layout = np.dtype({"names": ["x", "y"], "formats": [np.float32, np.float32],
-                               "offsets": [point_type.x.offset, point_type.y.offset],
-                               "itemsize": ctypes.sizeof(point_type)})
+            layout = np.dtype(
+                {
+                    "names": ["x", "y"],
+                    "formats": [np.float32, np.float32],
+                    "offsets": [point_type.x.offset, point_type.y.offset],
+                    "itemsize": ctypes.sizeof(point_type),
+                }
+            )
             raw = ctypes.string_at(points.landmarks, points.landmarks_count * layout.itemsize)
             records = np.frombuffer(raw, dtype=layout)  # (K,) x, y
             faces.append(np.stack([records["x"], records["y"]], axis=1))  # (K, 2)
@@ -365,8 +382,10 @@ def detect_image_landmarks(
     finally:
         landmarker.close()
     if not faces:
-        raise NoFaceError("no face found in the image; use a photo where one face is clearly visible, "
-                          "frontal and at least about 100 pixels wide")
+        raise NoFaceError(
+            "no face found in the image; use a photo where one face is clearly visible, "
+            "frontal and at least about 100 pixels wide"
+        )
     return _pick_face(faces, None)
 
 
@@ -400,8 +419,10 @@ def crop_boxes(landmarks_px: np.ndarray, valid: np.ndarray, config: FaceConfig =
     valid = np.asarray(valid, dtype=bool)
     shape_ok = landmarks_px.ndim == 3 and landmarks_px.shape[1:] == (lm.N_LANDMARKS, 2)
     if not shape_ok or valid.shape != landmarks_px.shape[:1]:
-        raise ValueError(f"crop_boxes: expected landmarks (T, 478, 2) and valid (T,), got "
-                         f"{landmarks_px.shape} and {valid.shape}")
+        raise ValueError(
+            f"crop_boxes: expected landmarks (T, 478, 2) and valid (T,), got "
+            f"{landmarks_px.shape} and {valid.shape}"
+        )
     if not valid.any():
         raise NoFaceError("no face found in any frame of the clip; check that the video shows a face")
     group = landmarks_px[:, list(lm.ALL)]  # (T, 135, 2)
@@ -423,8 +444,10 @@ def crop_frames(frames: np.ndarray, boxes: np.ndarray, size: int = 128) -> np.nd
     box is smaller than ``size`` and has to be enlarged).
     """
     if frames.ndim != 4 or boxes.shape != (frames.shape[0], 4):
-        raise ValueError(f"crop_frames: expected frames (n, H, W, 3) and boxes (n, 4), got {frames.shape} "
-                         f"and {boxes.shape}")
+        raise ValueError(
+            f"crop_frames: expected frames (n, H, W, 3) and boxes (n, 4), got {frames.shape} "
+            f"and {boxes.shape}"
+        )
     count, height, width = frames.shape[:3]
     crops = np.zeros((count, size, size, 3), dtype=np.uint8)
     for i in range(count):

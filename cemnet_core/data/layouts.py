@@ -77,17 +77,19 @@ def discover_mead(root: str | os.PathLike[str]) -> list[SourceClip]:
             continue
         audio = root / speaker / "audio" / emotion_dir.name / level_dir.name / (video.stem + ".m4a")
         level = level_match.group(1)
-        clips.append(SourceClip(
-            video=video,
-            audio=audio if audio.is_file() else None,
-            dataset="mead",
-            clip_id=f"{speaker}_{emotion_dir.name}_level{level}_{video.stem}",
-            speaker=speaker,
-            emotion=emotion_dir.name,
-            level=level,
-            sentence=video.stem,
-            landmarks=_true_landmarks(video),
-        ))
+        clips.append(
+            SourceClip(
+                video=video,
+                audio=audio if audio.is_file() else None,
+                dataset="mead",
+                clip_id=f"{speaker}_{emotion_dir.name}_level{level}_{video.stem}",
+                speaker=speaker,
+                emotion=emotion_dir.name,
+                level=level,
+                sentence=video.stem,
+                landmarks=_true_landmarks(video),
+            )
+        )
     return clips
 
 
@@ -111,16 +113,18 @@ def discover_lrs2(root: str | os.PathLike[str]) -> list[SourceClip]:
     clips = []
     for video in sorted((root / "main").glob("*/*.mp4")):
         key = f"{video.parent.name}/{video.stem}"
-        clips.append(SourceClip(
-            video=video,
-            audio=video,
-            dataset="lrs2",
-            clip_id=f"{video.parent.name}_{video.stem}",
-            speaker=video.parent.name,
-            sentence=video.stem,
-            split=splits.get(key, ""),
-            landmarks=_true_landmarks(video),
-        ))
+        clips.append(
+            SourceClip(
+                video=video,
+                audio=video,
+                dataset="lrs2",
+                clip_id=f"{video.parent.name}_{video.stem}",
+                speaker=video.parent.name,
+                sentence=video.stem,
+                split=splits.get(key, ""),
+                landmarks=_true_landmarks(video),
+            )
+        )
     return clips
 
 
@@ -141,14 +145,16 @@ def discover_folder(root: str | os.PathLike[str]) -> list[SourceClip]:
             continue
         relative = video.relative_to(root).with_suffix("")
         labels = parse_mead_name(video.stem) or {"sentence": video.stem}
-        clips.append(SourceClip(
-            video=video,
-            audio=video,
-            dataset="folder",
-            clip_id="__".join(relative.parts),
-            landmarks=_true_landmarks(video),
-            **labels,
-        ))
+        clips.append(
+            SourceClip(
+                video=video,
+                audio=video,
+                dataset="folder",
+                clip_id="__".join(relative.parts),
+                landmarks=_true_landmarks(video),
+                **labels,
+            )
+        )
     return clips
 
 

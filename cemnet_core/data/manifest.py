@@ -81,14 +81,18 @@ def _parse_record(root: Path, line: str, number: int, manifest: Path) -> ClipRec
     try:
         values = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise DataError(f"{manifest}:{number}: not valid JSON ({exc.msg}); rerun `cemnet preprocess` to "
-                        "rewrite the manifest") from None
+        raise DataError(
+            f"{manifest}:{number}: not valid JSON ({exc.msg}); rerun `cemnet preprocess` to "
+            "rewrite the manifest"
+        ) from None
     if not isinstance(values, dict):
         raise DataError(f"{manifest}:{number}: expected a JSON object per line")
     missing = [key for key in _REQUIRED if key not in values]
     if missing:
-        raise DataError(f"{manifest}:{number}: missing keys {missing}; rerun `cemnet preprocess` with this "
-                        "version of cemnet")
+        raise DataError(
+            f"{manifest}:{number}: missing keys {missing}; rerun `cemnet preprocess` with this "
+            "version of cemnet"
+        )
     emotion = str(values["emotion"])
     if emotion and emotion not in EMOTION_TO_INDEX:
         raise DataError(f"{manifest}:{number}: emotion {emotion!r} is not one of {', '.join(EMOTIONS)} or ''")
@@ -119,16 +123,19 @@ def read_manifest(root: str | os.PathLike[str]) -> list[ClipRecord]:
     root = Path(root)
     manifest = root / MANIFEST_NAME
     if not manifest.is_file():
-        raise DataError(f"no {MANIFEST_NAME} in {root}: run `cemnet preprocess ... {root}` (or `cemnet synth "
-                        f"{root}`) first, or point --data at a processed folder")
+        raise DataError(
+            f"no {MANIFEST_NAME} in {root}: run `cemnet preprocess ... {root}` (or `cemnet synth "
+            f"{root}`) first, or point --data at a processed folder"
+        )
     records = []
     with manifest.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if line.strip():
                 records.append(_parse_record(root, line, number, manifest))
     if not records:
-        raise DataError(f"{manifest} lists no clips: preprocessing found nothing usable; see "
-                        f"{root / 'failures.jsonl'}")
+        raise DataError(
+            f"{manifest} lists no clips: preprocessing found nothing usable; see {root / 'failures.jsonl'}"
+        )
     return records
 
 
@@ -168,8 +175,10 @@ def _check_split(split: str, fractions: tuple[float, float, float]) -> None:
     if split not in SPLITS:
         raise DataError(f"unknown split {split!r}: use one of {', '.join(SPLITS)}")
     if len(fractions) != 3 or any(fraction < 0 for fraction in fractions) or sum(fractions) <= 0:
-        raise DataError(f"split fractions must be three non-negative numbers (train, val, test) with a "
-                        f"positive sum, got {fractions}")
+        raise DataError(
+            f"split fractions must be three non-negative numbers (train, val, test) with a "
+            f"positive sum, got {fractions}"
+        )
 
 
 def _normalised(fractions: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -181,7 +190,7 @@ def _assign(units: list[Any], seed: int, counts: tuple[int, int, int]) -> dict[s
     order = np.random.default_rng(seed).permutation(len(units))
     shuffled = [units[i] for i in order]
     train, val, _ = counts
-    return {"train": shuffled[:train], "val": shuffled[train:train + val], "test": shuffled[train + val:]}
+    return {"train": shuffled[:train], "val": shuffled[train : train + val], "test": shuffled[train + val :]}
 
 
 def split_speakers(
@@ -233,16 +242,22 @@ def split_records(
     else:
         counts = _split_counts(len(records), _normalised(fractions))
         if counts is None:
-            raise DataError(f"{len(records)} clips cannot fill the splits {fractions}: use split='all' or "
-                            "set the fractions of unused splits to 0")
+            raise DataError(
+                f"{len(records)} clips cannot fill the splits {fractions}: use split='all' or "
+                "set the fractions of unused splits to 0"
+            )
         log.warning(
             "only %d speaker(s): cannot hold out speakers for fractions %s; splitting clips instead "
-            "(val/test share speakers with train)", len(speakers(records)), fractions,
+            "(val/test share speakers with train)",
+            len(speakers(records)),
+            fractions,
         )
         paths = sorted(str(record.path) for record in records)
         chosen_paths = set(_assign(paths, seed, counts)[split])
         selected = [record for record in records if str(record.path) in chosen_paths]
     if not selected:
-        raise DataError(f"split {split!r} is empty (fractions {fractions}, corpus splits used: "
-                        f"{use_corpus_split}): give it a positive fraction or use split='all'")
+        raise DataError(
+            f"split {split!r} is empty (fractions {fractions}, corpus splits used: "
+            f"{use_corpus_split}): give it a positive fraction or use split='all'"
+        )
     return selected

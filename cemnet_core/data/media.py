@@ -114,7 +114,10 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
     path = _check_input(path)
     result = subprocess.run(
         [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
-        capture_output=True, text=True, errors="replace", check=False,
+        capture_output=True,
+        text=True,
+        errors="replace",
+        check=False,
     )
     text = result.stderr
     if "Input #0" not in text:
@@ -198,11 +201,13 @@ class _Decoder:
         message = self._stderr.read().decode("utf-8", "replace")
         self._stderr.close()
         if returncode != 0:
-            raise MediaError(f"{self.path}: cannot decode {what} (corrupt or truncated file?): "
-                             f"{_tail(message)}")
+            raise MediaError(
+                f"{self.path}: cannot decode {what} (corrupt or truncated file?): {_tail(message)}"
+            )
         if "partial file" in message:
-            raise MediaError(f"{self.path}: file is truncated (decoding stopped early); re-download or "
-                             "re-export it")
+            raise MediaError(
+                f"{self.path}: file is truncated (decoding stopped early); re-download or re-export it"
+            )
 
     def close(self) -> None:
         """Stop ffmpeg if it still runs (consumer stopped early or an error happened)."""
@@ -238,8 +243,9 @@ def iter_video_frames(
     if width <= 0 or height <= 0:
         raise MediaError(f"{info.path}: cannot read the video size from the file; re-encode it")
     filters = ([f"fps={fps}"] if fps is not None else []) + [f"scale={width}:{height}"]
-    decoder = _Decoder(info.path, ["-map", "0:v:0", "-vf", ",".join(filters), "-f", "rawvideo",
-                                   "-pix_fmt", "rgb24"])
+    decoder = _Decoder(
+        info.path, ["-map", "0:v:0", "-vf", ",".join(filters), "-f", "rawvideo", "-pix_fmt", "rgb24"]
+    )
     frame_bytes = width * height * 3
     try:
         while True:
@@ -276,8 +282,10 @@ def iter_audio(
     info = probe(path)
     if not info.has_audio:
         raise MediaError(f"{info.path}: has no audio stream; give a file with sound or a separate audio file")
-    decoder = _Decoder(info.path, ["-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le",
-                                   "-acodec", "pcm_f32le"])
+    decoder = _Decoder(
+        info.path,
+        ["-map", "0:a:0", "-ac", "1", "-ar", str(sample_rate), "-f", "f32le", "-acodec", "pcm_f32le"],
+    )
     try:
         while True:
             chunk = np.empty((chunk_samples,), dtype=np.float32)  # (n,)
@@ -343,8 +351,9 @@ def _temp_output(path: Path, suffix: str) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
     except OSError as exc:
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable output "
-                          "folder") from exc
+        raise OutputError(
+            f"cannot write {path}: {exc.strerror or exc}; choose a writable output folder"
+        ) from exc
     os.close(fd)
     return Path(name)
 
@@ -365,8 +374,24 @@ def _check_audio_array(audio: np.ndarray) -> np.ndarray:
 
 def _encode_audio(path: Path, fmt: str, codec: str, audio: np.ndarray, sample_rate: int) -> None:
     """Encode float32 mono samples into ``path`` (which must exist) with ffmpeg, from a pipe."""
-    command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y", "-f", "f32le", "-ar",
-               str(sample_rate), "-ac", "1", "-i", "-", "-c:a", codec]
+    command = [
+        ffmpeg_exe(),
+        "-hide_banner",
+        "-nostdin",
+        "-v",
+        "error",
+        "-y",
+        "-f",
+        "f32le",
+        "-ar",
+        str(sample_rate),
+        "-ac",
+        "1",
+        "-i",
+        "-",
+        "-c:a",
+        codec,
+    ]
     if codec == "aac":
         command += ["-b:a", "128k", "-movflags", "+faststart"]
     command += ["-f", fmt, str(path)]
@@ -386,8 +411,9 @@ def write_audio(path: str | os.PathLike[str], audio: np.ndarray, sample_rate: in
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in AUDIO_FORMATS:
-        raise InputError(f"{path}: cannot write audio with suffix {suffix!r}; use one of "
-                         f"{', '.join(AUDIO_FORMATS)}")
+        raise InputError(
+            f"{path}: cannot write audio with suffix {suffix!r}; use one of {', '.join(AUDIO_FORMATS)}"
+        )
     samples = _check_audio_array(audio)
     temp = _temp_output(path, suffix)
     try:
@@ -461,9 +487,24 @@ class VideoWriter:
         assert self._temp is not None
         self._shape = (height, width)
         out_h, out_w = height + height % 2, width + width % 2
-        command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-y",
-                   "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{out_w}x{out_h}", "-r", f"{self.fps}",
-                   "-i", "-"]
+        command = [
+            ffmpeg_exe(),
+            "-hide_banner",
+            "-nostdin",
+            "-v",
+            "error",
+            "-y",
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            f"{out_w}x{out_h}",
+            "-r",
+            f"{self.fps}",
+            "-i",
+            "-",
+        ]
         if self._audio_array is not None:
             self._temp_audio = _temp_output(self.path, ".wav")
             _encode_audio(self._temp_audio, "wav", "pcm_f32le", self._audio_array, self.sample_rate)
@@ -473,14 +514,25 @@ class VideoWriter:
         command += ["-map", "0:v:0"]
         if self._audio_array is not None or self._audio_path is not None:
             command += ["-map", "1:a:0", "-c:a", "aac", "-b:a", "128k"]
-        command += ["-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf), "-pix_fmt", "yuv420p",
-                    "-movflags", "+faststart+use_metadata_tags"]
+        command += [
+            "-c:v",
+            "libx264",
+            "-preset",
+            self.preset,
+            "-crf",
+            str(self.crf),
+            "-pix_fmt",
+            "yuv420p",
+            "-movflags",
+            "+faststart+use_metadata_tags",
+        ]
         for key, value in self.metadata.items():
             command += ["-metadata", f"{key}={value}"]
         command += ["-f", "mp4", str(self._temp)]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close/abort)
-        self._process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                         stderr=self._stderr)
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+        )
 
     def write(self, frames: np.ndarray) -> None:
         """Append frames ``(n, H, W, 3)`` (or one ``(H, W, 3)``) uint8 RGB; all chunks share one size."""
@@ -496,8 +548,9 @@ class VideoWriter:
         if self._process is None:
             self._start(frames.shape[1], frames.shape[2])
         if frames.shape[1:3] != self._shape:
-            raise ValueError(f"frames: expected size {self._shape} like the first chunk, "
-                             f"got {frames.shape[1:3]}")
+            raise ValueError(
+                f"frames: expected size {self._shape} like the first chunk, got {frames.shape[1:3]}"
+            )
         if self._max_frames is not None:
             frames = frames[: max(0, self._max_frames - self.frames_written)]
             if len(frames) == 0:

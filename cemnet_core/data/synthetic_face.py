@@ -205,12 +205,15 @@ def _rotation(yaw: np.ndarray, pitch: np.ndarray, roll: np.ndarray) -> np.ndarra
     cy, sy, cp, sp = np.cos(yaw), np.sin(yaw), np.cos(pitch), np.sin(pitch)
     cr, sr = np.cos(roll), np.sin(roll)
     one, zero = np.ones_like(yaw), np.zeros_like(yaw)
-    r_yaw = np.stack([np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1),
-                      np.stack([-sy, zero, cy], -1)], -2)
-    r_pitch = np.stack([np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1),
-                        np.stack([zero, sp, cp], -1)], -2)
-    r_roll = np.stack([np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1),
-                       np.stack([zero, zero, one], -1)], -2)
+    r_yaw = np.stack(
+        [np.stack([cy, zero, sy], -1), np.stack([zero, one, zero], -1), np.stack([-sy, zero, cy], -1)], -2
+    )
+    r_pitch = np.stack(
+        [np.stack([one, zero, zero], -1), np.stack([zero, cp, -sp], -1), np.stack([zero, sp, cp], -1)], -2
+    )
+    r_roll = np.stack(
+        [np.stack([cr, -sr, zero], -1), np.stack([sr, cr, zero], -1), np.stack([zero, zero, one], -1)], -2
+    )
     return r_roll @ r_pitch @ r_yaw
 
 
@@ -241,8 +244,10 @@ def face_landmarks(
     Returns ``(T, 478, 2)`` float32 pixels (x right, y down) in a ``size x size`` frame.
     """
     if not (opening.shape == width.shape == eyes.shape) or opening.ndim != 1:
-        raise ValueError(f"opening, width, eyes: expected equal shapes (T,), got {opening.shape}, "
-                         f"{width.shape}, {eyes.shape}")
+        raise ValueError(
+            f"opening, width, eyes: expected equal shapes (T,), got {opening.shape}, "
+            f"{width.shape}, {eyes.shape}"
+        )
     offset, jaw, mouth_width, eye_open = expression_offset(rig, expression)
     opening = np.maximum(opening + jaw, 0.0)
     eyes_total = np.clip(eyes * (1.0 + eye_open), 0.0, 2.0)
@@ -268,8 +273,9 @@ def _shade(colour: tuple[int, int, int], factor: float) -> tuple[int, int, int]:
     return tuple(int(np.clip(channel * factor, 0, 255)) for channel in colour)  # type: ignore[return-value]
 
 
-def _draw_eye(canvas: np.ndarray, points: np.ndarray, contour: tuple[int, ...], iris: int,
-              palette: Palette) -> None:
+def _draw_eye(
+    canvas: np.ndarray, points: np.ndarray, contour: tuple[int, ...], iris: int, palette: Palette
+) -> None:
     outline = points[list(contour)]  # (16, 2)
     x0, y0 = np.floor(outline.min(axis=0)).astype(int) - 2
     x1, y1 = np.ceil(outline.max(axis=0)).astype(int) + 3
@@ -285,14 +291,35 @@ def _draw_eye(canvas: np.ndarray, points: np.ndarray, contour: tuple[int, ...], 
     eye[:] = SCLERA
     centre = points[iris] - np.array([x0, y0])
     radius = float(np.linalg.norm(points[iris + 1] - points[iris]))
-    cv2.circle(eye, tuple(np.round(centre * 16).astype(int)), round(radius * 16), palette.iris, -1,
-               cv2.LINE_AA, shift=4)
-    cv2.circle(eye, tuple(np.round(centre * 16).astype(int)), round(radius * 0.45 * 16), (20, 20, 20), -1,
-               cv2.LINE_AA, shift=4)
+    cv2.circle(
+        eye,
+        tuple(np.round(centre * 16).astype(int)),
+        round(radius * 16),
+        palette.iris,
+        -1,
+        cv2.LINE_AA,
+        shift=4,
+    )
+    cv2.circle(
+        eye,
+        tuple(np.round(centre * 16).astype(int)),
+        round(radius * 0.45 * 16),
+        (20, 20, 20),
+        -1,
+        cv2.LINE_AA,
+        shift=4,
+    )
     alpha = mask[..., None].astype(np.float32) / 255.0
     region[:] = (alpha * eye + (1.0 - alpha) * region).astype(np.uint8)
-    cv2.polylines(canvas, [np.round(outline * 16).astype(np.int32)], True, _shade(palette.hair, 0.5), 1,
-                  cv2.LINE_AA, shift=4)
+    cv2.polylines(
+        canvas,
+        [np.round(outline * 16).astype(np.int32)],
+        True,
+        _shade(palette.hair, 0.5),
+        1,
+        cv2.LINE_AA,
+        shift=4,
+    )
 
 
 def background_image(palette: Palette, size: int) -> np.ndarray:
@@ -318,12 +345,27 @@ def draw_face(points: np.ndarray, palette: Palette, background: np.ndarray) -> n
     # Clothes and neck below the jaw, hair behind the upper face.
     chin = points[152]
     shoulders = (round(centre[0] * 16), round((height + face_width * 0.25) * 16))
-    cv2.ellipse(canvas, shoulders, (round(face_width * 1.1 * 16), round(face_width * 0.55 * 16)), 0, 0, 360,
-                palette.clothes, -1, cv2.LINE_AA, shift=4)
+    cv2.ellipse(
+        canvas,
+        shoulders,
+        (round(face_width * 1.1 * 16), round(face_width * 0.55 * 16)),
+        0,
+        0,
+        360,
+        palette.clothes,
+        -1,
+        cv2.LINE_AA,
+        shift=4,
+    )
     jaw_left, jaw_right = points[136], points[365]
-    neck = np.array([jaw_left + (centre - jaw_left) * 0.25, jaw_right + (centre - jaw_right) * 0.25,
-                     [jaw_right[0] - 0.1 * face_width, height + 2],
-                     [jaw_left[0] + 0.1 * face_width, height + 2]])
+    neck = np.array(
+        [
+            jaw_left + (centre - jaw_left) * 0.25,
+            jaw_right + (centre - jaw_right) * 0.25,
+            [jaw_right[0] - 0.1 * face_width, height + 2],
+            [jaw_left[0] + 0.1 * face_width, height + 2],
+        ]
+    )
     _fill(canvas, neck, _shade(palette.skin, 0.8))
     hair = centre + (points[list(FACE_OVAL[27:] + FACE_OVAL[:10])] - centre) * np.array([1.12, 1.16])
     _fill(canvas, np.concatenate([hair, [centre + (chin - centre) * 0.1]]), palette.hair)
@@ -334,10 +376,24 @@ def draw_face(points: np.ndarray, palette: Palette, background: np.ndarray) -> n
     _draw_eye(canvas, points, RIGHT_EYE, RIGHT_IRIS_CENTRE, palette)
     _draw_eye(canvas, points, LEFT_EYE, LEFT_IRIS_CENTRE, palette)
     nose_colour = _shade(palette.skin, 0.72)
-    cv2.polylines(canvas, [np.round(points[list(NOSE[1:])] * 16).astype(np.int32)], False,
-                  _shade(palette.skin, 0.88), 1, cv2.LINE_AA, shift=4)
-    cv2.polylines(canvas, [np.round(points[list(NOSE_BOTTOM)] * 16).astype(np.int32)], False, nose_colour, 2,
-                  cv2.LINE_AA, shift=4)
+    cv2.polylines(
+        canvas,
+        [np.round(points[list(NOSE[1:])] * 16).astype(np.int32)],
+        False,
+        _shade(palette.skin, 0.88),
+        1,
+        cv2.LINE_AA,
+        shift=4,
+    )
+    cv2.polylines(
+        canvas,
+        [np.round(points[list(NOSE_BOTTOM)] * 16).astype(np.int32)],
+        False,
+        nose_colour,
+        2,
+        cv2.LINE_AA,
+        shift=4,
+    )
     _fill(canvas, points[list(LIPS_OUTER)], palette.lips)
     _fill(canvas, points[list(LIPS_INNER)], MOUTH_INTERIOR)
     return canvas

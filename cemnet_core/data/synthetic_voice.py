@@ -232,8 +232,9 @@ def articulate(sentence: Sentence, voice: Voice, prosody: Prosody, rng: np.rando
     )
 
 
-def _pulse_train(f0: np.ndarray, samples: int, rng: np.random.Generator, jitter: float = 0.01,
-                 shimmer: float = 0.06) -> np.ndarray:
+def _pulse_train(
+    f0: np.ndarray, samples: int, rng: np.random.Generator, jitter: float = 0.01, shimmer: float = 0.06
+) -> np.ndarray:
     """Glottal pulses ``(samples,)``: one impulse per period of the control-rate ``f0``, with jitter."""
     train = np.zeros(samples)
     time = 0.0
@@ -292,8 +293,14 @@ def synthesize(
     source = 1.0 / np.sqrt(1.0 + (frequencies / 250.0) ** 2) * 2.0 ** (prosody.tilt * octaves / 6.02)  # (F,)
     pulses = _stft(_pulse_train(articulation.f0, samples, rng), control)  # (S, F)
     white = _stft(rng.standard_normal(samples), control)  # (S, F)
-    band = np.exp(-0.5 * ((frequencies[None] - articulation.noise_centre[:, None])
-                          / np.maximum(articulation.noise_bandwidth[:, None], 1.0)) ** 2)  # (S, F)
+    band = np.exp(
+        -0.5
+        * (
+            (frequencies[None] - articulation.noise_centre[:, None])
+            / np.maximum(articulation.noise_bandwidth[:, None], 1.0)
+        )
+        ** 2
+    )  # (S, F)
     aspiration = articulation.noise_centre[:, None] == 0.0  # "h": noise through the vocal tract
     band = np.where(aspiration, vocal_tract * 0.1, band)
     breath = 0.02 + 0.05 * max(prosody.breathiness, 0.0)

@@ -386,7 +386,11 @@ def load_pipelines(
             pipelines[method] = CEMNetPipeline.from_bundle(weights, device, ablation=ablation)
         elif method == A2M_METHOD:
             pipelines[method] = CEMNetPipeline(
-                full.audio_to_mouth, full.emotion_enhancer, full.image_emotion, None, full.renderer,
+                full.audio_to_mouth,
+                full.emotion_enhancer,
+                full.image_emotion,
+                None,
+                full.renderer,
                 use_ebm=False,
             )
         else:

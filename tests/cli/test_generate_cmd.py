@@ -48,14 +48,34 @@ def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.real
-def test_generate_command_writes_a_playable_video(weights_dir: Path, real_data: Path, bundle: Path,
-                                                  tmp_path: Path) -> None:
+def test_generate_command_writes_a_playable_video(
+    weights_dir: Path, real_data: Path, bundle: Path, tmp_path: Path
+) -> None:
     speech = tmp_path / "speech.m4a"  # any audio format
     media.write_audio(speech, media.load_audio(real_data / SPEECH)[:20000])  # 1.25 s
     out = tmp_path / "talk.mp4"
-    result = CliRunner().invoke(app, ["generate", "--ref", str(real_data / PORTRAIT), "--audio", str(speech),
-                                      "--out", str(out), "--weights", str(bundle), "--emotion", "happy",
-                                      "--intensity", "0.5", "--device", "cpu", "--batch-size", "4"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "generate",
+            "--ref",
+            str(real_data / PORTRAIT),
+            "--audio",
+            str(speech),
+            "--out",
+            str(out),
+            "--weights",
+            str(bundle),
+            "--emotion",
+            "happy",
+            "--intensity",
+            "0.5",
+            "--device",
+            "cpu",
+            "--batch-size",
+            "4",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "frames/s" in result.stdout and str(out) in result.stdout.replace("\n", "")
     info = media.probe(out)
@@ -64,8 +84,9 @@ def test_generate_command_writes_a_playable_video(weights_dir: Path, real_data: 
 
 
 @pytest.mark.real
-def test_generate_command_user_errors_are_one_line(weights_dir: Path, real_data: Path, bundle: Path,
-                                                   tmp_path: Path) -> None:
+def test_generate_command_user_errors_are_one_line(
+    weights_dir: Path, real_data: Path, bundle: Path, tmp_path: Path
+) -> None:
     runner = CliRunner()
     portrait = str(real_data / PORTRAIT)
     silent = tmp_path / "silent.wav"
@@ -74,12 +95,21 @@ def test_generate_command_user_errors_are_one_line(weights_dir: Path, real_data:
     blank.mkdir()
     cases = [
         (["--ref", portrait, "--audio", str(silent), "--weights", str(bundle)], MediaError, "silent"),
-        (["--ref", str(blank), "--audio", str(real_data / SPEECH), "--weights", str(bundle)], NoFaceError,
-         "holds no images"),
-        (["--ref", portrait, "--audio", str(real_data / SPEECH), "--weights", str(tmp_path / "none")],
-         WeightsError, "no weights folder"),
-        (["--ref", portrait, "--audio", str(real_data / SPEECH), "--emotion", "bored"], ConfigError,
-         "unknown emotion"),
+        (
+            ["--ref", str(blank), "--audio", str(real_data / SPEECH), "--weights", str(bundle)],
+            NoFaceError,
+            "holds no images",
+        ),
+        (
+            ["--ref", portrait, "--audio", str(real_data / SPEECH), "--weights", str(tmp_path / "none")],
+            WeightsError,
+            "no weights folder",
+        ),
+        (
+            ["--ref", portrait, "--audio", str(real_data / SPEECH), "--emotion", "bored"],
+            ConfigError,
+            "unknown emotion",
+        ),
         (["--ref", portrait, "--audio", str(real_data / SPEECH), "--fps", "30"], ConfigError, "--fps 25"),
     ]
     for args, error, message in cases:

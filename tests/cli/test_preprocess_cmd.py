@@ -20,8 +20,11 @@ def test_preprocess_folder_with_two_workers_and_preview(
     source = real_data / "video/styletalk__feifeili_clip3.mp4"
     for index in range(2):
         start = 30 * index  # two different 1 s cuts, so two different source hashes
-        write_video(tmp_path / f"src/cut{index}.mp4", read_video(source)[start : start + 25],
-                    audio=load_audio(source)[start * 640 : (start + 25) * 640])
+        write_video(
+            tmp_path / f"src/cut{index}.mp4",
+            read_video(source)[start : start + 25],
+            audio=load_audio(source)[start * 640 : (start + 25) * 640],
+        )
     (tmp_path / "src/broken.mp4").write_bytes(b"not a video")
     dst = tmp_path / "out"
     args = ["preprocess", "folder", str(tmp_path / "src"), str(dst)]

@@ -13,8 +13,12 @@ from cemnet_cli.main import app
 from cemnet_core import weights
 
 runner = CliRunner()
-SHARED_ASSETS = ("mediapipe.face_landmarker", "fer2013.mini_xception", "dlib.face_recognition_resnet_v1",
-                 "dlib.shape_predictor_5")
+SHARED_ASSETS = (
+    "mediapipe.face_landmarker",
+    "fer2013.mini_xception",
+    "dlib.face_recognition_resnet_v1",
+    "dlib.shape_predictor_5",
+)
 
 
 @pytest.fixture(autouse=True)

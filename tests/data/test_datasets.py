@@ -89,9 +89,19 @@ def _make_corpus(
                 clip.meta["speaker"] = speaker
                 relative = f"{speaker}/{emotion or 'none'}_{sentence}.clip.safetensors"
                 save_clip(root / relative, clip)
-                lines.append({"path": relative, "dataset": "test", "speaker": speaker, "emotion": emotion,
-                              "level": "1", "sentence": sentence, "num_frames": clip.num_frames,
-                              "source_sha256": f"{number:064d}", "face_ratio": float(clip.valid.mean())})
+                lines.append(
+                    {
+                        "path": relative,
+                        "dataset": "test",
+                        "speaker": speaker,
+                        "emotion": emotion,
+                        "level": "1",
+                        "sentence": sentence,
+                        "num_frames": clip.num_frames,
+                        "source_sha256": f"{number:064d}",
+                        "face_ratio": float(clip.valid.mean()),
+                    }
+                )
                 number += 1
     (root / "manifest.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
     return root
@@ -152,8 +162,8 @@ def test_audio2mouth_targets_are_the_clips_window(corpus: Path) -> None:
         start = int(item["start"])
         window = range(start, start + 5)
         assert clip.valid[list(window)].all()
-        np.testing.assert_array_equal(item["pose"].numpy(), select(clip.landmarks[start:start + 5], POSE))
-        np.testing.assert_array_equal(item["mouth"].numpy(), select(clip.landmarks[start:start + 5], MOUTH))
+        np.testing.assert_array_equal(item["pose"].numpy(), select(clip.landmarks[start : start + 5], POSE))
+        np.testing.assert_array_equal(item["mouth"].numpy(), select(clip.landmarks[start : start + 5], MOUTH))
         for k, t in enumerate(window):
             np.testing.assert_array_equal(item["mel"][k].numpy(), mel_window(clip.mel, t))
             np.testing.assert_array_equal(item["mel"][k].numpy(), _contract_window(clip.mel, t))
@@ -212,8 +222,9 @@ def test_renderer_item(corpus: Path) -> None:
         target = int(item["start"])
         assert clip.valid[target]
         np.testing.assert_allclose(item["target_image"].numpy(), _chw(clip.frames[target]), atol=1e-6)
-        np.testing.assert_allclose(item["target_sketch"].numpy(), _chw(draw_sketch(clip.landmarks[target])),
-                                   atol=1e-6)
+        np.testing.assert_allclose(
+            item["target_sketch"].numpy(), _chw(draw_sketch(clip.landmarks[target])), atol=1e-6
+        )
         ref_frames = [round(float(image[0, 0, 0]) * 255 / 9) for image in item["ref_images"]]
         for image, sketch, frame in zip(item["ref_images"], item["ref_sketches"], ref_frames, strict=True):
             assert clip.valid[frame] and abs(frame - target) >= 3
@@ -315,9 +326,15 @@ def test_ebm_references_come_from_another_emotion(corpus: Path) -> None:
     assert len(dataset) == len(dataset.records)
     for index in range(len(dataset)):
         item = dataset[index]
-        expected = {"ref_landmarks": (5, 135, 2), "ref_landmarks_478": (5, 478, 2),
-                    "ref_images": (5, 3, 128, 128), "mel": (5, 16, 80), "pose": (5, 78, 2),
-                    "mouth": (5, 57, 2), "emotion_mel": (3, 32, 80)}
+        expected = {
+            "ref_landmarks": (5, 135, 2),
+            "ref_landmarks_478": (5, 478, 2),
+            "ref_images": (5, 3, 128, 128),
+            "mel": (5, 16, 80),
+            "pose": (5, 78, 2),
+            "mouth": (5, 57, 2),
+            "emotion_mel": (3, 32, 80),
+        }
         for key, shape in expected.items():
             assert tuple(item[key].shape) == shape and item[key].dtype == torch.float32, key
         target = dataset.records[int(item["clip"])]
@@ -332,7 +349,7 @@ def test_ebm_references_come_from_another_emotion(corpus: Path) -> None:
             np.testing.assert_array_equal(ref.numpy(), select(ref_full.numpy(), ALL))
         target_clip = load_clip(target.path)
         start = int(item["start"])
-        target_mouth = select(target_clip.landmarks[start:start + 5], MOUTH)
+        target_mouth = select(target_clip.landmarks[start : start + 5], MOUTH)
         np.testing.assert_array_equal(item["mouth"].numpy(), target_mouth)
         np.testing.assert_array_equal(item["mel"][0].numpy(), mel_window(target_clip.mel, start))
         np.testing.assert_array_equal(item["emotion_mel"][0].numpy(), target_clip.mel[:32])
@@ -386,8 +403,10 @@ def test_items_are_deterministic_for_seed_epoch_and_index(corpus: Path, make) ->
 
 def test_splits_hold_out_speakers(corpus: Path) -> None:
     fractions = (0.5, 0.25, 0.25)
-    parts = {split: Audio2MouthDataset(corpus, split, seed=3, fractions=fractions)
-             for split in ("train", "val", "test")}
+    parts = {
+        split: Audio2MouthDataset(corpus, split, seed=3, fractions=fractions)
+        for split in ("train", "val", "test")
+    }
     speakers = {split: {r.speaker for r in part.records} for split, part in parts.items()}
     assert [len(speakers[s]) for s in ("train", "val", "test")] == [2, 1, 1]
     assert not speakers["train"] & speakers["val"] and not speakers["train"] & speakers["test"]

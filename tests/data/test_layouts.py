@@ -27,7 +27,13 @@ def test_mead_pairs_video_with_audio_and_true_landmarks(tmp_path: Path) -> None:
     assert [clip.video for clip in clips] == [video, silent]
     first, second = clips
     assert (first.audio, first.landmarks, first.speaker, first.emotion, first.level, first.sentence) == (
-        audio, marks, "M003", "angry", "2", "001")
+        audio,
+        marks,
+        "M003",
+        "angry",
+        "2",
+        "001",
+    )
     assert first.clip_id == "M003_angry_level2_001" and first.dataset == "mead"
     assert second.audio is None and second.landmarks is None and second.emotion == "happy"
 
@@ -40,7 +46,10 @@ def test_lrs2_reads_splits_from_filelists(tmp_path: Path) -> None:
     (tmp_path / "test.txt").write_text("6001/00001 NF\n")
     clips = discover("lrs2", tmp_path)
     assert [(clip.clip_id, clip.split, clip.speaker) for clip in clips] == [
-        ("5535_00001", "train", "5535"), ("5535_00002", "train", "5535"), ("6001_00001", "test", "6001")]
+        ("5535_00001", "train", "5535"),
+        ("5535_00002", "train", "5535"),
+        ("6001_00001", "test", "6001"),
+    ]
     assert all(clip.audio == clip.video for clip in clips)
     with pytest.raises(InputError, match="main/"):
         discover("lrs2", tmp_path / "main")
@@ -59,7 +68,11 @@ def test_folder_finds_videos_recursively_and_parses_mead_names(tmp_path: Path) -
 
 def test_parse_mead_name_variants() -> None:
     assert parse_mead_name("W009_front_surprised_level_1_017") == {
-        "speaker": "W009", "emotion": "surprised", "level": "1", "sentence": "017"}
+        "speaker": "W009",
+        "emotion": "surprised",
+        "level": "1",
+        "sentence": "017",
+    }
     assert parse_mead_name("M030_front_joyful_level3_001") is None
     assert parse_mead_name("Obama_clip1") is None
 

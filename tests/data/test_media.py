@@ -22,8 +22,8 @@ def _best_correlation(reference: np.ndarray, other: np.ndarray, max_lag: int = 3
     """Highest Pearson correlation over integer lags (lossy codecs may shift the signal by a few ms)."""
     best = -1.0
     for lag in range(-max_lag, max_lag + 1, 1):
-        a = reference[max(0, lag):]
-        b = other[max(0, -lag):]
+        a = reference[max(0, lag) :]
+        b = other[max(0, -lag) :]
         n = min(len(a), len(b))
         if n < len(reference) // 2:
             continue

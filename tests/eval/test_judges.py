@@ -125,8 +125,9 @@ def test_corpus_judges_learn_emotion_and_speaker_and_are_cached(corpus: Path, tm
 
 
 def test_changed_corpus_retrains_its_judges(tmp_path: Path) -> None:
-    data = make_eval_corpus(tmp_path / "data", speakers=2, emotions=("neutral", "happy"), sentences=1,
-                            frames=8)
+    data = make_eval_corpus(
+        tmp_path / "data", speakers=2, emotions=("neutral", "happy"), sentences=1, frames=8
+    )
     cache = tmp_path / "judges"
     judges.corpus_judges(data, cache=cache, steps=2)
     first = judges.load_corpus_judge(cache / "speaker").config.corpus_sha256
@@ -211,8 +212,10 @@ def test_dlib_csim_separates_same_and_different_people(mead_crops: dict, weights
         for b in keys[i + 1 :]:
             value = metrics.identity_similarity(embeddings[a], embeddings[b].mean(axis=0))
             (same if a[0] == b[0] else different).append(value)
-    print(f"\nCSIM same person: mean {np.mean(same):.3f} min {np.min(same):.3f} (n={len(same)}); "
-          f"different: mean {np.mean(different):.3f} max {np.max(different):.3f} (n={len(different)})")
+    print(
+        f"\nCSIM same person: mean {np.mean(same):.3f} min {np.min(same):.3f} (n={len(same)}); "
+        f"different: mean {np.mean(different):.3f} max {np.max(different):.3f} (n={len(different)})"
+    )
     assert np.min(same) > np.max(different)
 
 
@@ -228,8 +231,10 @@ def test_psnr_ssim_of_real_clip_vs_itself_and_degraded(real_data: Path) -> None:
         assert 15.0 < metrics.psnr(degraded, frames) < 40.0
         assert metrics.ssim(degraded, frames) < 0.95
     for name, degraded in (("blurred", blurred), ("noisy", noisy)):
-        print(f"\nreal clip {name}: PSNR {metrics.psnr(degraded, frames):.2f} "
-              f"SSIM {metrics.ssim(degraded, frames):.3f}")
+        print(
+            f"\nreal clip {name}: PSNR {metrics.psnr(degraded, frames):.2f} "
+            f"SSIM {metrics.ssim(degraded, frames):.3f}"
+        )
 
 
 @pytest.mark.real

@@ -35,8 +35,10 @@ def upstream(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     torch.manual_seed(0)
     models = {
         # an untrained Audio2Mouth that does not start from the reference mouth: a displacement to learn
-        "a2m": (AudioToMouth(replace(AudioToMouthConfig.tiny(), mouth_from_reference=False)),
-                "audio_to_mouth"),
+        "a2m": (
+            AudioToMouth(replace(AudioToMouthConfig.tiny(), mouth_from_reference=False)),
+            "audio_to_mouth",
+        ),
         "aee": (EmotionEnhancer(EmotionEnhancerConfig.tiny()), "emotion_enhancer"),
         "image_emotion": (ImageEmotionExtractor(MiniXceptionConfig.tiny()), "image_emotion"),
     }
