@@ -77,8 +77,7 @@ class GenerateConfig:
     feather: float = 0.12
     min_rms_db: float = -60.0
     device: str | None = None
-    use_aee: bool = True
-    use_ebm: bool = True
+    ablation: str | None = None  # None: CEM-Net; "aee" / "ebm": Table IV ablations; "a2m": no emotion
 
     def __post_init__(self) -> None:
         if self.emotion != "auto" and self.emotion not in EMOTIONS:
@@ -545,7 +544,7 @@ def generate(
         raise MediaError(f"{pose_video}: pose video not found")
     if pipeline is None:
         pipeline = CEMNetPipeline.from_bundle(
-            resolve_bundle(weights), config.device, use_aee=config.use_aee, use_ebm=config.use_ebm
+            resolve_bundle(weights), config.device, ablation=config.ablation
         )
     scene = _scene(pipeline, refs, Path(pose_video) if pose_video is not None else None, config)
     total = max(1, round(summary.duration * FPS))  # what VideoWriter keeps for this audio
