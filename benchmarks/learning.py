@@ -31,6 +31,7 @@ within noise); (c) EBM 2.12 px vs A2M alone 2.83 px cross-emotion (holds, ratio 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 import time
@@ -222,9 +223,17 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--sentences", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
+    parser.add_argument("--aee-steps", type=int, default=None, help="AEE steps (pre-training included)")
+    parser.add_argument("--aee-pretrain-steps", type=int, default=None, help="of --aee-steps: pre-training")
     parser.add_argument("--seed", type=int, default=0, help="seed of training and of the speaker split")
     args = parser.parse_args(argv)
     steps = QUICK if args.quick else FULL
+    if args.aee_steps is not None or args.aee_pretrain_steps is not None:
+        aee = args.aee_steps if args.aee_steps is not None else steps.aee
+        pretrain = (
+            args.aee_pretrain_steps if args.aee_pretrain_steps is not None else min(steps.aee_pretrain, aee)
+        )
+        steps = dataclasses.replace(steps, aee=aee, aee_pretrain=pretrain)
     work = args.work or Path(tempfile.mkdtemp(prefix="cemnet_learning_"))
     work.mkdir(parents=True, exist_ok=True)
     log(f"work folder {work}; steps {steps}; torch threads {args.threads}")
