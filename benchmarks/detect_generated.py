@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 from generate_throughput import make_bundle  # benchmarks/ is on sys.path when this file runs as a script
 from PIL import Image
+from watermark_robustness import attack
 
 from cemnet_core.data import media
 from cemnet_core.data.synthetic import SynthConfig, synth
@@ -59,39 +59,10 @@ class Job:
     seconds: float
 
 
-def _even(value: float) -> int:
-    return max(2, int(value) // 2 * 2)
-
-
 def reencode_half(source: Path, target: Path) -> Path:
-    """H.264 CRF 23 at half the size of ``source``, container tags stripped, audio kept."""
+    """H.264 CRF 23 at half size, tags stripped: the attack of the robustness benchmark."""
     info = media.probe(source)
-    scale = f"scale={_even(info.width / 2)}:{_even(info.height / 2)}"
-    subprocess.run(
-        [
-            media.ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
-            "-y",
-            "-i",
-            str(source),
-            "-vf",
-            scale,
-            "-c:v",
-            "libx264",
-            "-crf",
-            "23",
-            "-c:a",
-            "copy",
-            "-map_metadata",
-            "-1",
-            str(target),
-        ],
-        check=True,
-    )
-    return target
+    return attack(source, target, info.width, info.height, crop=False)
 
 
 def synthetic_references(corpus: Path, folder: Path) -> list[tuple[Path, str]]:
