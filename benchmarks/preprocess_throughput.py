@@ -4,20 +4,23 @@ On the first ``--frames`` frames (25 fps) of every real clip (``$CEMNET_REAL_DAT
 beforehand (decoding is not timed), each repeat times, interleaved so that they share the machine's load
 (the order rotates from repeat to repeat):
 
-- pipeline: :class:`~cemnet_core.data.faces.FaceTracker` as ``preprocess`` runs it (VIDEO mode, chunks of
-  32 frames, one ``num_faces = 1`` landmarker + a multi-face check every ``check_every`` frames);
-- previous: the earlier pipeline, a VIDEO-mode landmarker with ``num_faces = 2`` (it runs its face detector
-  on every frame while fewer than 2 faces are tracked);
+- pipeline: :class:`~cemnet_core.data.tracking.FaceTracker` as ``preprocess`` runs it (engine ``litert``:
+  the mesh network through LiteRT with MediaPipe's tracking rules, one interpreter thread, chunks of 32
+  frames, a multi-face check every ``check_every`` frames);
+- pipeline 2 threads: the same with a 2-thread interpreter (what one worker gets on a 2-CPU machine);
+- mediapipe: the same tracker with engine ``mediapipe`` (MediaPipe's VIDEO-mode graph, a ``num_faces = 1``
+  landmarker + the same multi-face checks: the pipeline of the previous release);
 - baseline: what a naive tool does, ``FaceLandmarker.detect`` in IMAGE mode on every full frame (face
   detector + landmark network per frame, ``num_faces = 1``, its cheapest setting), landmarks converted
   from mediapipe's result objects;
 - parallel: the pipeline on ``--streams`` clips at once (threads, one tracker each; mediapipe runs outside
-  the GIL), as ``cemnet preprocess --workers N`` does with processes.
+  the GIL), one interpreter thread each, as ``cemnet preprocess --workers N`` does with processes.
 
 It prints frames/s (wall clock) and CPU ms per frame (all threads of the process; steadier than wall
 clock on a shared machine) per repeat, then the median and range of each, how far the pipeline's
-landmarks are from the baseline's (mean point distance in % of the face box side) and the landmark
-jitter of each (mean second difference over time, same unit; lower is steadier). Usage::
+landmarks are from the baseline's and from the mediapipe tracker's (mean point distance in % of the
+face box side) and the landmark jitter of each (mean second difference over time, same unit; lower is
+steadier). Usage::
 
     CEMNET_WEIGHTS_DIR=../shared/assets CEMNET_REAL_DATA=../shared/data/real \\
         .venv/bin/python benchmarks/preprocess_throughput.py [--frames 100] [--repeats 3] [--streams 2]
@@ -32,13 +35,15 @@ import statistics
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from cemnet_core.data import landmarks as lm
-from cemnet_core.data.faces import FaceConfig, FaceTracker, _create_landmarker, _to_mp_image, landmarker_path
+from cemnet_core.data.faces import FaceConfig, _create_landmarker, _to_mp_image, landmarker_path
 from cemnet_core.data.media import iter_video_frames
+from cemnet_core.data.tracking import FaceTracker
 
 CHUNK = 32  # frames per chunk, as media.iter_video_frames yields them to the pipeline
 Timing = tuple[float, float]  # (wall seconds, CPU seconds)
@@ -161,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     videos = sorted(Path(os.environ["CEMNET_REAL_DATA"], "video").glob("*.mp4"))
     model = landmarker_path()
-    config = FaceConfig(check_every=args.check_every)
+    config = FaceConfig(check_every=args.check_every, threads=1)
     clips = [first_frames(video, args.frames) for video in videos]
     count = sum(len(frames) for frames in clips)
     sizes = sorted({f"{frames.shape[2]}x{frames.shape[1]}" for frames in clips})
@@ -169,9 +174,12 @@ def main() -> None:
         f"{len(clips)} clips, {count} frames ({', '.join(sizes)}), {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}"
     )
+    two_threads = replace(config, threads=2)
+    mediapipe = replace(config, engine="mediapipe")
     variants: dict[str, Callable[[], list[np.ndarray]]] = {
         "pipeline": lambda: pipeline(clips, model, config),
-        "previous": lambda: per_frame(clips, model, FaceConfig(num_faces=2), video=True),
+        "pipeline 2 threads": lambda: pipeline(clips, model, two_threads),
+        "mediapipe": lambda: pipeline(clips, model, mediapipe),
         "baseline": lambda: per_frame(clips, model, FaceConfig(num_faces=1), video=False),
         f"parallel x{args.streams}": lambda: parallel(clips, model, config, args.streams),
     }
@@ -204,14 +212,14 @@ def main() -> None:
                 f"  {name} / baseline: {spread(ratios)}x frames/s (same repeat), "
                 f"{spread(cpu_ratios)}x CPU per frame"
             )
-    for name in ("pipeline", "previous"):
+    for name, reference in (("pipeline", "baseline"), ("mediapipe", "baseline"), ("pipeline", "mediapipe")):
         print(
-            f"  landmarks {name} vs baseline: mean distance {deviation(points[name], points[base]):.2f}% "
-            "of the face box side"
+            f"  landmarks {name} vs {reference}: mean distance "
+            f"{deviation(points[name], points[reference]):.2f}% of the face box side"
         )
     print(
         "  jitter (mean second difference, % of the face box side): "
-        + ", ".join(f"{name} {jitter(points[name]):.3f}" for name in ("pipeline", "previous", "baseline"))
+        + ", ".join(f"{name} {jitter(points[name]):.3f}" for name in ("pipeline", "mediapipe", "baseline"))
     )
 
 

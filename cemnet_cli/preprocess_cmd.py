@@ -8,12 +8,22 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cemnet_core.data.faces import FaceConfig
+from cemnet_core.data.tracking import ENGINES
+from cemnet_core.errors import InputError
 from cemnet_core.preprocess import LANDMARK_SOURCES, PreprocessOptions, parse_shard, preprocess
 
 Workers = Annotated[int, typer.Option("--workers", "-j", help="Worker processes (one landmarker each).")]
 Shard = Annotated[str, typer.Option("--shard", help="Process only shard i of n (i/n, numbered from 0).")]
 Landmarks = Annotated[
     str, typer.Option("--landmarks", help=f"Landmarks: {' or '.join(LANDMARK_SOURCES)} (true: synth corpus).")
+]
+Engine = Annotated[
+    str,
+    typer.Option(
+        "--engine",
+        help="How MediaPipe's landmark model runs: litert (own tracking, faster) or mediapipe (its graph).",
+    ),
 ]
 Preview = Annotated[bool, typer.Option("--preview", help="Write PNGs of a few crops with landmarks.")]
 AllowSilent = Annotated[
@@ -28,11 +38,15 @@ def preprocess_command(
     workers: Workers = 1,
     shard: Shard = "0/1",
     landmarks: Landmarks = "mediapipe",
+    engine: Engine = "litert",
     preview: Preview = False,
     allow_silent: AllowSilent = False,
 ) -> None:
     """Decode, track faces, crop to 128x128, compute mels and write one clip file per source clip."""
-    options = PreprocessOptions(landmarks=landmarks, allow_silent=allow_silent, preview=preview)
+    if engine not in ENGINES:
+        raise InputError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
+    face = FaceConfig(engine=engine)
+    options = PreprocessOptions(landmarks=landmarks, allow_silent=allow_silent, preview=preview, face=face)
     summary = preprocess(layout, src, dst, workers=workers, shard=parse_shard(shard), options=options)
     console = Console()
     for clip_id, ratio in sorted(summary.face_ratios.items()):

@@ -42,8 +42,9 @@ import torch
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW, MelConfig, log_mel, mel_window_start
-from cemnet_core.data.faces import FaceConfig, FaceTracker, crop_boxes, crop_frames, detect_image_landmarks
+from cemnet_core.data.faces import FaceConfig, crop_boxes, crop_frames, detect_image_landmarks
 from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.errors import ConfigError, Interrupted, MediaError, NoFaceError, OutputError, WeightsError
 from cemnet_core.models.identity import IdentityEncoder
 from cemnet_core.pipeline import CEMNetPipeline, compose_landmarks

@@ -38,13 +38,13 @@ from cemnet_core.data.audio import log_mel
 from cemnet_core.data.clips import CLIP_SUFFIX, PIPELINE_VERSION, Clip, read_clip_meta, save_clip
 from cemnet_core.data.faces import (
     FaceConfig,
-    FaceTracker,
     TrackResult,
     crop_boxes,
     crop_frames,
     landmarker_path,
 )
 from cemnet_core.data.layouts import SourceClip, discover
+from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.errors import CemnetError, InputError, OutputError
 
 MANIFEST_NAME = "manifest.jsonl"

@@ -14,10 +14,10 @@ import pytest
 
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data.clips import load_clip
-from cemnet_core.data.faces import FaceTracker
 from cemnet_core.data.layouts import discover
 from cemnet_core.data.manifest import read_manifest
 from cemnet_core.data.media import load_audio, read_video, write_video
+from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.errors import InputError
 from cemnet_core.preprocess import (
     FAILURES_NAME,

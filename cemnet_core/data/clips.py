@@ -27,7 +27,7 @@ from safetensors.numpy import save_file
 
 from cemnet_core.errors import DataError, OutputError
 
-PIPELINE_VERSION = "1"
+PIPELINE_VERSION = "2"  # 2: landmarks from the LiteRT tracker (data/face_mesh.py); 1: MediaPipe graph
 CLIP_SUFFIX = ".clip.safetensors"
 _DTYPES = {
     "frames": np.uint8,

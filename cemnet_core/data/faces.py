@@ -3,21 +3,9 @@
 The paper (Sec. IV-A) crops faces and extracts facial landmarks with MediaPipe; this module does it the
 same way for every source of faces in the project:
 
-- clips: :class:`FaceTracker` runs the Face Landmarker in VIDEO mode (its own tracking between frames,
-  strictly increasing timestamps) over chunks of frames, and keeps one consistent person: of the faces
-  found, the one nearest to the previous frame's track, or the largest when there is no track yet.
-  Speed (``benchmarks/preprocess_throughput.py``): a landmarker asked for ``num_faces >= 2`` runs its face
-  detector on every frame while it tracks fewer faces than that, i.e. always on single-speaker clips.
-  So while one face is seen the tracker runs a ``num_faces = 1`` landmarker (the detector runs only
-  when the track is lost) and checks for a second person with the bundle's own face detector at the
-  start of every chunk and every ``check_every`` frames. When a check sees two or more faces it
-  switches to the ``num_faces`` landmarker (every face found on every frame, the nearest one kept) and
-  switches back after ``check_every`` frames in a row with at most one face. ``faces_seen`` reports
-  how many faces were found per frame; a second face that appears between two checks is counted from
-  the next check on (at most ``check_every - 1`` frames late). Measured on 2 CPU cores: about 5.6 ms of
-  CPU per frame against 6.7 ms for a per-frame IMAGE-mode landmarker, of which the 478-point landmark
-  network alone takes about 5.2 ms; tracked landmarks are also steadier over time (the benchmark's
-  jitter). Further speed comes from tracking several clips at once (``preprocess(workers=...)``).
+- clips: :class:`~cemnet_core.data.tracking.FaceTracker` (its own module) follows one person through a
+  clip; this module holds what it shares with the rest: :class:`FaceConfig`, :class:`TrackResult` and the
+  MediaPipe task helpers.
 - stills: :func:`detect_image_landmarks` runs IMAGE mode on one picture (reference images).
 - :func:`crop_boxes` turns the per-frame landmarks into square boxes around ``landmarks.ALL`` with a
   margin, fills frames without a face from their neighbours (linear in time, held at the ends) and smooths
@@ -57,7 +45,10 @@ class FaceConfig:
     ``max_side`` downsizes frames whose longer side exceeds it before landmarking (0: never); landmarks
     come back in full-frame pixels either way. ``num_faces`` is how many faces the tracker looks for
     (1: never look for a second person); ``check_every`` is how many frames apart, while one face is
-    tracked, the face detector checks for a second one (1: every frame).
+    tracked, the face detector checks for a second one (1: every frame). ``engine`` runs the landmark
+    model with ``"litert"`` (:mod:`~cemnet_core.data.face_mesh`, faster) or ``"mediapipe"`` (MediaPipe's
+    VIDEO-mode graph); ``threads`` is the ``"litert"`` interpreter's CPU threads; ``smooth_landmarks``
+    applies MediaPipe's One Euro landmark smoothing with ``"litert"`` (MediaPipe's graph always does).
     """
 
     crop_size: int = 128
@@ -69,6 +60,9 @@ class FaceConfig:
     min_tracking_confidence: float = 0.5
     max_side: int = 0
     check_every: int = 10
+    engine: str = "litert"
+    threads: int = 1
+    smooth_landmarks: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe dict of the fields."""
@@ -262,107 +256,6 @@ class TrackResult:
             np.concatenate([part.valid for part in parts]),
             np.concatenate([part.faces_seen for part in parts]),
         )
-
-
-class FaceTracker:
-    """Tracks one person through a clip with the Face Landmarker in VIDEO mode.
-
-    Feed the frames of one clip in order, chunk by chunk, with :meth:`track`; call :meth:`reset` (or use a
-    new tracker) before the next clip so tracking state and timestamps start afresh. Use as a context
-    manager or call :meth:`close`. See the module docstring for the single-face / several-faces modes.
-    """
-
-    def __init__(
-        self,
-        model_path: str | os.PathLike[str] | None = None,
-        config: FaceConfig = FaceConfig(),
-        fps: float = 25.0,
-    ) -> None:
-        if config.num_faces < 1:
-            raise ValueError(f"FaceConfig.num_faces must be >= 1, got {config.num_faces}")
-        if config.check_every < 1:
-            raise ValueError(f"FaceConfig.check_every must be >= 1, got {config.check_every}")
-        self.config = config
-        self.fps = fps
-        self.model_path = landmarker_path(model_path)
-        self._single: Any = None  # num_faces = 1 landmarker
-        self._multi: Any = None  # num_faces = config.num_faces landmarker, made when first needed
-        self._detector: Any = None  # multi-face check (IMAGE mode, stateless); None when num_faces == 1
-        self.reset()
-
-    def reset(self) -> None:
-        """Forget the current track and start fresh landmarkers (timestamps restart at 0)."""
-        for attribute in ("_single", "_multi"):
-            self._close_task(attribute)
-        self._single = _create_landmarker(self.model_path, self.config, video=True, num_faces=1)
-        if self.config.num_faces > 1 and self._detector is None:
-            self._detector = _create_detector(self.model_path, self.config)
-        self._next_index = 0
-        self._previous_centre: np.ndarray | None = None
-        self._several = False  # True while the num_faces landmarker runs
-        self._since_check = 0  # frames since the last multi-face check
-        self._run_of_one = 0  # frames in a row with at most one face while several faces are tracked
-
-    def _landmarker_for(self, image: Any, first_of_chunk: bool) -> Any:
-        """The landmarker for the next frame; runs the multi-face check when it is due."""
-        if self._detector is not None and not self._several:
-            if first_of_chunk or self._since_check >= self.config.check_every:
-                self._since_check = 0
-                if len(self._detector.detect(image).detections) >= 2:
-                    self._several, self._run_of_one = True, 0
-            self._since_check += 1
-        if not self._several:
-            return self._single
-        if self._multi is None:
-            self._multi = _create_landmarker(self.model_path, self.config, video=True)
-        return self._multi
-
-    def track(self, frames: np.ndarray) -> TrackResult:
-        """Landmarks of the next chunk of frames.
-
-        frames: ``(n, H, W, 3)`` uint8 RGB, the frames following the previous chunk.
-        Returns a :class:`TrackResult` over these ``n`` frames.
-        """
-        if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-            raise ValueError(f"track: expected frames (n, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
-        count = frames.shape[0]
-        landmarks = np.full((count, lm.N_LANDMARKS, 2), np.nan, dtype=np.float32)  # (n, K, 2)
-        valid = np.zeros(count, dtype=bool)
-        faces_seen = np.zeros(count, dtype=np.int64)
-        for i, frame in enumerate(frames):
-            image, factor = _to_mp_image(frame, self.config.max_side)
-            timestamp_ms = round(self._next_index * 1000.0 / self.fps)
-            self._next_index += 1
-            landmarker = self._landmarker_for(image, first_of_chunk=i == 0)
-            faces = _faces_in_pixels(landmarker, image, timestamp_ms, factor)
-            faces_seen[i] = len(faces)
-            if self._several:
-                self._run_of_one = self._run_of_one + 1 if len(faces) <= 1 else 0
-                if self._run_of_one >= self.config.check_every:
-                    self._several, self._since_check = False, 0
-            if not faces:
-                continue
-            chosen = _pick_face(faces, self._previous_centre)
-            landmarks[i], valid[i] = chosen, True
-            self._previous_centre = _box_of(chosen)[0]
-        return TrackResult(landmarks, valid, faces_seen)
-
-    def _close_task(self, attribute: str) -> None:
-        task = getattr(self, attribute, None)
-        if task is not None:
-            task.close()
-            setattr(self, attribute, None)
-
-    def close(self) -> None:
-        """Release the landmarkers and the detector."""
-        for attribute in ("_single", "_multi", "_detector"):
-            self._close_task(attribute)
-
-    def __enter__(self) -> FaceTracker:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
 
 
 def detect_image_landmarks(

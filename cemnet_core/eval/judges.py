@@ -150,7 +150,7 @@ class MediaPipeMouthJudge:
 
     def mouth(self, frames: np.ndarray) -> np.ndarray:
         """frames (T, H, W, 3) uint8 of one clip -> (T, 57, 2) mouth landmarks divided by the frame width."""
-        from cemnet_core.data.faces import FaceTracker
+        from cemnet_core.data.tracking import FaceTracker
 
         frames = np.asarray(frames)
         with FaceTracker(self.model_path) as tracker:

@@ -45,3 +45,27 @@ def test_preprocess_bad_shard_is_an_input_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == InputError.exit_code  # one line on stderr, no traceback
     assert "--shard '2/2'" in result.output and "Traceback" not in result.output
+
+
+def test_preprocess_unknown_engine_is_an_input_error(tmp_path: Path) -> None:
+    args = ["preprocess", "folder", str(tmp_path), str(tmp_path / "o"), "--engine", "onnx"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == InputError.exit_code
+    assert (
+        "--engine 'onnx': use one of litert, mediapipe" in result.output and "Traceback" not in result.output
+    )
+
+
+def test_preprocess_with_the_mediapipe_engine(
+    weights_dir: Path, real_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
+    source = real_data / "video/styletalk__feifeili_clip3.mp4"
+    write_video(tmp_path / "src/cut.mp4", read_video(source)[:20], audio=load_audio(source)[: 20 * 640])
+    dst = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["preprocess", "folder", str(tmp_path / "src"), str(dst), "--engine", "mediapipe"]
+    )
+    assert result.exit_code == 0, result.output
+    (line,) = [json.loads(line) for line in (dst / "manifest.jsonl").read_text().splitlines()]
+    assert line["face_ratio"] == 1.0

@@ -159,8 +159,9 @@ def _mead_crops(
     real_data: Path, weights_dir: Path, speaker: str, emotion: str, count: int = 12
 ) -> np.ndarray:
     """``count`` evenly spaced 128x128 face crops of one real MEAD clip (MediaPipe + our cropping)."""
-    from cemnet_core.data.faces import FaceTracker, crop_boxes, crop_frames
+    from cemnet_core.data.faces import crop_boxes, crop_frames
     from cemnet_core.data.media import read_video
+    from cemnet_core.data.tracking import FaceTracker
 
     level = 1 if emotion == "neutral" else 3
     frames = read_video(real_data / MEAD_CLIPS.format(speaker=speaker, emotion=emotion, level=level))
