@@ -276,6 +276,7 @@ class ClipProcessor:
             "sample_rate": SAMPLE_RATE,
             "pipeline_version": PIPELINE_VERSION,
             "landmark_source": self.options.landmarks,
+            "landmark_engine": self.options.face.engine if self.options.landmarks == "mediapipe" else None,
             "face_ratio": round(track.face_ratio, 4),
             "multi_face_frames": track.multi_face_frames,
             "notes": notes,

@@ -77,7 +77,7 @@ def test_folder_real_clips_failures_and_resume(
     assert clip.mel.shape == (1 + FRAMES * 640 // 200, 80) and clip.audio.shape == (FRAMES * 640,)
     face = clip.landmarks[:, list(lm.ALL)]
     assert face.min() > 0.0 and face.max() < 1.0
-    assert clip.meta["landmark_source"] == "mediapipe"
+    assert clip.meta["landmark_source"] == "mediapipe" and clip.meta["landmark_engine"] == "litert"
     assert clip.meta["source_sha256"] == records[0].source_sha256
 
     again = preprocess("folder", folder_corpus, dst, show_progress=False)
