@@ -30,8 +30,12 @@ Shapes: ``K = 478`` points, ``(x, y)`` frame pixels; frames are ``(H, W, 3)`` ui
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -92,6 +96,22 @@ def roi_from_box(box: tuple[float, float, float, float], eyes: tuple[np.ndarray,
     return Roi((x + width / 2, y + height / 2), max(width, height) * ROI_SCALE, angle)
 
 
+@contextlib.contextmanager
+def native_stderr_silenced() -> Iterator[None]:
+    """Send file descriptor 2 to the null device for the block: LiteRT and MediaPipe log a dozen INFO
+    lines each time a model is loaded and have no switch for it (google-ai-edge/LiteRT#7420). Errors still
+    surface as the Python exceptions they raise."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 class FaceMesh:
     """The 478-point mesh network of a ``face_landmarker.task`` bundle, on one ROI at a time.
 
@@ -104,8 +124,9 @@ class FaceMesh:
         try:
             with zipfile.ZipFile(model_path) as bundle:
                 model = bundle.read(MESH_MEMBER)
-            self._interpreter = Interpreter(model_content=model, num_threads=max(1, threads))
-            self._interpreter.allocate_tensors()
+            with native_stderr_silenced():  # LiteRT logs a dozen INFO lines per interpreter
+                self._interpreter = Interpreter(model_content=model, num_threads=max(1, threads))
+                self._interpreter.allocate_tensors()
         except (OSError, zipfile.BadZipFile, KeyError, RuntimeError, ValueError) as exc:
             raise WeightsError(
                 f"cannot load the face mesh network from {model_path}: {exc}; check the file with "

@@ -30,6 +30,7 @@ import cv2
 import numpy as np
 
 from cemnet_core.data import landmarks as lm
+from cemnet_core.data.face_mesh import native_stderr_silenced
 from cemnet_core.errors import NoFaceError, WeightsError
 
 LANDMARKER_FILENAME = "face_landmarker.task"
@@ -106,7 +107,8 @@ def _create_landmarker(
         output_facial_transformation_matrixes=False,
     )
     try:
-        return vision.FaceLandmarker.create_from_options(options)
+        with native_stderr_silenced():
+            return vision.FaceLandmarker.create_from_options(options)
     except (RuntimeError, ValueError) as exc:
         raise WeightsError(
             f"cannot load the face landmarker {model_path}: {exc}; "
@@ -125,7 +127,8 @@ def _create_detector(model_path: Path, config: FaceConfig) -> Any:
             base_options=BaseOptions(model_asset_buffer=model),
             min_detection_confidence=config.min_detection_confidence,
         )
-        return vision.FaceDetector.create_from_options(options)
+        with native_stderr_silenced():
+            return vision.FaceDetector.create_from_options(options)
     except (zipfile.BadZipFile, KeyError, RuntimeError, ValueError) as exc:
         raise WeightsError(
             f"cannot load the face detector from {model_path}: {exc}; check the file with "

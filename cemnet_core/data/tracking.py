@@ -38,7 +38,14 @@ from typing import Any
 import numpy as np
 
 from cemnet_core.data import landmarks as lm
-from cemnet_core.data.face_mesh import FaceMesh, OneEuroFilter, Roi, roi_from_box, roi_from_landmarks
+from cemnet_core.data.face_mesh import (
+    FaceMesh,
+    OneEuroFilter,
+    Roi,
+    native_stderr_silenced,
+    roi_from_box,
+    roi_from_landmarks,
+)
 from cemnet_core.data.faces import (
     FaceConfig,
     TrackResult,
@@ -203,9 +210,10 @@ class FaceTracker:
 
     def close(self) -> None:
         """Release the landmarkers and the detector."""
-        for attribute in ("_single", "_multi", "_detector"):
-            self._close_task(attribute)
-        self._mesh = None
+        with native_stderr_silenced():  # LiteRT logs the release of its accelerators
+            for attribute in ("_single", "_multi", "_detector"):
+                self._close_task(attribute)
+            self._mesh = None
 
     def __enter__(self) -> FaceTracker:
         return self
