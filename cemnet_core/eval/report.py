@@ -20,7 +20,9 @@ from typing import Any
 
 import cv2
 import numpy as np
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from cemnet_core.errors import OutputError
 from cemnet_core.eval.protocol import METHOD_DESCRIPTIONS, METRICS, EvalResult
@@ -43,9 +45,11 @@ def weights_sha256(weights: str | os.PathLike[str] | None) -> dict[str, str]:
 
 
 def _cell(mean: float, std: float, runs: int) -> str:
+    """``mean`` (3 decimals), with ``±std`` on a second line when there were several runs: every metric
+    column stays 6-7 characters wide, so the table fits an 80-column terminal."""
     if not math.isfinite(mean):
         return "n/a"
-    return f"{mean:.3f}" + (f" ± {std:.3f}" if runs > 1 else "")
+    return f"{mean:.3f}" + (f"\n±{std:.3f}" if runs > 1 else "")
 
 
 def method_legend(methods: list[str]) -> str:
@@ -54,17 +58,25 @@ def method_legend(methods: list[str]) -> str:
 
 
 def results_table(result: EvalResult, title: str = "Table II (reproduction)") -> Table:
-    """A rich table: one row per (setting, method), one column per metric, mean ± std over runs; its caption
-    says what each method row is (Table IV ablations and baselines)."""
+    """A rich table: a section per setting, a row per method, a column per metric, mean (± std over runs);
+    its caption says what each method row is (Table IV ablations and baselines)."""
     methods = list(dict.fromkeys(method for of_setting in result.summary.values() for method in of_setting))
-    table = Table(title=title, caption=method_legend(methods), caption_justify="left")
-    table.add_column("setting")
-    table.add_column("method")
+    table = Table(
+        title=title,
+        caption=method_legend(methods),
+        caption_justify="left",
+        box=box.SIMPLE_HEAD,
+        collapse_padding=True,
+        pad_edge=False,
+    )
+    table.add_column("setting / method", no_wrap=True)
     for metric in METRICS:
-        table.add_column(LABELS[metric], justify="right")
-    for setting, methods in result.summary.items():
-        for method, values in methods.items():
-            table.add_row(setting, method, *(_cell(*values[m], len(result.seeds)) for m in METRICS))
+        table.add_column(LABELS[metric], justify="right", no_wrap=True)
+    for setting, of_setting in result.summary.items():
+        table.add_row(Text(setting, style="bold"))
+        for index, (method, values) in enumerate(of_setting.items()):
+            cells = (_cell(*values[m], len(result.seeds)) for m in METRICS)
+            table.add_row(f"  {method}", *cells, end_section=index == len(of_setting) - 1)
     return table
 
 

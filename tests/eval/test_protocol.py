@@ -136,7 +136,7 @@ def test_evaluate_and_report(corpus: Path, tmp_path: Path) -> None:
     figure = report.write_figure(tmp_path / "out" / "fig.png", result.example_truth, result.examples, result)
     assert figure.stat().st_size > 0
     table = report.results_table(result)
-    assert table.row_count == 2 * len(pipelines)
+    assert table.row_count == len(result.summary) * (1 + len(pipelines))  # a title row per setting
     assert "w/o AEE: AEE replaced by an audio emotion classifier" in str(table.caption)
     assert "a2m (no emotion): baseline: Audio2Mouth without emotion" in str(table.caption)
 

@@ -1,0 +1,39 @@
+"""Tests of the reports' table (cemnet_core/eval/report.py); files and figures are tested end to end in
+test_protocol.py."""
+
+from __future__ import annotations
+
+import math
+
+from rich.console import Console
+
+from cemnet_core.eval.protocol import METHOD_DESCRIPTIONS, METRICS, EvalResult
+from cemnet_core.eval.report import LABELS, results_table
+
+
+def _result(runs: int) -> EvalResult:
+    methods = list(METHOD_DESCRIPTIONS)
+    summary = {
+        setting: {
+            method: {metric: (10.0 + i + 0.5 * j, 0.125) for j, metric in enumerate(METRICS)}
+            for i, method in enumerate(methods)
+        }
+        for setting in ("neutral-base", "cross-emotion")
+    }
+    summary["cross-emotion"][methods[0]]["lse_c"] = (math.nan, math.nan)
+    return EvalResult(summary=summary, seeds=list(range(runs)))
+
+
+def test_table_fits_80_columns_without_cutting_a_cell() -> None:
+    for runs in (1, 5):
+        console = Console(width=80, record=True)
+        console.print(results_table(_result(runs)))
+        text = console.export_text()
+        assert "…" not in text  # nothing truncated
+        assert max(len(line) for line in text.splitlines()) <= 80
+        for label in LABELS.values():
+            assert label in text
+        assert "neutral-base" in text and "cross-emotion" in text and "n/a" in text
+        assert ("±0.125" in text) == (runs > 1)  # the spread only when there were several runs
+        for method in METHOD_DESCRIPTIONS:
+            assert f"  {method} " in text  # every method row, indented under its setting
