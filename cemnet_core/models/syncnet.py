@@ -20,6 +20,14 @@ Shapes::
     lips    (B, 3, 5, 224, 224)  BGR 0..255        mfcc  (B, 1, 13, 20)
     embeddings (B, D), D = config.embedding_dim (1024 for v2)
 
+A lip-sync expert trained here (stage ``syncnet``) may read other lip inputs: ``SyncNetConfig.lip_size``
+(H, W) sets the frame size (the last lip convolution's kernel becomes the size of the map it sees, 6x6 at
+224x224, so the paper configuration keeps syncnet_python's layers exactly) and ``grayscale`` one luma
+channel; :func:`evaluate_sync` prepares the frames for whatever the model's config says. The expert of
+``cemnet train syncnet`` reads the 64x128 mouth crops at their own size: upsampling them to 224x224, as
+syncnet_python does with its face crops, adds no information and costs about 8x the lip stream's time
+(16 windows forward + backward, ``small`` widths, 1 CPU thread: 0.095 s at 224x224, 0.012 s at 64x128).
+
 MFCC: :func:`mfcc` rebuilds python_speech_features.mfcc (defaults: 25 ms rectangular frames every 10 ms,
 pre-emphasis 0.97, 512-point power spectrum, 26 triangular mel filters on integer FFT bins, log, DCT-II
 (orthonormal, torchaudio's ``create_dct`` matrix rebuilt in float64), 13 coefficients, sinusoidal
@@ -67,10 +75,19 @@ class SyncNetConfig:
     # What the lip stream was trained on: "face" = whole face crops (syncnet_python's weights), "mouth" = the
     # lower half of the 128x128 face crops (the lip-sync expert of `cemnet train syncnet`).
     input_region: str = "face"
+    # The lip stream's input (H, W), frames are resized to it; syncnet_python: 224x224. The expert of
+    # `cemnet train syncnet` reads the 64x128 mouth crops as they are (12x fewer pixels than 224x224).
+    lip_size: tuple[int, int] = (LIP_SIZE, LIP_SIZE)
+    grayscale: bool = False  # one luma channel instead of BGR (syncnet_python: BGR)
 
     def __post_init__(self) -> None:
         if len(self.audio_channels) != 6 or len(self.lip_channels) != 6:
             raise ConfigError("SyncNetConfig needs 6 audio and 6 lip channel widths (the v2 layout).")
+        if len(self.lip_size) != 2 or min(lip_feature_size(self.lip_size)) < 1:
+            raise ConfigError(
+                f"SyncNetConfig.lip_size {tuple(self.lip_size)} is too small for the lip stream; "
+                "use at least (64, 64) (height, width)"
+            )
         if self.input_region not in ("face", "mouth"):
             raise ConfigError(
                 f"SyncNetConfig.input_region must be 'face' or 'mouth', got {self.input_region!r}"
@@ -96,6 +113,7 @@ class SyncNetConfig:
         data = asdict(self)
         data["audio_channels"] = list(self.audio_channels)
         data["lip_channels"] = list(self.lip_channels)
+        data["lip_size"] = list(self.lip_size)
         return data
 
     @classmethod
@@ -105,10 +123,28 @@ class SyncNetConfig:
         if unknown:
             raise ConfigError(f"unknown SyncNetConfig keys {sorted(unknown)}; remove them.")
         values = dict(data)
-        for key in ("audio_channels", "lip_channels"):
+        for key in ("audio_channels", "lip_channels", "lip_size"):
             if key in values:
                 values[key] = tuple(int(channels) for channels in values[key])
         return cls(**values)
+
+
+def lip_feature_size(lip_size: tuple[int, int]) -> tuple[int, int]:
+    """(H, W) of the lip stream's input -> (h, w) of its last pooled map (224 -> 6), the last conv's kernel.
+
+    Follows ``netcnnlip``'s convolutions and poolings: k7 s2, pool k3 s2, k5 s2 p1, pool k3 s2 p1,
+    three 'same' k3 convs, pool k3 s2.
+    """
+
+    def size(s: int) -> int:
+        s = (s - 7) // 2 + 1  # conv 7x7 stride 2
+        s = (s - 3) // 2 + 1  # max pool 3x3 stride 2
+        s = (s + 2 - 5) // 2 + 1  # conv 5x5 stride 2 pad 1
+        s = (s + 2 - 3) // 2 + 1  # max pool 3x3 stride 2 pad 1
+        return (s - 3) // 2 + 1  # max pool 3x3 stride 2
+
+    height, width = lip_size
+    return size(int(height)), size(int(width))
 
 
 class SyncNet(nn.Module):
@@ -159,8 +195,10 @@ class SyncNet(nn.Module):
             nn.ReLU(),
             nn.Linear(config.fc_channels, config.embedding_dim),
         )
+        in_channels = 1 if config.grayscale else 3
+        last_kernel = lip_feature_size(config.lip_size)  # (6, 6) for 224x224 input
         self.netcnnlip = nn.Sequential(
-            nn.Conv3d(3, v1, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=0),
+            nn.Conv3d(in_channels, v1, kernel_size=(5, 7, 7), stride=(1, 2, 2), padding=0),
             nn.BatchNorm3d(v1),
             nn.ReLU(),
             nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2)),
@@ -178,7 +216,7 @@ class SyncNet(nn.Module):
             nn.BatchNorm3d(v5),
             nn.ReLU(),
             nn.MaxPool3d(kernel_size=(1, 3, 3), stride=(1, 2, 2)),
-            nn.Conv3d(v5, v6, kernel_size=(1, 6, 6), padding=0),
+            nn.Conv3d(v5, v6, kernel_size=(1, *last_kernel), padding=0),
             nn.BatchNorm3d(v6),
             nn.ReLU(),
         )
@@ -191,9 +229,11 @@ class SyncNet(nn.Module):
         return self.netfcaud(hidden.flatten(1))  # (B, D)
 
     def forward_lip(self, lips: torch.Tensor) -> torch.Tensor:
-        """lips: (B, 3, 5, 224, 224) BGR 0..255 -> video embeddings (B, D)."""
-        if lips.dim() != 5 or lips.shape[1:] != (3, LIP_FRAMES, LIP_SIZE, LIP_SIZE):
-            raise ValueError(f"lips must be (B, 3, 5, 224, 224), got {tuple(lips.shape)}")
+        """lips: (B, C, 5, H, W) BGR (C = 3) or luma (C = 1, ``grayscale``) 0..255, (H, W) = ``lip_size``
+        (224x224 for syncnet_python's weights) -> video embeddings (B, D)."""
+        expected = (1 if self.config.grayscale else 3, LIP_FRAMES, *self.config.lip_size)
+        if lips.dim() != 5 or tuple(lips.shape[1:]) != expected:
+            raise ValueError(f"lips must be (B, {', '.join(map(str, expected))}), got {tuple(lips.shape)}")
         hidden = self.netcnnlip(lips)  # (B, v6, 1, 1, 1)
         return self.netfclip(hidden.flatten(1))  # (B, D)
 
@@ -277,15 +317,26 @@ def mfcc(audio: torch.Tensor, sample_rate: int = 16000) -> torch.Tensor:
     return cepstra
 
 
-def prepare_lip_frames(frames: torch.Tensor) -> torch.Tensor:
-    """RGB uint8 face crops (T, H, W, 3) -> syncnet_python's input (3, T, 224, 224) BGR float 0..255."""
+def prepare_lip_frames(
+    frames: torch.Tensor, size: tuple[int, int] = (LIP_SIZE, LIP_SIZE), grayscale: bool = False
+) -> torch.Tensor:
+    """RGB uint8 face crops (T, H, W, 3) -> the lip stream's input (C, T, size) float 0..255.
+
+    Default: syncnet_python's (3, T, 224, 224) BGR. ``size`` resizes bilinearly (nothing when the frames
+    already have it); ``grayscale`` gives one luma channel (ITU-R BT.601 weights, as cv2's BGR2GRAY).
+    """
     if frames.dim() != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) RGB, got {tuple(frames.shape)}")
     images = frames.permute(0, 3, 1, 2).float()  # (T, 3, H, W)
-    if images.shape[-2:] != (LIP_SIZE, LIP_SIZE):
-        images = F.interpolate(images, size=(LIP_SIZE, LIP_SIZE), mode="bilinear", align_corners=False)
-    images = images.clamp(0.0, 255.0).flip(1)  # RGB -> BGR as cv2.imread gives
-    return images.permute(1, 0, 2, 3).contiguous()  # (3, T, 224, 224)
+    if tuple(images.shape[-2:]) != tuple(size):
+        images = F.interpolate(images, size=tuple(size), mode="bilinear", align_corners=False)
+    images = images.clamp(0.0, 255.0)
+    if grayscale:
+        luma = torch.tensor([0.299, 0.587, 0.114], dtype=images.dtype)
+        images = (images * luma[:, None, None]).sum(dim=1, keepdim=True)  # (T, 1, h, w)
+    else:
+        images = images.flip(1)  # RGB -> BGR as cv2.imread gives
+    return images.permute(1, 0, 2, 3).contiguous()  # (C, T, h, w)
 
 
 class SyncScores(NamedTuple):
@@ -349,11 +400,11 @@ def evaluate_sync(
     model.eval()
     device = next(model.parameters()).device
     coefficients = mfcc(audio.cpu()).T.float()  # (13, num_mfcc)
-    lips = prepare_lip_frames(frames.cpu())  # (3, T, 224, 224)
+    lips = prepare_lip_frames(frames.cpu(), model.config.lip_size, model.config.grayscale)  # (C, T, H, W)
     video_embeddings, audio_embeddings = [], []
     for start in range(0, num_windows, batch_size):
         starts = range(start, min(num_windows, start + batch_size))
-        lip_batch = torch.stack([lips[:, t : t + LIP_FRAMES] for t in starts])  # (b, 3, 5, 224, 224)
+        lip_batch = torch.stack([lips[:, t : t + LIP_FRAMES] for t in starts])  # (b, C, 5, H, W)
         mfcc_batch = torch.stack(
             [coefficients[:, MFCC_PER_FRAME * t : MFCC_PER_FRAME * t + MFCC_WINDOW] for t in starts]
         ).unsqueeze(1)  # (b, 1, 13, 20)

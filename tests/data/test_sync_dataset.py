@@ -1,4 +1,4 @@
-"""SyncNetDataset: pairs match evaluate_sync's windows, negatives are off-sync, unusable clips are skipped."""
+"""SyncNetDataset: items hold evaluate_sync's windows and candidate offsets, unusable clips are skipped."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from cemnet_core.data.clips import Clip, save_clip
-from cemnet_core.data.sync_dataset import SyncNetDataset, mouth_region
+from cemnet_core.data.sync_dataset import SyncNetDataset, audio_windows, mouth_region
+from cemnet_core.errors import DataError
 from cemnet_core.models.syncnet import mfcc
 
 FRAMES = 30
@@ -63,40 +64,36 @@ def _audio(corpus: Path, clip: int) -> torch.Tensor:
     return torch.from_numpy(audio.astype(np.float32) / 32768.0)
 
 
-def test_pairs_match_evaluate_sync_windows(corpus: Path) -> None:
-    dataset = SyncNetDataset(corpus, "all", samples_per_clip=12, min_offset=4)
-    coefficients = {clip: mfcc(_audio(corpus, clip)).float() for clip in (0, 1, 2, 5)}  # (num_mfcc, 13)
-    labels = []
+def test_items_hold_the_candidate_offsets_evaluate_sync_compares(corpus: Path) -> None:
+    N, V = 4, 3
+    dataset = SyncNetDataset(corpus, "all", samples_per_clip=12, windows=N, max_offset=V)
+    coefficients = {clip: mfcc(_audio(corpus, clip)).float() for clip in (0, 1, 2)}  # (num_mfcc, 13)
+    clips = set()
     for index in range(len(dataset)):
         item = dataset[index]
         clip, start = int(item["clip"]), int(item["start"])
-        audio_clip, audio_start = int(item["audio_clip"]), int(item["audio_start"])
-        assert item["lips"].shape == (5, 64, 128, 3) and item["lips"].dtype == torch.uint8
-        assert item["mfcc"].shape == (1, 13, 20) and item["mfcc"].dtype == torch.float32
-        first_frames = item["lips"][:, 0, 0, 0].long()  # (5,) frame t is drawn with value 3t + 10
-        assert torch.equal(first_frames, (torch.arange(start, start + 5) * 3 + 10))
-        assert clip in (0, 1, 2, 5) and audio_clip in (0, 1, 2, 5)  # silent and short clips never used
-        expected = coefficients[audio_clip][4 * audio_start : 4 * audio_start + 20].T[None]  # (1, 13, 20)
-        torch.testing.assert_close(item["mfcc"], expected)
+        assert item["lips"].shape == (N + 4, 64, 128, 3) and item["lips"].dtype == torch.uint8
+        assert item["mfcc"].shape == (N + 2 * V, 1, 13, 20) and item["mfcc"].dtype == torch.float32
+        first_frames = item["lips"][:, 0, 0, 0].long()  # (N+4,) frame t is drawn with value 3t + 10
+        assert torch.equal(first_frames, (torch.arange(start, start + N + 4) * 3 + 10))
+        assert clip in (0, 1, 2)  # silent clip 3, short clip 4 and clip 5 (7 audio windows) never used
+        # audio windows start - V .. start + N - 1 + V: video window start + i is in sync with mfcc[i + V]
+        assert start >= V and start + N - 1 + V <= FRAMES - 6  # evaluate_sync's range(min_length - 5)
+        for j in range(N + 2 * V):
+            s = start - V + j
+            torch.testing.assert_close(item["mfcc"][j, 0], coefficients[clip][4 * s : 4 * s + 20].T)
         if clip == 2:
-            assert not set(range(start, start + 5)) & set(range(10, 15))  # no missing face in the window
-        last = {5: 12 - 6}  # evaluate_sync's windows: range(min(T, samples // 640) - 5)
-        assert start <= last.get(clip, FRAMES - 6) and audio_start <= last.get(audio_clip, FRAMES - 6)
-        if item["label"] == 1:
-            assert (audio_clip, audio_start) == (clip, start)
-        else:
-            assert audio_clip != clip or abs(audio_start - start) >= 4
-        labels.append(float(item["label"]))
-    assert 0.3 < np.mean(labels) < 0.7
+            assert not set(range(start, start + N + 4)) & set(range(10, 15))  # no missing face
+        clips.add(clip)
+    assert clips == {0, 1, 2}
 
 
 def test_items_are_deterministic_per_epoch(corpus: Path) -> None:
-    dataset = SyncNetDataset(corpus, "all", samples_per_clip=4, seed=3)
-    again = SyncNetDataset(corpus, "all", samples_per_clip=4, seed=3)
-    keys = ("start", "audio_clip", "audio_start", "label")
+    dataset = SyncNetDataset(corpus, "all", samples_per_clip=4, seed=3, windows=4, max_offset=3)
+    again = SyncNetDataset(corpus, "all", samples_per_clip=4, seed=3, windows=4, max_offset=3)
 
-    def draws(data: SyncNetDataset) -> list[tuple[int, ...]]:
-        return [tuple(int(data[i][key]) for key in keys) for i in range(len(data))]
+    def draws(data: SyncNetDataset) -> list[tuple[int, int]]:
+        return [(int(data[i]["clip"]), int(data[i]["start"])) for i in range(len(data))]
 
     first = draws(dataset)
     assert first == draws(again)
@@ -104,23 +101,18 @@ def test_items_are_deterministic_per_epoch(corpus: Path) -> None:
     assert draws(dataset) != first
 
 
-def test_rates_choose_the_kind_of_pair(corpus: Path) -> None:
-    positives = SyncNetDataset(corpus, "all", samples_per_clip=3, positive_rate=1.0)
-    assert all(positives[i]["label"] == 1 for i in range(len(positives)))
-    others = SyncNetDataset(corpus, "all", samples_per_clip=3, positive_rate=0.0, other_clip_rate=1.0)
-    for index in range(len(others)):
-        item = others[index]
-        assert item["label"] == 0 and item["audio_clip"] != item["clip"]
+def test_clips_too_short_for_every_candidate_are_skipped(corpus: Path) -> None:
+    # 4 windows +- 10 frames need 24 audio windows and 14 valid frames from frame 10 to 23: clips 0 and 1
+    dataset = SyncNetDataset(corpus, "all", samples_per_clip=4, windows=4, max_offset=10)
+    assert {int(dataset[i]["clip"]) for i in range(len(dataset))} == {0, 1}
+    with pytest.raises(DataError, match="valid"):
+        SyncNetDataset(corpus, "all", windows=4, max_offset=11)[0]  # 26 windows: no clip has them
 
 
-def test_a_clip_too_short_for_a_shift_takes_its_negative_from_another_clip(corpus: Path) -> None:
-    # clip 5 has 7 audio windows: no shift of 10 frames fits, so its negatives come from other clips
-    dataset = SyncNetDataset(corpus, "all", samples_per_clip=6, positive_rate=0.0, other_clip_rate=0.0,
-                             min_offset=10)  # fmt: skip
-    items = [dataset[i] for i in range(len(dataset))]
-    from_five = [item for item in items if item["clip"] == 5]
-    assert from_five and all(item["audio_clip"] != 5 for item in from_five)
-    assert any(item["audio_clip"] == item["clip"] for item in items)
+def test_audio_windows_follow_evaluate_sync() -> None:
+    assert audio_windows(np.zeros((119, 13)), 30 * 640) == 25  # range(min_length - 5)
+    assert audio_windows(np.zeros((99, 13)), 30 * 640) == 20  # the MFCC ends first
+    assert audio_windows(np.zeros((0, 13)), 0) == 0
 
 
 def test_mouth_region_is_the_lower_half() -> None:
@@ -132,7 +124,7 @@ def test_mouth_region_is_the_lower_half() -> None:
 
 
 def test_bad_arguments_are_refused(corpus: Path) -> None:
-    with pytest.raises(ValueError, match="min_offset"):
-        SyncNetDataset(corpus, "all", min_offset=0)
-    with pytest.raises(ValueError, match="positive_rate"):
-        SyncNetDataset(corpus, "all", positive_rate=1.5)
+    with pytest.raises(ValueError, match="max_offset"):
+        SyncNetDataset(corpus, "all", max_offset=0)
+    with pytest.raises(ValueError, match="windows"):
+        SyncNetDataset(corpus, "all", windows=0)

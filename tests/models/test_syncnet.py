@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,7 @@ from cemnet_core.models.syncnet import (
     convert_syncnet_checkpoint,
     dct_matrix,
     evaluate_sync,
+    lip_feature_size,
     load_syncnet,
     mfcc,
     prepare_lip_frames,
@@ -95,10 +97,28 @@ def test_safetensors_round_trip_gives_identical_outputs(model: SyncNet, tmp_path
 
 
 def test_config_json_round_trip() -> None:
-    for config in (SyncNetConfig.paper(), SyncNetConfig.tiny()):
+    mouth = replace(SyncNetConfig.tiny(), input_region="mouth", lip_size=(64, 128), grayscale=True)
+    for config in (SyncNetConfig.paper(), SyncNetConfig.tiny(), mouth):
         assert SyncNetConfig.from_dict(json.loads(json.dumps(config.to_dict()))) == config
     with pytest.raises(ConfigError, match="unknown"):
         SyncNetConfig.from_dict({"vshift": 15})
+    with pytest.raises(ConfigError, match="lip_size"):
+        SyncNetConfig(lip_size=(48, 96))
+
+
+def test_lip_stream_reads_other_sizes_and_grayscale() -> None:
+    assert lip_feature_size((224, 224)) == (6, 6)  # syncnet_python's last lip conv: 6x6 kernel
+    assert lip_feature_size((64, 128)) == (1, 3)
+    config = replace(SyncNetConfig.tiny(), lip_size=(64, 128), grayscale=True)
+    model = SyncNet(config)
+    video = model.forward_lip(torch.rand(2, 1, 5, 64, 128) * 255)
+    assert video.shape == (2, config.embedding_dim) and torch.isfinite(video).all()
+    assert tuple(model.state_dict()["netcnnlip.0.weight"].shape) == (4, 1, 5, 7, 7)
+    with pytest.raises(ValueError, match="1, 5, 64, 128"):
+        model.forward_lip(torch.rand(2, 3, 5, 64, 128))
+    frames = torch.randint(0, 256, (12, 64, 128, 3), dtype=torch.uint8)
+    scores = evaluate_sync(model, frames, torch.randn(11 * 640) * 0.1)  # frames kept at 64x128, luma
+    assert scores.distances.shape == (6, 31)
 
 
 def test_mfcc_matches_python_speech_features_reference_values() -> None:
@@ -162,6 +182,9 @@ def test_prepare_lip_frames_is_bgr_224() -> None:
     assert lips.shape == (3, 6, 224, 224)
     assert lips[:, 0, 0, 0].tolist() == [30.0, 20.0, 10.0]
     assert prepare_lip_frames(torch.zeros(2, 128, 128, 3, dtype=torch.uint8)).shape == (3, 2, 224, 224)
+    gray = prepare_lip_frames(frames[:, :64, :128], size=(64, 128), grayscale=True)
+    assert gray.shape == (1, 6, 64, 128)
+    assert gray[0, 0, 0, 0].item() == pytest.approx(0.299 * 10 + 0.587 * 20 + 0.114 * 30)
 
 
 def test_evaluate_sync_uses_syncnet_python_windows(model: SyncNet) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +15,9 @@ from cemnet_core.data.clips import load_clip, save_clip
 from cemnet_core.data.manifest import read_manifest
 from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.errors import ConfigError
-from cemnet_core.models.syncnet import evaluate_sync, load_syncnet
+from cemnet_core.models.syncnet import SyncNetConfig, evaluate_sync, load_syncnet
 from cemnet_core.train.stages import STAGES, export_run, train_stage
-from cemnet_core.train.stages.syncnet import Config, contrastive_loss, lip_input
+from cemnet_core.train.stages.syncnet import Config, lip_input, offset_logits, offset_loss
 
 TINY = ["preset=tiny", "loop.progress=false", "loop.tensorboard=false"]
 
@@ -46,42 +47,66 @@ def test_syncnet_is_registered() -> None:
     assert STAGES["syncnet"].Config is Config
 
 
-def test_contrastive_loss_pulls_positives_and_pushes_negatives_to_the_margin() -> None:
-    distance = torch.tensor([0.0, 3.0, 3.0, 12.0])
-    label = torch.tensor([1.0, 1.0, 0.0, 0.0])
-    # terms: 0, 9, (10-3)^2 = 49, 0 -> mean 14.5, / 100
-    assert contrastive_loss(distance, label, margin=10.0).item() == pytest.approx(0.145)
+def test_offset_logits_are_negative_distances_to_each_candidate() -> None:
+    video = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])  # (B=1, N=2, D=2)
+    audio = torch.tensor([[[3.0, 4.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0]]])  # (1, N + 2V = 4, 2): V = 1
+    logits = offset_logits(video, audio, temperature=0.5)
+    assert logits.shape == (1, 2, 3)
+    # window 0 sees audio 0..2, window 1 audio 1..3: distances [5, 0, sqrt 2] and [sqrt 2, 0, sqrt 2]
+    expected = -torch.tensor([[[5.0, 0.0, 2**0.5], [2**0.5, 0.0, 2**0.5]]]) / 0.5
+    torch.testing.assert_close(logits, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="N \\+ 2V"):
+        offset_logits(video, audio[:, :3])
 
 
-def test_lip_input_matches_prepare_lip_frames_per_item() -> None:
-    from cemnet_core.models.syncnet import prepare_lip_frames
+def test_offset_loss_is_cross_entropy_with_the_middle_candidate() -> None:
+    logits = torch.tensor([[[0.0, 2.0, 0.0], [2.0, 0.0, 0.0]]])  # (1, 2, 3)
+    right = -torch.log(torch.tensor(torch.e**2 / (torch.e**2 + 2)))
+    wrong = -torch.log(torch.tensor(1 / (torch.e**2 + 2)))
+    assert offset_loss(logits).item() == pytest.approx(float((right + wrong) / 2))
 
-    lips = torch.randint(0, 256, (2, 5, 64, 128, 3), dtype=torch.uint8)
-    batched = lip_input(lips)
-    assert batched.shape == (2, 3, 5, 224, 224)
-    for b in range(2):
-        torch.testing.assert_close(batched[b], prepare_lip_frames(lips[b]))
+
+def test_lip_input_gives_every_window_as_prepare_lip_frames_does() -> None:
+    from cemnet_core.models.syncnet import SyncNetConfig, prepare_lip_frames
+
+    lips = torch.randint(0, 256, (2, 7, 64, 128, 3), dtype=torch.uint8)  # 3 windows per item
+    for config in (Config.tiny().model, SyncNetConfig.tiny(), replace(Config.tiny().model, grayscale=True)):
+        windows = lip_input(lips, config)
+        channels = 1 if config.grayscale else 3
+        assert windows.shape == (6, channels, 5, *config.lip_size)
+        for b in range(2):
+            frames = prepare_lip_frames(lips[b], config.lip_size, config.grayscale)  # (C, 7, H, W)
+            for i in range(3):
+                torch.testing.assert_close(windows[3 * b + i], frames[:, i : i + 5])
     with pytest.raises(ValueError, match="lips must be"):
-        lip_input(lips[0])
+        lip_input(lips[0], Config.tiny().model)
+
+
+def test_presets_read_the_mouth_crops_at_their_own_size() -> None:
+    for preset in Config.presets().values():
+        config = preset()
+        assert config.model.input_region == "mouth" and config.model.lip_size == (64, 128)
+    assert Config.paper().model.lip_channels == SyncNetConfig.paper().lip_channels
 
 
 def test_bad_config_values_are_refused() -> None:
-    with pytest.raises(ConfigError, match="margin"):
-        Config(margin=0.0)
-    with pytest.raises(ConfigError, match="min_offset"):
-        Config(min_offset=0)
+    with pytest.raises(ConfigError, match="temperature"):
+        Config(temperature=0.0)
+    with pytest.raises(ConfigError, match="max_offset"):
+        Config(max_offset=0)
 
 
 def test_syncnet_lowers_its_loss_and_exports_what_load_syncnet_reads(corpus: Path, tmp_path: Path) -> None:
     run = tmp_path / "run"
-    result = train_stage("syncnet", corpus, run, overrides=[*TINY, "loop.sample_every=30"], device="cpu",
-                         steps=30)  # fmt: skip
+    overrides = [*TINY, "loop.val_every=50", "loop.sample_every=150"]
+    result = train_stage("syncnet", corpus, run, overrides=overrides, device="cpu", steps=150)
     train = _records(run, "train")
     first, last = np.mean([r["loss"] for r in train[:2]]), np.mean([r["loss"] for r in train[-2:]])
+    assert first == pytest.approx(np.log(7), abs=0.3)  # 7 candidate offsets (max_offset 3): chance level
     assert last < 0.7 * first
-    val = _records(run, "val")  # noisy on 8 pairs: early stopping keeps the best round (best.pt)
+    val = _records(run, "val")  # noisy on a few windows: early stopping keeps the best round (best.pt)
     assert len(val) == 3 and result.best_metric == min(record["loss"] for record in val)
-    assert (run / "samples" / "step_0000030_mouths.png").is_file()
+    assert (run / "samples" / "step_0000150_mouths.png").is_file()
 
     (folder,) = export_run(run, tmp_path / "release")
     assert folder.name == "syncnet"
