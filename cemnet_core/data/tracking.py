@@ -20,11 +20,12 @@ check sees two or more faces the tracker counts the faces on every frame (``"med
 at most one. ``faces_seen`` reports how many faces were found per frame; a second face that appears
 between two checks is counted from the next check on (at most ``check_every - 1`` frames late).
 
-Speed, measured on 2 CPU cores with ``benchmarks/preprocess_throughput.py`` (closing note of issue #3):
-a per-frame IMAGE-mode landmarker (detector + mesh on every frame) costs about 7.2 ms of CPU per frame,
-MediaPipe's VIDEO-mode tracking about 6.1 ms (of which the mesh network 3.2 ms; the rest is the graph), the
-``"litert"`` tracker about 4 ms; further speed comes from tracking several clips at once
-(``preprocess(workers=...)``). The two engines' landmarks agree to about 0.1% of the face box side.
+Speed, measured on the idle 2-core machine with ``benchmarks/preprocess_throughput.py`` (1400 frames of the
+14 real clips, median of 3 repeats): a per-frame IMAGE-mode landmarker (detector + mesh on every frame) costs
+6.75 ms of CPU per frame (148 frames/s), MediaPipe's VIDEO-mode tracking 5.59 ms (182 frames/s; its mesh
+network alone is about 3.2 ms, the rest is the graph), the ``"litert"`` tracker 4.30 ms (257 frames/s,
+1.7x), and two clips tracked at once, as ``preprocess(workers=2)`` does, 450 frames/s: 3.05x the baseline.
+The two engines' landmarks agree to 0.09% of the face box side, with the same jitter.
 
 Shapes: ``T`` frames, ``H, W`` frame size, ``K = 478`` landmarks, points are ``(x, y)`` frame pixels.
 Frames without a face keep NaN landmarks and ``valid = False``; they are never dropped.
