@@ -106,6 +106,26 @@ def test_reconstruction_loss_vanishes_when_a_slot_holds_the_feature(model: Emoti
     assert out.loss_rec.item() < 1e-6
 
 
+def test_loss_weights_the_landmark_terms_in_pixels(model: EmotionBridgingMemory) -> None:
+    inputs, target_mouth = _inputs(model)
+    out = model(*inputs, target_mouth=target_mouth)
+    assert (
+        model.config.weight_mouth == 128.0
+    )  # landmark loss in pixels of the 128 crop (see module docstring)
+    weights = {"weight_mouth": 7.0, "weight_rec": 0.5, "weight_align": 2.0}
+    weighted = EmotionBridgingMemory(
+        EmotionBridgingMemoryConfig.from_dict({**model.config.to_dict(), **weights})
+    )
+    total, parts = weighted.loss(out, target_mouth)
+    expected = 7.0 * (parts["mouth"] + parts["mouth_value"]) + 0.5 * parts["rec"] + 2.0 * parts["align"]
+    torch.testing.assert_close(total, expected)
+    unweighted, same_parts = model.loss(out, target_mouth)
+    assert all(torch.equal(parts[name], same_parts[name]) for name in parts)  # logged terms are unweighted
+    assert not torch.allclose(total, unweighted)
+    with pytest.raises(ConfigError):
+        EmotionBridgingMemoryConfig(weight_mouth=-1.0)
+
+
 def test_without_memory_ablation(model: EmotionBridgingMemory) -> None:
     config = EmotionBridgingMemoryConfig.from_dict({**model.config.to_dict(), "use_memory": False})
     ablation = EmotionBridgingMemory(config)

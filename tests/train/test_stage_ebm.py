@@ -63,7 +63,6 @@ def test_ebm_lowers_its_loss_and_exports(corpus: Path, upstream: list[str], tmp_
     train_stage("ebm", corpus, run, overrides=overrides, device="cpu", steps=20)
     train = _records(run, "train")
     assert train[-1]["mouth"] < 0.85 * train[0]["mouth"]  # L_a2m of the emotion-aware mouth (Eqs. 2-4)
-    assert train[-1]["rec"] < train[0]["rec"]  # Eq. (10)
     val = _records(run, "val")
     assert val[-1]["l1"] < val[0]["l1"]
     assert val[-1]["l1"] < val[-1]["a2m_l1"]  # the learnt displacement improves on the frozen Audio2Mouth
@@ -74,6 +73,21 @@ def test_ebm_lowers_its_loss_and_exports(corpus: Path, upstream: list[str], tmp_
     release = load_release(folder, kind="emotion_memory")
     model = load_state_into(build_model(release.kind, release.config), release)
     assert model.config == Config.tiny().model
+
+
+def test_ebm_memory_loss_is_optimised_and_landmark_weight_applies(
+    corpus: Path, upstream: list[str], tmp_path: Path
+) -> None:
+    """With ``model.weight_mouth=0`` the memory losses alone drive training: ``L_rec`` (Eq. 10) falls and the
+    emotion-aware mouth stays put (the landmark decoder only learns from the landmark terms). With the
+    default weight the landmark terms lead, and on this random upstream (displacements of ~90 pixels that
+    the displacement encoder is still learning) ``L_rec`` need not fall within a few steps."""
+    run = tmp_path / "memory_only"
+    overrides = [*TINY, *upstream, "model.weight_mouth=0", "loop.log_every=2", "loop.val_every=0"]
+    train_stage("ebm", corpus, run, overrides=overrides, device="cpu", steps=20)
+    train = _records(run, "train")
+    assert train[-1]["rec"] < 0.9 * train[0]["rec"]
+    assert train[-1]["mouth"] > 0.95 * train[0]["mouth"]
 
 
 def test_ebm_resume_equals_an_unbroken_run(corpus: Path, upstream: list[str], tmp_path: Path) -> None:

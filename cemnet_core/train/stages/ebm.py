@@ -11,11 +11,13 @@ weights are fixed and the EBM is trained on MEAD for 60 epochs. One step here::
         -> image emotion extractor (frozen), mean over the N faces    -> source emotion (B, Ds)
     reference clip -> dlib identity embedding (cached per clip, see below)  -> identity (B, 128)
     (target, source, identity, m, ground-truth mouth) -> EmotionBridgingMemory
-    loss = L_a2m (Eqs. 2-4) on the emotion-aware mouth + L_rec (Eq. 10) + L_align (Eq. 12)
+    loss = w_mouth L_a2m (Eqs. 2-4) on the emotion-aware mouth + L_rec (Eq. 10) + L_align (Eq. 12)
 
-(:meth:`EmotionBridgingMemory.loss` also supervises the value-path mouth with the Audio2Mouth loss; see the
-model's docstring for why.) Items come from :class:`EBMDataset`: references from a clip of the same speaker in
-another emotion (the cross-emotion setting of Sec. IV-D; ``neutral_refs`` draws them from a neutral clip).
+(:meth:`EmotionBridgingMemory.loss` also supervises the value-path mouth with the Audio2Mouth loss and
+weights the landmark terms by ``model.weight_mouth`` = 128, pixels of the crop, so that the memory losses do
+not drown them; see the model's docstring for why and for the measurements.) Items come from
+:class:`EBMDataset`: references from a clip of the same speaker in another emotion (the cross-emotion
+setting of Sec. IV-D; ``neutral_refs`` draws them from a neutral clip).
 The window length ``T``, the number of references ``N`` and the AEE segment length ``S`` are read from the
 frozen upstream releases, so the EBM always sees what those networks were trained on. :class:`FrozenUpstream`
 loads those networks and computes the EBM inputs; ``benchmarks/learning.py`` evaluates through it as well.
@@ -236,7 +238,7 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
 
     def loss(batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         output = model(*conditions(batch, "train"), target_mouth=batch["mouth"])
-        # L_a2m (Eqs. 2-4) on the emotion-aware mouth (+ value path) + w_rec L_rec (10) + w_align L_align (12)
+        # w_mouth L_a2m (Eqs. 2-4) on the key and value path mouths + w_rec L_rec (10) + w_align L_align (12)
         total, terms = model.loss(output, batch["mouth"])
         return total, {name: value.detach() for name, value in terms.items()}
 
