@@ -14,7 +14,8 @@ beforehand (decoding is not timed), each repeat times, interleaved so that they 
   detector + landmark network per frame, ``num_faces = 1``, its cheapest setting), landmarks converted
   from mediapipe's result objects;
 - parallel: the pipeline on ``--streams`` clips at once (threads, one tracker each; mediapipe runs outside
-  the GIL), one interpreter thread each, as ``cemnet preprocess --workers N`` does with processes.
+  the GIL), one interpreter thread each and OpenCV single-threaded, as ``cemnet preprocess --workers N``
+  does with processes.
 
 It prints frames/s (wall clock) and CPU ms per frame (all threads of the process; steadier than wall
 clock on a shared machine) per repeat, then the median and range of each, how far the pipeline's
@@ -25,23 +26,25 @@ steadier). Usage::
     CEMNET_WEIGHTS_DIR=../shared/assets CEMNET_REAL_DATA=../shared/data/real \\
         .venv/bin/python benchmarks/preprocess_throughput.py [--frames 100] [--repeats 3] [--streams 2]
 
-Measured with the defaults on the 2-core machine, idle at the start (load 0.5; another job started during
-the third repeat), 14 clips, 1400 frames (256x256 and 512x512), median [range] of 3 repeats:
+Measured with the defaults on the 2-core machine with nothing else running (load average 1.1 from the
+system itself), 14 clips, 1400 frames (256x256 and 512x512), median [range] of 3 repeats::
 
-    pipeline            257.04 [249.09-268.23] frames/s   4.30 [4.29-4.46] CPU ms/frame
-    pipeline 2 threads  432.63 [200.68-438.32] frames/s   4.21 [4.18-5.03] CPU ms/frame
-    mediapipe           182.43 [174.19-186.33] frames/s   5.59 [5.41-5.97] CPU ms/frame
-    baseline            147.51 [146.16-149.22] frames/s   6.75 [6.66-7.08] CPU ms/frame
-    parallel x2         450.00 [429.71-458.20] frames/s   4.12 [4.06-4.13] CPU ms/frame
-    pipeline / baseline: 1.72 [1.69-1.84]x frames/s, 1.55x CPU per frame
-    pipeline 2 threads / baseline: 2.90 [1.36-3.00]x frames/s
-    mediapipe / baseline: 1.22 [1.19-1.26]x frames/s
-    parallel x2 / baseline: 3.05 [2.88-3.13]x frames/s, 1.64x CPU per frame
+    pipeline            271.68 [252.60-280.94] frames/s   4.27 [4.13-4.57] CPU ms/frame
+    pipeline 2 threads  418.10 [363.86-419.39] frames/s   4.36 [4.32-5.13] CPU ms/frame
+    mediapipe           184.29 [176.00-188.59] frames/s   5.61 [5.47-5.88] CPU ms/frame
+    baseline            150.51 [147.05-161.09] frames/s   6.84 [6.38-7.01] CPU ms/frame
+    parallel x2         500.54 [470.14-506.64] frames/s   3.96 [3.85-4.12] CPU ms/frame
+    pipeline / baseline: 1.72 [1.69-1.87]x frames/s (same repeat), 1.53x CPU per frame
+    pipeline 2 threads / baseline: 2.60 [2.42-2.84]x frames/s
+    mediapipe / baseline: 1.20 [1.17-1.22]x frames/s
+    parallel x2 / baseline: 3.20 [3.15-3.33]x frames/s (same repeat), 1.70x CPU per frame
     landmarks pipeline vs mediapipe: mean distance 0.09% of the face box side (vs baseline 0.79%)
     jitter: pipeline 0.581, mediapipe 0.581, baseline 0.862
 
+The run before it gave parallel x2 3.29 [3.10-3.33]x; before OpenCV was made single-threaded in the
+parallel streams (its warp threads spun against the other stream), two runs gave 3.05 and 2.98x.
 The mesh network itself takes about 3.2 ms per frame; warping its 256x256 input out of the frame 0.2 ms;
-the multi-face checks (MediaPipe's detector every 10 frames) about 0.2 ms: on 2 cores the pipeline is
+the multi-face checks (MediaPipe's detector every 10 frames) about 0.15 ms: on 2 cores the pipeline is
 close to what this network allows.
 """
 
@@ -57,6 +60,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from cemnet_core.data import landmarks as lm
@@ -136,10 +140,15 @@ def parallel(clips: list[np.ndarray], model: Path, config: FaceConfig, streams: 
                 out[index] = np.concatenate([part.landmarks for part in parts])
 
     threads = [threading.Thread(target=work) for _ in range(streams)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    opencv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # as in preprocess's worker processes
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        cv2.setNumThreads(opencv_threads)
     return out
 
 

@@ -30,6 +30,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
 
 from cemnet_core.data import landmarks as lm
@@ -322,6 +323,7 @@ _WORKER: ClipProcessor | None = None
 
 def _init_worker(dst: str, options: PreprocessOptions, model_path: str | None) -> None:
     global _WORKER
+    cv2.setNumThreads(1)  # the workers fill the CPUs; OpenCV's own threads would only spin against them
     _WORKER = ClipProcessor(Path(dst), options, Path(model_path) if model_path else None)
 
 

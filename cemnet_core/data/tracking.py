@@ -22,9 +22,9 @@ between two checks is counted from the next check on (at most ``check_every - 1`
 
 Speed, measured on the idle 2-core machine with ``benchmarks/preprocess_throughput.py`` (1400 frames of the
 14 real clips, median of 3 repeats): a per-frame IMAGE-mode landmarker (detector + mesh on every frame) costs
-6.75 ms of CPU per frame (148 frames/s), MediaPipe's VIDEO-mode tracking 5.59 ms (182 frames/s; its mesh
-network alone is about 3.2 ms, the rest is the graph), the ``"litert"`` tracker 4.30 ms (257 frames/s,
-1.7x), and two clips tracked at once, as ``preprocess(workers=2)`` does, 450 frames/s: 3.05x the baseline.
+6.84 ms of CPU per frame (151 frames/s), MediaPipe's VIDEO-mode tracking 5.61 ms (184 frames/s; its mesh
+network alone is about 3 ms, the rest is the graph), the ``"litert"`` tracker 4.27 ms (272 frames/s,
+1.7x), and two clips tracked at once, as ``preprocess(workers=2)`` does, 501 frames/s: 3.2x the baseline.
 The two engines' landmarks agree to 0.09% of the face box side, with the same jitter.
 
 Shapes: ``T`` frames, ``H, W`` frame size, ``K = 478`` landmarks, points are ``(x, y)`` frame pixels.
