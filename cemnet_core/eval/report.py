@@ -57,13 +57,19 @@ def method_legend(methods: list[str]) -> str:
     return "\n".join(f"{name}: {METHOD_DESCRIPTIONS.get(name, 'user-supplied method')}" for name in methods)
 
 
-def results_table(result: EvalResult, title: str = "Table II (reproduction)") -> Table:
+def results_table(
+    result: EvalResult, title: str = "Table II (reproduction)", judges: dict[str, str] | None = None
+) -> Table:
     """A rich table: a section per setting, a row per method, a column per metric, mean (± std over runs);
-    its caption says what each method row is (Table IV ablations and baselines)."""
+    its caption says what each method row is (Table IV ablations and baselines) and, given ``judges``
+    (metric -> the judge that scored it), which judges scored the table, so a weak one shows."""
     methods = list(dict.fromkeys(method for of_setting in result.summary.values() for method in of_setting))
+    caption = method_legend(methods)
+    if judges:
+        caption += "\njudges: " + "; ".join(f"{metric} by {name}" for metric, name in judges.items())
     table = Table(
         title=title,
-        caption=method_legend(methods),
+        caption=caption,
         caption_justify="left",
         box=box.SIMPLE_HEAD,
         collapse_padding=True,
@@ -204,4 +210,4 @@ def evaluate_and_report(
         paths["figure"] = write_figure(
             Path(out) / "examples.png", result.example_truth, result.examples, result
         )
-    return result, results_table(result), paths
+    return result, results_table(result, judges=config["judges"]), paths

@@ -37,3 +37,11 @@ def test_table_fits_80_columns_without_cutting_a_cell() -> None:
         assert ("±0.125" in text) == (runs > 1)  # the spread only when there were several runs
         for method in METHOD_DESCRIPTIONS:
             assert f"  {method} " in text  # every method row, indented under its setting
+
+
+def test_table_caption_names_the_judges() -> None:
+    judges = {"emotion": "corpus expression CNN (held-out accuracy 0.27)", "m_lmd": "true landmarks"}
+    caption = str(results_table(_result(1), judges=judges).caption)
+    expected = "judges: emotion by corpus expression CNN (held-out accuracy 0.27); m_lmd by true landmarks"
+    assert expected in caption
+    assert "judges" not in str(results_table(_result(1)).caption)
