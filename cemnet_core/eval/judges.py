@@ -314,7 +314,7 @@ def train_corpus_judge(
     data: str | os.PathLike[str],
     target: str,
     out: str | os.PathLike[str],
-    steps: int = 300,
+    steps: int = 1500,
     batch_size: int = 32,
     frames_per_clip: int = 12,
     seed: int = 0,
@@ -325,6 +325,11 @@ def train_corpus_judge(
     target: "emotion" (labels: MEAD emotions) or "speaker". One clip in five (every fifth clip id) is held
     out; the accuracy on its frames is stored as ``val_accuracy`` in the release config (a property of the
     judge, reported with the results). Returns ``out``.
+
+    Adam at 1e-3 with a cosine schedule over 1500 steps (about 12 s on one CPU thread). Measured on the
+    demo's corpus (56 clips, 4 emotions at level 1): at 1e-2 the net collapsed to one or two classes
+    (held-out emotion accuracy 0.27 after 300 or 1500 steps); at 1e-3 it reached 0.29 after 300 steps and
+    0.78 after 1500.
     """
     if target not in TARGETS:
         raise ConfigError(f"judge target must be one of {TARGETS}, got {target!r}")
@@ -339,7 +344,7 @@ def train_corpus_judge(
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     model = JudgeNet(base)
-    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, max(steps, 1))
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a net this small runs fastest on one thread (and does not fight other work)
@@ -416,7 +421,7 @@ class CorpusIdentityJudge:
 def corpus_judges(
     data: str | os.PathLike[str],
     cache: str | os.PathLike[str] | None = None,
-    steps: int = 300,
+    steps: int = 1500,
     seed: int = 0,
 ) -> tuple[CorpusEmotionJudge, CorpusIdentityJudge]:
     """The corpus's expression and identity judges, trained on first use and cached.

@@ -97,7 +97,7 @@ def test_judge_net_shapes_and_config_round_trip() -> None:
 
 def test_corpus_judges_learn_emotion_and_speaker_and_are_cached(corpus: Path, tmp_path: Path) -> None:
     cache = tmp_path / "judges"
-    emotion_judge, identity_judge = judges.corpus_judges(corpus, cache=cache, steps=200)
+    emotion_judge, identity_judge = judges.corpus_judges(corpus, cache=cache, steps=1000)
     assert emotion_judge.model.config.val_accuracy >= 0.75
     assert identity_judge.model.config.val_accuracy >= 0.9
     # EA on ground truth with the judge: each clip's own label is recognised.
@@ -120,7 +120,7 @@ def test_corpus_judges_learn_emotion_and_speaker_and_are_cached(corpus: Path, tm
     assert same_csim > other_csim
     # Cached: a second call loads the same folders without retraining.
     stamp = (cache / "emotion" / "model.safetensors").stat().st_mtime_ns
-    judges.corpus_judges(corpus, cache=cache, steps=200)
+    judges.corpus_judges(corpus, cache=cache, steps=1000)
     assert (cache / "emotion" / "model.safetensors").stat().st_mtime_ns == stamp
 
 
