@@ -115,7 +115,10 @@ def _parse_record(root: Path, line: str, number: int, manifest: Path) -> ClipRec
 
 
 def read_manifest(root: str | os.PathLike[str]) -> list[ClipRecord]:
-    """All clips of a processed folder, in manifest order (blank lines skipped).
+    """All clips of a processed folder, sorted by path (blank lines skipped).
+
+    Not in line order: parallel preprocessing appends each clip when its worker finishes, so the line order
+    changes from run to run, and with it every dataset's sample order, i.e. training and evaluation.
 
     Raises ``DataError`` if the folder or its ``manifest.jsonl`` is missing, a line is malformed, or the
     manifest lists no clip.
@@ -136,7 +139,7 @@ def read_manifest(root: str | os.PathLike[str]) -> list[ClipRecord]:
         raise DataError(
             f"{manifest} lists no clips: preprocessing found nothing usable; see {root / 'failures.jsonl'}"
         )
-    return records
+    return sorted(records, key=lambda record: record.path.as_posix())
 
 
 def speakers(records: Iterable[ClipRecord]) -> list[str]:

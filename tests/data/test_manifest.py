@@ -69,6 +69,13 @@ def test_read_manifest_parses_records(tmp_path: Path) -> None:
     assert second.emotion == ""
 
 
+def test_read_manifest_order_does_not_depend_on_line_order(tmp_path: Path) -> None:
+    lines = [_line("S0", "sad", f"00{c}") for c in range(9)]
+    ordered = [r.path.name for r in read_manifest(_write(tmp_path / "a", lines))]
+    shuffled = [r.path.name for r in read_manifest(_write(tmp_path / "b", lines[::-1][3:] + lines[::-1][:3]))]
+    assert ordered == shuffled == sorted(ordered)  # parallel workers append lines in finishing order
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [
