@@ -34,7 +34,14 @@ OverridesOption = Annotated[
     typer.Option("--set", help="Override one config value: key=value (repeatable).", show_default=False),
 ]
 DataOption = Annotated[Path, typer.Option("--data", help="Processed dataset folder (manifest.jsonl, clips).")]
-RunOption = Annotated[Path, typer.Option("--run", help="Run folder: checkpoints, logs, resolved config.")]
+RunOption = Annotated[
+    Path,
+    typer.Option(
+        "--run",
+        "--run-dir",
+        help="Run folder: checkpoints, logs, resolved config (--run-dir after torchrun, which takes --run).",
+    ),
+]
 OutputOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output file.", show_default=False)]
 WorkersOption = Annotated[int, typer.Option("--workers", "-j", help="Worker processes.", min=1)]
 BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Items per batch.", min=1)]

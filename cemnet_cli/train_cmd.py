@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -32,7 +33,8 @@ def train_command(
         if result.best_metric is not None
         else ""
     )
-    Console().print(f"{stage}: {how} at step {result.step}{best}; run folder {run}", highlight=False)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one per process
+        Console().print(f"{stage}: {how} at step {result.step}{best}; run folder {run}", highlight=False)
 
 
 def export_command(
