@@ -11,10 +11,11 @@ Each step is one call into core, the same functions the commands call, in the or
     generate     cemnet_core.generate.generate           -> OUT/demo.mp4
 
 Every stage trains for a fixed number of steps (:class:`DemoConfig`), so the run time is predictable.
-Measured with ``/usr/bin/time cemnet demo`` on the 2-core development machine while other jobs kept its load
-average at 3-4 (so an upper bound): 352 s wall, 214 s user + 19 s system CPU; per step synth 16 s,
-preprocess 25 s, a2m 75 s (1500 steps), renderer 141 s (200 steps at 64 px), aee 15 s, emotion 2 s, ebm 9 s,
-the two ablations' networks 18 s, syncnet 11 s, eval 30 s, generate 3 s. The quick sizes (the test's
+Measured from a fresh clone with the README's main command on the idle 2-core machine: 185 s wall, of
+which the demo 179 s; per step synth 8 s, preprocess 7 s, a2m 32 s (1500 steps), renderer 81 s (200 steps
+at 64 px), aee 3 s, emotion 1 s, ebm 5 s, the two ablations' networks 4 s, syncnet 2 s, eval 35 s (of
+which about 25 s train the two corpus judges), generate 2 s. Earlier, with other jobs keeping the load
+average at 3-4: 352 s wall. The quick sizes (the test's
 ``DemoConfig.quick()``): 30 s for the whole run at the same load.
 
 The demo video is cross-emotion, the paper's setting: the references are a *neutral* video of a held-out
