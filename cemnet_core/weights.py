@@ -24,6 +24,7 @@ import hashlib
 import json
 import os
 import re
+import struct
 import tempfile
 import tomllib
 import urllib.error
@@ -36,7 +37,7 @@ from typing import Any
 
 import torch
 from safetensors import safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as safetensors_bytes
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
@@ -450,6 +451,24 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         raise
 
 
+def canonical_safetensors(data: bytes) -> bytes:
+    """safetensors bytes with a canonical header: metadata keys sorted, tensors in data order.
+
+    The library writes its metadata map from a hash map, in a different order from one call to the next,
+    so identical weights gave different file bytes (and ``sha256``, e.g. ``results.json``'s
+    ``weights_sha256``). Same JSON, same length: the data part and every offset stay as they are.
+    """
+    (length,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + length])
+    metadata = header.pop("__metadata__", None)
+    ordered: dict[str, Any] = {} if metadata is None else {"__metadata__": dict(sorted(metadata.items()))}
+    ordered.update(sorted(header.items(), key=lambda item: (item[1]["data_offsets"][0], item[0])))
+    text = json.dumps(ordered, separators=(",", ":")).encode("utf-8")
+    if len(text) > length:  # not the library's compact JSON: keep its bytes
+        return data
+    return data[:8] + text + b" " * (length - len(text)) + data[8 + length :]
+
+
 def save_release(
     folder: str | os.PathLike[str],
     model: torch.nn.Module | Mapping[str, torch.Tensor],
@@ -471,7 +490,8 @@ def save_release(
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot create {folder}: {exc.strerror or exc}; choose a writable folder") from exc
-    _atomic_write(folder / MODEL_FILE, lambda temp: save_file(tensors, str(temp), metadata=metadata))
+    data = canonical_safetensors(safetensors_bytes(tensors, metadata=metadata))
+    _atomic_write(folder / MODEL_FILE, lambda temp: temp.write_bytes(data))
     _atomic_write(folder / CONFIG_FILE, lambda temp: temp.write_text(document + "\n", encoding="utf-8"))
     return folder
 

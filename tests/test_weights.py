@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save
 from torch import nn
 
 from cemnet_core import __version__, weights
@@ -293,6 +294,17 @@ def test_release_round_trip(tmp_path: Path) -> None:
     fresh = weights.load_state_into(_Tiny(**release.config), release)
     x = torch.randn(5, 3)
     assert torch.equal(fresh(x), model(x))
+
+
+def test_identical_releases_are_identical_files(tmp_path: Path) -> None:
+    model = _Tiny()
+    folders = [weights.save_release(tmp_path / f"r{i}", model, "tiny", {"width": 4}) for i in range(12)]
+    files = {weights.sha256_file(folder / "model.safetensors") for folder in folders}
+    assert len(files) == 1  # safetensors alone writes its metadata keys in a varying order
+    raw = save(dict(model.state_dict()), metadata={"kind": "tiny", "cemnet_version": __version__})
+    canonical = weights.canonical_safetensors(raw)
+    assert len(canonical) == len(raw) and canonical[-64:] == raw[-64:]  # data and offsets untouched
+    assert weights.canonical_safetensors(canonical) == canonical
 
 
 def test_release_with_tied_weights_saves(tmp_path: Path) -> None:
