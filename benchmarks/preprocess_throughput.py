@@ -101,17 +101,17 @@ def pipeline(clips: list[np.ndarray], model: Path, config: FaceConfig) -> list[n
     return out
 
 
-def per_frame(clips: list[np.ndarray], model: Path, config: FaceConfig, video: bool) -> list[np.ndarray]:
+def per_frame(clips: list[np.ndarray], model: Path, config: FaceConfig) -> list[np.ndarray]:
     """Landmarks ``(T, 478, 2)`` of the largest face per frame from one landmarker call per frame,
     converted through mediapipe's public result objects (NaN where no face)."""
     out = []
     for frames in clips:
         height, width = frames.shape[1:3]
-        landmarker = _create_landmarker(model, config, video=video)
+        landmarker = _create_landmarker(model, config, video=False)
         points = np.full((len(frames), lm.N_LANDMARKS, 2), np.nan, np.float32)  # (T, K, 2)
         for t, frame in enumerate(frames):
             image = _to_mp_image(frame, 0)[0]
-            result = landmarker.detect_for_video(image, t * 40) if video else landmarker.detect(image)
+            result = landmarker.detect(image)
             faces = [np.array([(p.x, p.y) for p in face], np.float32) for face in result.face_landmarks]
             if faces:
                 points[t] = max(faces, key=lambda f: float(np.ptp(f, axis=0).max())) * (width, height)
@@ -208,7 +208,7 @@ def main() -> None:
         "pipeline": lambda: pipeline(clips, model, config),
         "pipeline 2 threads": lambda: pipeline(clips, model, two_threads),
         "mediapipe": lambda: pipeline(clips, model, mediapipe),
-        "baseline": lambda: per_frame(clips, model, FaceConfig(num_faces=1), video=False),
+        "baseline": lambda: per_frame(clips, model, FaceConfig(num_faces=1)),
         f"parallel x{args.streams}": lambda: parallel(clips, model, config, args.streams),
     }
     fps: dict[str, list[float]] = {name: [] for name in variants}
@@ -216,7 +216,7 @@ def main() -> None:
     points: dict[str, list[np.ndarray]] = {}
     names = list(variants)
     warm = [clips[0][:CHUNK]]  # first use of mediapipe (library load, page cache) is not timed
-    pipeline(warm, model, config), per_frame(warm, model, FaceConfig(num_faces=1), video=False)
+    pipeline(warm, model, config), per_frame(warm, model, FaceConfig(num_faces=1))
     for repeat in range(args.repeats):
         cells = []
         for name in names[repeat % len(names) :] + names[: repeat % len(names)]:  # rotate: no order bias

@@ -136,11 +136,13 @@ class FaceMesh:
         outputs = {detail["name"]: detail["index"] for detail in self._interpreter.get_output_details()}
         self._points, self._presence = outputs["Identity"], outputs["Identity_1"]
 
-    def crop(self, frame: np.ndarray, roi: Roi) -> np.ndarray:
-        """The network's input: ``(256, 256, 3)`` float32 in ``[0, 1]``, zero outside the frame."""
+    @staticmethod
+    def crop(frame: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+        """The network's input cut out by ``matrix`` (:meth:`Roi.to_frame_matrix`): ``(256, 256, 3)``
+        float32 in ``[0, 1]``, zero outside the frame."""
         patch = cv2.warpAffine(
             frame,
-            roi.to_frame_matrix(),
+            matrix,
             (INPUT_SIZE, INPUT_SIZE),
             flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
             borderMode=cv2.BORDER_CONSTANT,
@@ -149,11 +151,11 @@ class FaceMesh:
 
     def __call__(self, frame: np.ndarray, roi: Roi) -> tuple[np.ndarray, float]:
         """Landmarks ``(478, 2)`` float32 frame pixels and the face-presence probability in the ROI."""
-        self._interpreter.set_tensor(self._input, self.crop(frame, roi)[None])  # (1, 256, 256, 3)
+        matrix = roi.to_frame_matrix()  # (2, 3) input pixels -> frame pixels
+        self._interpreter.set_tensor(self._input, self.crop(frame, matrix)[None])  # (1, 256, 256, 3)
         self._interpreter.invoke()
         raw = self._interpreter.get_tensor(self._points).reshape(lm.N_LANDMARKS, 3)[:, :2]  # (K, 2)
         logit = float(self._interpreter.get_tensor(self._presence).reshape(-1)[0])
-        matrix = roi.to_frame_matrix()  # (2, 3)
         points = raw @ matrix[:, :2].T + matrix[:, 2]  # (K, 2) frame pixels
         presence = 1.0 / (1.0 + math.exp(-min(max(logit, -60.0), 60.0)))
         return points.astype(np.float32), presence

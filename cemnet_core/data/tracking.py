@@ -144,12 +144,13 @@ class FaceTracker:
         self._since_check = 1 if due else self._since_check + 1
         return due
 
-    def _detect(self, image: Any, factor: float) -> list[tuple[tuple[float, float, float, float], Any]]:
-        """Faces found by the detector: ``((x, y, width, height) frame pixels, eye keypoints)`` each."""
+    def _detect(self, frame: np.ndarray) -> list[tuple[tuple[float, float, float, float], Any]]:
+        """Faces the detector finds in ``frame``: ``((x, y, width, height), eye keypoints)``, frame pixels."""
+        image, factor = _to_mp_image(frame, self.config.max_side)
+        size = np.array([image.width, image.height], dtype=np.float64) * factor
         found = []
         for detection in self._detector.detect(image).detections:
             box = detection.bounding_box
-            size = np.array([image.width, image.height], dtype=np.float64) * factor
             eyes = tuple(np.array([point.x, point.y]) * size for point in detection.keypoints[:2])
             pixels = (box.origin_x * factor, box.origin_y * factor, box.width * factor, box.height * factor)
             found.append((pixels, eyes))
@@ -157,11 +158,9 @@ class FaceTracker:
 
     def _litert_frame(self, frame: np.ndarray, first_of_chunk: bool) -> tuple[np.ndarray | None, int]:
         """One frame with the ``"litert"`` engine: ``(landmarks (K, 2) or None, faces seen)``."""
-        image: Any = None
         faces: list[tuple[tuple[float, float, float, float], Any]] | None = None
         if self._check_due(first_of_chunk) or self._several:
-            image, factor = _to_mp_image(frame, self.config.max_side)
-            faces = self._detect(image, factor)
+            faces = self._detect(frame)
             if len(faces) >= 2 and not self._several:
                 self._several, self._run_of_one = True, 0
         points = None
@@ -172,8 +171,7 @@ class FaceTracker:
         if points is None:
             self._smoother.reset()
             if faces is None:
-                image, factor = _to_mp_image(frame, self.config.max_side)
-                faces = self._detect(image, factor)
+                faces = self._detect(frame)
             if faces:
                 box, eyes = _nearest_detection(faces, self._previous_centre)
                 points, presence = self._mesh(frame, roi_from_box(box, eyes))
