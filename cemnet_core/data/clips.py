@@ -17,7 +17,6 @@ killed writer never leaves a corrupt clip; :func:`load_clip` reads only the tens
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from cemnet_core.errors import DataError, OutputError
+from cemnet_core.fileio import default_file_mode, temp_beside
 
 PIPELINE_VERSION = "2"  # 2: landmarks from the LiteRT tracker (data/face_mesh.py); 1: MediaPipe graph
 CLIP_SUFFIX = ".clip.safetensors"
@@ -86,10 +86,15 @@ def save_clip(path: str | os.PathLike[str], clip: Clip) -> Path:
     meta = {str(k): str(v) for k, v in clip.meta.items()}
     meta.setdefault("pipeline_version", PIPELINE_VERSION)
     tensors = {name: np.ascontiguousarray(getattr(clip, name)) for name in _DTYPES}
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    try:
+        tmp = temp_beside(path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write clip {path}: {exc.strerror or exc}; choose a writable folder"
+        ) from None
     try:
         save_file(tensors, tmp, metadata=meta)
+        os.chmod(tmp, default_file_mode())  # safetensors re-creates the file as 0600
         os.replace(tmp, path)
     except OSError as exc:
         Path(tmp).unlink(missing_ok=True)

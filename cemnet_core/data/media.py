@@ -1,7 +1,8 @@
 """Media I/O through the ffmpeg binary of ``imageio-ffmpeg`` (DESIGN section 2).
 
-Every decode and encode runs ``ffmpeg`` as a child process with an argument list (never a shell string) and
-streams raw samples through a pipe, so memory stays flat in the length of the input:
+Every decode and encode runs ``ffmpeg`` as a child process with an argument list (never a shell string), in
+its own process group (a terminal's Ctrl-C goes to Python, which stops ffmpeg and removes partial output),
+and streams raw samples through a pipe, so memory stays flat in the length of the input:
 
     iter_video_frames   file -> chunks (n, H, W, 3) uint8 RGB, resampled to 25 fps (ffmpeg ``fps`` filter)
     iter_audio          file -> chunks (n,) float32 mono at 16 kHz (any audio file or a video's track)
@@ -32,13 +33,14 @@ from typing import IO
 import imageio_ffmpeg
 import numpy as np
 
+from cemnet_core.data.ffmpeg_messages import disk_full, ffmpeg_reason
 from cemnet_core.errors import InputError, MediaError, OutputError
+from cemnet_core.fileio import temp_beside
 
 VIDEO_FPS = 25.0
 SAMPLE_RATE = 16000
 AUDIO_FORMATS = {".wav": "wav", ".m4a": "mp4", ".mp3": "mp3", ".flac": "flac"}
 _AUDIO_CODECS = {".wav": "pcm_s16le", ".m4a": "aac", ".mp3": "libmp3lame", ".flac": "flac"}
-_STDERR_TAIL = 600  # characters of ffmpeg's stderr quoted in an error message
 
 
 def ffmpeg_exe() -> str:
@@ -83,9 +85,15 @@ def _check_input(path: str | os.PathLike[str]) -> Path:
     return path
 
 
-def _tail(text: str) -> str:
-    text = text.strip()
-    return text[-_STDERR_TAIL:] if text else "no message from ffmpeg"
+def _unreadable(path: Path, text: str) -> MediaError:
+    """The one-line error for a file ffmpeg cannot open (its stderr ``text`` reduced to the cause)."""
+    reason = ffmpeg_reason(text)
+    if "truncated" in reason or "incomplete" in reason:
+        return MediaError(f"{path}: cannot be read ({reason}); re-download or re-export it")
+    return MediaError(
+        f"{path}: not a readable audio or video file ({reason}); check that it is the right file, "
+        "or convert it to a common format (wav, mp4) and retry"
+    )
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
@@ -118,10 +126,11 @@ def probe(path: str | os.PathLike[str]) -> MediaInfo:
         text=True,
         errors="replace",
         check=False,
+        process_group=0,  # Ctrl-C reaches Python, which stops ffmpeg (workers.py)
     )
     text = result.stderr
     if "Input #0" not in text:
-        raise MediaError(f"{path}: not a readable media file (corrupt or unsupported): {_tail(text)}")
+        raise _unreadable(path, text)
     duration = 0.0
     match = _DURATION.search(text)
     if match:
@@ -180,7 +189,9 @@ class _Decoder:
         self.path = path
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finish/close)
         command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), *args, "-"]
-        self.process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0)
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0, process_group=0
+        )
 
     def read_into(self, buffer: np.ndarray) -> int:
         """Fill ``buffer`` from the pipe; returns the number of bytes read (short only at end of stream)."""
@@ -202,7 +213,8 @@ class _Decoder:
         self._stderr.close()
         if returncode != 0:
             raise MediaError(
-                f"{self.path}: cannot decode {what} (corrupt or truncated file?): {_tail(message)}"
+                f"{self.path}: cannot decode {what} ({ffmpeg_reason(message)}); the file is damaged: "
+                "re-download or re-export it"
             )
         if "partial file" in message:
             raise MediaError(
@@ -320,10 +332,15 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         with Image.open(path) as opened:
             opened.load()
             image = ImageOps.exif_transpose(opened)
-    except UnidentifiedImageError as exc:
-        raise MediaError(f"{path}: not an image Pillow can read (corrupt or unsupported format)") from exc
+    except UnidentifiedImageError:
+        raise MediaError(
+            f"{path}: not an image (or a format Pillow cannot read); give a JPEG or PNG photo, or "
+            "re-save it as one in an image editor"
+        ) from None
     except (OSError, SyntaxError, ValueError) as exc:
-        raise MediaError(f"{path}: cannot read the image (truncated or corrupt?): {exc}") from exc
+        raise MediaError(
+            f"{path}: the image is truncated or damaged ({exc}); re-download it or re-save it as JPEG/PNG"
+        ) from None
     if image.mode.startswith("I") or image.mode == "F":  # 16/32-bit integer or float grayscale
         values = np.asarray(image, dtype=np.float64)
         if image.mode.startswith("I;16"):
@@ -349,18 +366,21 @@ def _temp_output(path: Path, suffix: str) -> Path:
     """Create an empty temp file beside ``path`` (same filesystem, so the final rename is atomic)."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
+        return temp_beside(path, suffix=f".tmp{suffix}")  # mode as the umask gives, not mkstemp's 0600
     except OSError as exc:
         raise OutputError(
             f"cannot write {path}: {exc.strerror or exc}; choose a writable output folder"
         ) from exc
-    os.close(fd)
-    return Path(name)
 
 
 def _output_failed(path: Path, detail: str) -> OutputError:
-    hint = "free disk space" if "No space left" in detail else "check the output folder"
-    return OutputError(f"cannot write {path}: {_tail(detail)}; {hint} and retry")
+    if disk_full(detail):
+        return OutputError(
+            f"cannot write {path}: the disk is full; free some space or write to another disk, then retry"
+        )
+    return OutputError(
+        f"cannot write {path} ({ffmpeg_reason(detail)}); check that its folder is writable, then retry"
+    )
 
 
 def _check_audio_array(audio: np.ndarray) -> np.ndarray:
@@ -396,7 +416,9 @@ def _encode_audio(path: Path, fmt: str, codec: str, audio: np.ndarray, sample_ra
         command += ["-b:a", "128k", "-movflags", "+faststart"]
     command += ["-f", fmt, str(path)]
     try:
-        result = subprocess.run(command, input=audio.tobytes(), capture_output=True, check=False)
+        result = subprocess.run(
+            command, input=audio.tobytes(), capture_output=True, check=False, process_group=0
+        )
     except BrokenPipeError as exc:
         raise _output_failed(path, str(exc)) from exc
     if result.returncode != 0:
@@ -531,7 +553,7 @@ class VideoWriter:
         command += ["-f", "mp4", str(self._temp)]
         self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close/abort)
         self._process = subprocess.Popen(
-            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr
+            command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._stderr, process_group=0
         )
 
     def write(self, frames: np.ndarray) -> None:
@@ -596,7 +618,7 @@ class VideoWriter:
         try:
             os.replace(self._temp, self.path)
         except OSError as exc:
-            raise OutputError(f"cannot write {self.path}: {exc.strerror or exc}") from exc
+            raise _output_failed(self.path, f"{exc.strerror or exc}") from exc
         self._cleanup()
         return self.path
 
