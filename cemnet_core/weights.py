@@ -14,8 +14,12 @@ returned; a bad download is deleted). Entries without a pinned sha256 are refuse
 module that touches the network; nothing downloaded is unpickled here.
 
 Release folders of our own sub-models (STYLE section 5): ``model.safetensors`` (metadata ``cemnet_version``
-and ``kind``) + ``config.json`` (``{"kind", "config", "cemnet_version"}``), written atomically by
-:func:`save_release` and read by :func:`load_release`.
+and ``kind``) + ``config.json`` (``{"kind", "config", "cemnet_version"}``) + ``checksums.json`` (size and
+sha256 of every other file, :func:`write_manifest`), written atomically by :func:`save_release` and read by
+:func:`load_release`, which first checks every file against ``checksums.json`` (:func:`verify_manifest`), so
+data damaged after export (a flipped block inside the tensors, which still parse) is refused instead of
+giving a broken face. A folder without ``checksums.json`` (exported before it existed) still loads, unchecked
+(``Release.verified`` is False); safetensors' own header checks still catch truncation there.
 """
 
 from __future__ import annotations
@@ -25,7 +29,6 @@ import json
 import os
 import re
 import struct
-import tempfile
 import tomllib
 import urllib.error
 import urllib.request
@@ -41,9 +44,11 @@ from safetensors.torch import save as safetensors_bytes
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
+from cemnet_core.fileio import temp_beside
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+CHECKSUMS_FILE = "checksums.json"  # {"format": 1, "files": {name: {"size": int, "sha256": hex}}}
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _CHUNK = 1 << 20
@@ -432,12 +437,14 @@ class Release:
     kind: str
     config: dict[str, Any]
     metadata: dict[str, str] = field(default_factory=dict)
+    verified: bool = False  # every file matched checksums.json (False: an older folder without one)
 
 
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    temp = Path(name)
+    try:
+        temp = temp_beside(path)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}; choose a writable folder") from exc
     try:
         write(temp)
         os.replace(temp, path)
@@ -493,7 +500,73 @@ def save_release(
     data = canonical_safetensors(safetensors_bytes(tensors, metadata=metadata))
     _atomic_write(folder / MODEL_FILE, lambda temp: temp.write_bytes(data))
     _atomic_write(folder / CONFIG_FILE, lambda temp: temp.write_text(document + "\n", encoding="utf-8"))
+    write_manifest(folder)
     return folder
+
+
+def _release_files(folder: Path) -> list[Path]:
+    """The files a manifest covers: every visible regular file of ``folder`` except the manifest."""
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.is_file() and not path.name.startswith(".") and path.name != CHECKSUMS_FILE
+    )
+
+
+def write_manifest(folder: str | os.PathLike[str]) -> Path:
+    """Record the size and sha256 of every file of a release folder in ``folder/checksums.json``.
+
+    Called by :func:`save_release` once the files are in place; call it again after adding a file (a model
+    card, say) to a release. Returns the manifest's path.
+    """
+    folder = Path(folder)
+    files = {
+        path.name: {"size": path.stat().st_size, "sha256": sha256_file(path)}
+        for path in _release_files(folder)
+    }
+    document = json.dumps({"format": 1, "files": files}, indent=2, sort_keys=True) + "\n"
+    target = folder / CHECKSUMS_FILE
+    _atomic_write(target, lambda temp: temp.write_text(document, encoding="utf-8"))
+    return target
+
+
+def verify_manifest(folder: str | os.PathLike[str]) -> bool:
+    """Check every file listed in ``folder/checksums.json``; False when there is no manifest (not checked).
+
+    Raises:
+        ChecksumError: a listed file is missing, has another size or another sha256 (the message names it).
+        WeightsError: the manifest itself cannot be read.
+    """
+    folder = Path(folder)
+    manifest = folder / CHECKSUMS_FILE
+    if not manifest.is_file():
+        return False
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        expected = {
+            str(name): (int(item["size"]), str(item["sha256"]).lower()) for name, item in files.items()
+        }
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WeightsError(
+            f"{manifest} is unreadable ({exc}); export the release again or download it again"
+        ) from exc
+    redo = "export it again (`cemnet export RUN DST`) or download the release again"
+    for name, (size, sha256) in sorted(expected.items()):
+        path = folder / name
+        if not path.is_file():
+            raise ChecksumError(f"{path} is missing but listed in {CHECKSUMS_FILE}; {redo}")
+        actual_size = path.stat().st_size
+        if actual_size != size:
+            raise ChecksumError(
+                f"{path} has {actual_size} bytes where {CHECKSUMS_FILE} recorded {size} at export: "
+                f"the file is truncated or was changed; {redo}"
+            )
+        if sha256_file(path) != sha256:
+            raise ChecksumError(
+                f"{path} does not match the sha256 {CHECKSUMS_FILE} recorded at export: the file is "
+                f"damaged or was changed; {redo}"
+            )
+    return True
 
 
 def load_release(folder: str | os.PathLike[str], kind: str | None = None) -> Release:
@@ -506,6 +579,7 @@ def load_release(folder: str | os.PathLike[str], kind: str | None = None) -> Rel
             f"{folder} is not a release folder (missing {', '.join(missing)}); give a folder "
             "written by `cemnet train ... ` export or `save_release`"
         )
+    verified = verify_manifest(folder)
     try:
         document = json.loads(config_file.read_text(encoding="utf-8"))
         stored_kind, config = str(document["kind"]), dict(document["config"])
@@ -524,7 +598,7 @@ def load_release(folder: str | os.PathLike[str], kind: str | None = None) -> Rel
         )
     if kind is not None and stored_kind != kind:
         raise WeightsError(f"{folder} holds a {stored_kind!r} release, expected {kind!r}; check the path")
-    return Release(state_dict=state, kind=stored_kind, config=config, metadata=metadata)
+    return Release(state_dict=state, kind=stored_kind, config=config, metadata=metadata, verified=verified)
 
 
 def load_state_into(model: torch.nn.Module, release: Release) -> torch.nn.Module:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import threading
@@ -287,9 +288,9 @@ class _Tiny(nn.Module):
 def test_release_round_trip(tmp_path: Path) -> None:
     model = _Tiny()
     folder = weights.save_release(tmp_path / "release", model, "tiny", {"width": 4})
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checksums.json", "config.json", "model.safetensors"]
     release = weights.load_release(folder, kind="tiny")
-    assert release.kind == "tiny" and release.config == {"width": 4}
+    assert release.kind == "tiny" and release.config == {"width": 4} and release.verified
     assert release.metadata == {"cemnet_version": __version__, "kind": "tiny"}
     fresh = weights.load_state_into(_Tiny(**release.config), release)
     x = torch.randn(5, 3)
@@ -326,5 +327,37 @@ def test_release_errors(tmp_path: Path) -> None:
     with pytest.raises(WeightsError, match="not a release folder"):
         weights.load_release(tmp_path / "nothing_here")
     (tmp_path / "r" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ChecksumError, match=r"model\.safetensors has 7 bytes where checksums\.json recorded"):
+        weights.load_release(tmp_path / "r")
+    (tmp_path / "r" / "checksums.json").unlink()  # an older export: no manifest, safetensors' own checks
     with pytest.raises(WeightsError, match="unreadable safetensors"):
         weights.load_release(tmp_path / "r")
+
+
+def test_release_checksums_catch_silent_data_damage(tmp_path: Path) -> None:
+    folder = weights.save_release(tmp_path / "r", _Tiny(width=64), "tiny", {"width": 64})
+    model_file = folder / "model.safetensors"
+    data = bytearray(model_file.read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 16] = bytes(255 - b for b in data[middle : middle + 16])  # tensors still parse
+    model_file.write_bytes(bytes(data))
+    with pytest.raises(ChecksumError, match=r"does not match the sha256 checksums\.json recorded at export"):
+        weights.load_release(folder)
+    (folder / "checksums.json").unlink()
+    assert not weights.load_release(folder).verified  # an older export loads, unchecked
+
+
+def test_manifest_covers_added_files_and_refuses_a_missing_one(tmp_path: Path) -> None:
+    folder = weights.save_release(tmp_path / "r", _Tiny(), "tiny", {"width": 4})
+    (folder / "README.md").write_text("model card\n")
+    weights.write_manifest(folder)
+    files = json.loads((folder / "checksums.json").read_text())["files"]
+    assert sorted(files) == ["README.md", "config.json", "model.safetensors"]
+    assert files["README.md"]["sha256"] == weights.sha256_file(folder / "README.md")
+    assert weights.verify_manifest(folder)
+    (folder / "README.md").unlink()
+    with pytest.raises(ChecksumError, match=r"README\.md is missing but listed"):
+        weights.verify_manifest(folder)
+    (folder / "checksums.json").write_text("{not json")
+    with pytest.raises(WeightsError, match=r"checksums\.json is unreadable"):
+        weights.load_release(folder)
