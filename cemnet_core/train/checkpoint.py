@@ -22,8 +22,8 @@ state dicts and ``torch.load(weights_only=True)``; nothing downloaded is ever lo
 from __future__ import annotations
 
 import os
+import pickle
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,7 @@ import torch
 from torch import nn
 
 from cemnet_core.errors import InputError, OutputError
+from cemnet_core.fileio import temp_beside
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
@@ -88,9 +89,9 @@ def save_checkpoint(path: Path, state: Mapping[str, Any]) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        tmp = temp_beside(path)
         try:
-            with os.fdopen(handle, "wb") as stream:
+            with open(tmp, "wb") as stream:
                 torch.save(dict(state), stream)
                 stream.flush()
                 os.fsync(stream.fileno())
@@ -114,8 +115,16 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
         )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises several types for truncated or foreign files
-        raise InputError(f"checkpoint {path} cannot be read ({exc}); delete it to start over") from exc
+    except Exception as exc:  # torch's own text is pages of advice (ANSI codes, "weights_only=False")
+        if isinstance(exc, pickle.UnpicklingError) and "Unsupported global" in str(exc):
+            raise InputError(  # Python objects beyond plain data: never unpickled, whatever torch suggests
+                f"checkpoint {path} holds pickled Python objects, not plain tensors, so it is not loaded "
+                "(unpickling can run code); use a checkpoint written by `cemnet train`"
+            ) from None
+        raise InputError(
+            f"checkpoint {path} cannot be read (truncated, corrupt or not a PyTorch file); delete it and "
+            "train again, or use the run's other checkpoint"
+        ) from None
     if not isinstance(state, dict) or state.get("version") != CHECKPOINT_VERSION:
         raise InputError(f"{path} is not a CEMNet v{CHECKPOINT_VERSION} checkpoint; start a new --run")
     return state

@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import os
-import tempfile
 import tomllib
 import types
 import typing
@@ -27,6 +26,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from cemnet_core.errors import ConfigError, OutputError
+from cemnet_core.fileio import temp_beside
 
 T = TypeVar("T")
 CONFIG_FILE = "config.toml"
@@ -176,8 +176,14 @@ def _merge(into: dict[str, Any], update: Mapping[str, Any]) -> None:
             into[key] = value
 
 
-def resolve_config(cls: type[T], path: Path | None = None, overrides: Sequence[str] = ()) -> T:
-    """The stage config from its preset, an optional TOML file and ``--set`` overrides (see module doc)."""
+def resolve_config(
+    cls: type[T], path: Path | None = None, overrides: Sequence[str] = (), stage: str | None = None
+) -> T:
+    """The stage config from its preset, an optional TOML file and ``--set`` overrides (see module doc).
+
+    A file may carry a top-level ``stage`` key, as a run's own resolved ``config.toml`` does; it must equal
+    ``stage`` (when given) and is dropped, so a run's config can start another run of the same stage.
+    """
     data: dict[str, Any] = {}
     if path is not None:
         path = Path(path)
@@ -187,6 +193,12 @@ def resolve_config(cls: type[T], path: Path | None = None, overrides: Sequence[s
             raise ConfigError(f"config file {path} does not exist; check the --config path") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from exc
+        saved_stage = data.pop("stage", stage)
+        if stage is not None and saved_stage != stage:
+            raise ConfigError(
+                f"config file {path} is for the {saved_stage!r} stage, not {stage!r}; train "
+                f"{saved_stage!r} with it, or give a config of the {stage!r} stage"
+            )
     for text in overrides:
         keys, value = parse_override(text)
         override: dict[str, Any] = {}
@@ -249,10 +261,13 @@ def save_config(config: Any, run_dir: Path, extra: Mapping[str, Any] | None = No
     target = Path(run_dir) / CONFIG_FILE
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
-        handle, tmp = tempfile.mkstemp(dir=target.parent, prefix=".config.", suffix=".tmp")
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            stream.write(to_toml(data))
-        os.replace(tmp, target)
+        tmp = temp_beside(target)
+        try:
+            tmp.write_text(to_toml(data), encoding="utf-8")
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
     except OSError as exc:
         raise OutputError(f"cannot write {target}: {exc}; choose a writable --run folder") from exc
     return target

@@ -93,7 +93,7 @@ def train_stage(
             raise ConfigError(
                 f"{run} already holds a training run; continue it with --resume or choose a new --run folder"
             )
-        config = resolve_config(module.Config, config_file, overrides)
+        config = resolve_config(module.Config, config_file, overrides, stage=stage)
     if steps is not None:
         config = dataclasses.replace(config, loop=dataclasses.replace(config.loop, steps=steps))
     env = init_distributed(device)
@@ -125,8 +125,10 @@ def export_run(run: Path, dst: Path) -> list[Path]:
     stage = _saved_stage(run)
     module = get_stage(stage)
     config = load_config(module.Config, run, ignore=["stage"])
-    best = checkpoint_path(run, BEST)
-    state = load_checkpoint(best if best.exists() else checkpoint_path(run, LAST))
+    best, last = checkpoint_path(run, BEST), checkpoint_path(run, LAST)
+    if not best.exists() and not last.exists():
+        raise InputError(f"{run} has no checkpoint yet ({last}); train it for at least one step first")
+    state = load_checkpoint(best if best.exists() else last)
     folders = []
     for folder, (model_name, kind, model_config) in module.releases(config).items():
         folders.append(save_release(dst / folder, state["models"][model_name], kind, model_config))
