@@ -20,7 +20,9 @@ Decisions on bad input (each one :class:`~cemnet_core.errors.CemnetError`, nothi
   see mostly padding and the video would be 4 frames long.
 - silent audio (RMS below ``min_rms_db`` dBFS, default -60): refused; all-zero audio gives -inf.
 - references: images without a face are skipped with a warning while at least one face remains;
-  none -> :class:`NoFaceError`. References larger than ``max_side`` (default 1920 px) are downscaled
+  none -> :class:`NoFaceError`. An image with several faces animates the largest, with a warning that says
+  which one and how to choose another (crop the picture to it). A ``--ref`` that is neither an image nor a
+  video is refused in one line. References larger than ``max_side`` (default 1920 px) are downscaled
   before detection and rendering, so an 8K photo gives a 1920-px video.
 - only 25 fps output: the mel front end and the models are fixed to 25 fps (3.2 mel frames per frame).
 """
@@ -42,8 +44,8 @@ import torch
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW, MelConfig, log_mel, mel_window_start
-from cemnet_core.data.faces import FaceConfig, crop_boxes, crop_frames, detect_image_landmarks
-from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.data.faces import FaceConfig, crop_boxes, crop_frames, detect_image_faces
+from cemnet_core.data.layouts import EMOTIONS, VIDEO_SUFFIXES
 from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.errors import ConfigError, Interrupted, MediaError, NoFaceError, OutputError, WeightsError
 from cemnet_core.models.identity import IdentityEncoder
@@ -52,6 +54,7 @@ from cemnet_core.watermark import embed_watermark, provenance_metadata
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 DEFAULT_BUNDLE = "cemnet"
+MAX_FACES = 4  # faces looked for in a reference image (the largest is animated)
 FPS = 25.0
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 
@@ -152,7 +155,28 @@ def load_references(path: str | os.PathLike[str], config: GenerateConfig = Gener
         raise MediaError(f"{path}: not found; give an image, a folder of images or a video of the face")
     if path.is_dir() or path.suffix.lower() in IMAGE_SUFFIXES:
         return _image_references(path, config)
+    try:
+        has_video = media.probe(path).has_video
+    except MediaError:
+        if path.suffix.lower() in VIDEO_SUFFIXES:  # a damaged video: its own message says what is wrong
+            raise
+        has_video = False
+    if not has_video:
+        raise MediaError(
+            f"{path}: neither an image nor a video; give --ref a photo (.jpg, .png), a folder of photos "
+            "or a video of the face"
+        )
     return _video_references(path, config)
+
+
+def _several_faces(name: str, width: int, faces: list[np.ndarray]) -> str:
+    """The warning for an image with several faces: which one is animated, and how to pick another."""
+    centre, side = faces[0][list(lm.ALL)].mean(axis=0), np.ptp(faces[0][list(lm.ALL)], axis=0).max()
+    where = ("left", "middle", "right")[min(2, int(3 * float(centre[0]) / max(width, 1)))]
+    return (
+        f"{name}: {len(faces)} faces found; animating the largest ({where} of the picture, about "
+        f"{side:.0f} px wide); to animate another, crop the picture to that face and pass the crop as --ref"
+    )
 
 
 def _image_references(path: Path, config: GenerateConfig) -> References:
@@ -165,16 +189,19 @@ def _image_references(path: Path, config: GenerateConfig) -> References:
         suffixes = ", ".join(sorted(IMAGE_SUFFIXES))
         raise NoFaceError(f"{path} holds no images ({suffixes}); add photos of the face")
     frames, points, skipped = [], [], []
-    face_config = FaceConfig(num_faces=1)
+    face_config = FaceConfig(num_faces=MAX_FACES)
     for file in files:
         try:
             image = _downscale(media.read_image(file), config.max_side)
-            points.append(detect_image_landmarks(image, config=face_config))
+            faces = detect_image_faces(image, config=face_config)  # largest first
         except (NoFaceError, MediaError) as exc:
             if len(files) == 1:
                 raise
             _warn(f"skipped {file.name}: {exc}", skipped)
             continue
+        if len(faces) > 1:
+            _warn(_several_faces(file.name, image.shape[1], faces), skipped)
+        points.append(faces[0])
         frames.append(image)
     if not frames:
         raise NoFaceError(

@@ -6,7 +6,8 @@ same way for every source of faces in the project:
 - clips: :class:`~cemnet_core.data.tracking.FaceTracker` (its own module) follows one person through a
   clip; this module holds what it shares with the rest: :class:`FaceConfig`, :class:`TrackResult` and the
   MediaPipe task helpers.
-- stills: :func:`detect_image_landmarks` runs IMAGE mode on one picture (reference images).
+- stills: :func:`detect_image_faces` / :func:`detect_image_landmarks` run IMAGE mode on one picture
+  (reference images): every face largest first, or the largest.
 - :func:`crop_boxes` turns the per-frame landmarks into square boxes around ``landmarks.ALL`` with a
   margin, fills frames without a face from their neighbours (linear in time, held at the ends) and smooths
   centre and size with a centred moving average, so the crop does not jitter.
@@ -90,6 +91,24 @@ def landmarker_path(path: str | os.PathLike[str] | None = None) -> Path:
     return candidate
 
 
+_FIRST_INFERENCE_DONE = False
+
+
+def _first_inference(detect: Any) -> None:
+    """Run ``detect`` once on a blank image (call it with stderr silenced).
+
+    MediaPipe's LiteRT runner writes two lines to stderr on the first inference of a process ("WARNING:
+    Logging before InitGoogle() ..." and "W0000 ... inference_runner_litert.cc:1418] Input tensor memory is
+    not aligned ...", about a copy it makes inside) and has no switch for them; they are logged once per
+    process, so doing that first inference here, silenced, keeps them out of every run and every worker.
+    """
+    global _FIRST_INFERENCE_DONE
+    import mediapipe as mp
+
+    detect(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.zeros((64, 64, 3), np.uint8)))
+    _FIRST_INFERENCE_DONE = True
+
+
 def _create_landmarker(
     model_path: Path, config: FaceConfig, video: bool, num_faces: int | None = None
 ) -> Any:
@@ -108,12 +127,17 @@ def _create_landmarker(
     )
     try:
         with native_stderr_silenced():
-            return vision.FaceLandmarker.create_from_options(options)
+            landmarker = vision.FaceLandmarker.create_from_options(options)
+            if not video:
+                _first_inference(landmarker.detect)
     except (RuntimeError, ValueError) as exc:
         raise WeightsError(
             f"cannot load the face landmarker {model_path}: {exc}; "
             "check the file with `cemnet weights verify`"
         ) from exc
+    if video and not _FIRST_INFERENCE_DONE:  # its first frame must be a real one: warm a detector instead
+        _create_detector(model_path, config).close()
+    return landmarker
 
 
 def _create_detector(model_path: Path, config: FaceConfig) -> Any:
@@ -128,7 +152,9 @@ def _create_detector(model_path: Path, config: FaceConfig) -> Any:
             min_detection_confidence=config.min_detection_confidence,
         )
         with native_stderr_silenced():
-            return vision.FaceDetector.create_from_options(options)
+            detector = vision.FaceDetector.create_from_options(options)
+            _first_inference(detector.detect)
+            return detector
     except (zipfile.BadZipFile, KeyError, RuntimeError, ValueError) as exc:
         raise WeightsError(
             f"cannot load the face detector from {model_path}: {exc}; check the file with "
@@ -261,16 +287,17 @@ class TrackResult:
         )
 
 
-def detect_image_landmarks(
+def detect_image_faces(
     image: np.ndarray, model_path: str | os.PathLike[str] | None = None, config: FaceConfig = FaceConfig()
-) -> np.ndarray:
-    """Landmarks of the largest face in a still image (IMAGE mode).
+) -> list[np.ndarray]:
+    """Landmarks of up to ``config.num_faces`` faces in a still image (IMAGE mode), largest first.
 
-    image: ``(H, W, 3)`` uint8 RGB. Returns ``(478, 2)`` float32 frame pixels.
-    Raises :class:`NoFaceError` when the image shows no face.
+    image: ``(H, W, 3)`` uint8 RGB. Returns a non-empty list of ``(478, 2)`` float32 frame pixels; the size
+    of a face is the side of its box around ``landmarks.ALL``. Raises :class:`NoFaceError` when the image
+    shows no face.
     """
     if image.ndim != 3 or image.shape[-1] != 3 or image.dtype != np.uint8:
-        raise ValueError(f"detect_image_landmarks: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+        raise ValueError(f"detect_image_faces: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
     landmarker = _create_landmarker(landmarker_path(model_path), config, video=False)
     try:
         mp_image, factor = _to_mp_image(image, config.max_side)
@@ -282,7 +309,18 @@ def detect_image_landmarks(
             "no face found in the image; use a photo where one face is clearly visible, "
             "frontal and at least about 100 pixels wide"
         )
-    return _pick_face(faces, None)
+    return sorted(faces, key=lambda face: -_box_of(face)[1])
+
+
+def detect_image_landmarks(
+    image: np.ndarray, model_path: str | os.PathLike[str] | None = None, config: FaceConfig = FaceConfig()
+) -> np.ndarray:
+    """Landmarks ``(478, 2)`` float32 frame pixels of the largest face in a still image (IMAGE mode).
+
+    With ``config.num_faces = 1`` MediaPipe keeps its most confident face, which need not be the largest.
+    Raises :class:`NoFaceError` when the image shows no face.
+    """
+    return detect_image_faces(image, model_path, config)[0]
 
 
 def _fill_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
