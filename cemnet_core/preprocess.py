@@ -14,8 +14,9 @@ For each source clip found by :mod:`cemnet_core.data.layouts`:
 
 Runs are resumable (a clip whose source sha256 is in the manifest is skipped), shardable (``shard=(i, n)``
 takes the clips whose ``clip_id`` hashes to ``i`` modulo ``n``: a deterministic partition) and parallel
-(``workers`` processes from a spawn context, each with its own landmarker). :func:`rebuild_manifest`
-rewrites the manifest from the clip files' metadata.
+(``workers`` processes, each with its own landmarker, :func:`cemnet_core.workers.run_pool`). Ctrl-C stops
+a run cleanly: each clip is either written and in the manifest or not written at all, so a rerun does only
+what is left. :func:`rebuild_manifest` rewrites the manifest from the clip files' metadata.
 """
 
 from __future__ import annotations
@@ -24,9 +25,7 @@ import hashlib
 import json
 import os
 import time
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +45,8 @@ from cemnet_core.data.faces import (
 )
 from cemnet_core.data.layouts import SourceClip, discover
 from cemnet_core.data.tracking import FaceTracker
-from cemnet_core.errors import CemnetError, InputError, OutputError
+from cemnet_core.errors import CemnetError, InputError, Interrupted, OutputError
+from cemnet_core.workers import check_stop, run_pool
 
 MANIFEST_NAME = "manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
@@ -174,7 +174,12 @@ def _load_clip_audio(source: SourceClip, allow_silent: bool, notes: list[str]) -
     try:
         return media.load_audio(source.audio, sample_rate=SAMPLE_RATE)
     except CemnetError as exc:
-        raise ClipError(f"cannot decode the audio: {exc}") from None
+        if not allow_silent:
+            raise ClipError(
+                f"cannot decode the audio: {exc} (or rerun with --allow-silent to keep the video alone)"
+            ) from None
+        notes.append(f"audio not decodable, processed with empty audio and mel (--allow-silent): {exc}")
+        return np.zeros(0, dtype=np.float32)
 
 
 def _true_track(source: SourceClip, num_frames: int) -> TrackResult:
@@ -213,6 +218,7 @@ class ClipProcessor:
         if self._tracker is not None:
             self._tracker.reset()
         for chunk in media.iter_video_frames(source.video, fps=FPS):
+            check_stop()  # Ctrl-C in a worker: stop here, nothing written
             num_frames += chunk.shape[0]
             if self._tracker is not None:
                 parts.append(self._tracker.track(chunk))
@@ -294,6 +300,7 @@ class ClipProcessor:
                 for key, value in record.items()
             },
         )
+        check_stop()  # the last point where a worker stops without writing; past it the clip is recorded
         save_clip(self.dst / record["path"], clip)
         if self.options.preview:
             write_preview(self.dst / PREVIEW_DIR, source.clip_id, frames, normalised, track.valid)
@@ -414,29 +421,28 @@ def preprocess(
             summary.failed += 1
             summary.failures[source.clip_id] = payload
 
-    with _Progress(show_progress, len(todo)) as advance:
-        if workers == 1 or len(todo) <= 1:
-            processor = ClipProcessor(dst, options, model_path)
-            try:
-                for source, sha256 in todo:
-                    finish(source, *_run_one(processor, source, sha256))
-                    advance()
-            finally:
-                processor.close()
-        else:
-            context = get_context("spawn")
-            initargs = (str(dst), options, str(model_path) if model_path else None)
-            with ProcessPoolExecutor(
-                min(workers, len(todo)), mp_context=context, initializer=_init_worker, initargs=initargs
-            ) as pool:
-                pending: dict[Future[tuple[str, Any]], SourceClip] = {
-                    pool.submit(_run_one, None, source, sha256): source for source, sha256 in todo
-                }
-                while pending:
-                    finished, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        finish(pending.pop(future), *future.result())
-                        advance()
+    def on_result(index: int, result: tuple[str, Any]) -> None:
+        finish(todo[index][0], *result)
+        advance()
+
+    try:
+        with _Progress(show_progress, len(todo)) as advance:
+            if workers == 1 or len(todo) <= 1:
+                processor = ClipProcessor(dst, options, model_path)
+                try:
+                    for index, (source, sha256) in enumerate(todo):
+                        on_result(index, _run_one(processor, source, sha256))
+                finally:
+                    processor.close()
+            else:
+                initargs = (str(dst), options, str(model_path) if model_path else None)
+                jobs = [(None, source, sha256) for source, sha256 in todo]
+                run_pool(_run_one, jobs, min(workers, len(todo)), _init_worker, initargs, on_result)
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"stopped by Ctrl-C; the {summary.processed} clip(s) finished are in {dst / MANIFEST_NAME}; "
+            "run the same command again to do the rest"
+        ) from None
     summary.seconds = time.perf_counter() - started
     return summary
 
