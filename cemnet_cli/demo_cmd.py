@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cemnet_cli.options import DeviceOption
+from cemnet_cli.options import FLAG, DeviceOption
 from cemnet_core.demo import DemoConfig, run_demo
 
 
@@ -18,7 +18,10 @@ def demo_command(
         Path, typer.Option("--out", "-o", help="Demo folder (corpus, data, runs, weights, eval, demo.mp4).")
     ] = Path("demo_out"),
     quick: Annotated[
-        bool, typer.Option("--quick", help="The smallest sizes (a couple of minutes; what the tests run).")
+        bool,
+        typer.Option(
+            "--quick", metavar=FLAG, help="The smallest sizes (a couple of minutes; what the tests run)."
+        ),
     ] = False,
     device: DeviceOption = None,
 ) -> None:

@@ -10,12 +10,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cemnet_cli.options import FLAG
 from cemnet_core.watermark import WatermarkConfig, detect_watermark
 
 
 def detect_command(
     videos: Annotated[list[Path], typer.Argument(help="Video files to check.", show_default=False)],
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object per video instead.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", metavar=FLAG, help="Print one JSON object per video instead.")
+    ] = False,
     max_frames: Annotated[
         int, typer.Option("--max-frames", help="Frames averaged per video (0: all).", min=0)
     ] = 500,

@@ -16,7 +16,9 @@ from cemnet_core.errors import ConfigError
 def eval_command(
     data: DataOption,
     weights: Annotated[Path, typer.Option("--weights", help="Weights bundle written by `cemnet export`.")],
-    setting: Annotated[str, typer.Option("--setting", help="cross-emotion, neutral-base or both.")] = "both",
+    setting: Annotated[
+        str, typer.Option("--setting", help="cross-emotion, neutral-base, both (those two) or self.")
+    ] = "both",
     runs: Annotated[int, typer.Option("--runs", help="Seeds (pairings) to average over.", min=1)] = 1,
     ablate: Annotated[
         list[str] | None, typer.Option("--ablate", help="Also run without a module: aee or ebm (repeatable).")
@@ -29,25 +31,31 @@ def eval_command(
         Path, typer.Option("--out", "-o", help="Folder for results.json/.csv and the figure.")
     ] = Path("eval_results"),
     device: DeviceOption = None,
+    landmarks: Annotated[
+        str,
+        typer.Option("--landmarks", help="predicted, or truth: render from the true mouth (renderer only)."),
+    ] = "predicted",
 ) -> None:
     """Score CEM-Net (and its ablations and a copy-the-reference baseline) as in Table II."""
-    from cemnet_core.eval.protocol import SETTINGS
+    from cemnet_core.eval.protocol import ALL_SETTINGS, LANDMARK_SOURCES, SETTINGS
     from cemnet_core.eval.report import evaluate_and_report
 
-    if setting not in (*SETTINGS, "both"):
-        raise ConfigError(f"--setting must be one of {', '.join(SETTINGS)} or both, got {setting!r}")
+    if setting not in (*ALL_SETTINGS, "both"):
+        raise ConfigError(f"--setting must be one of {', '.join(ALL_SETTINGS)} or both, got {setting!r}")
+    if landmarks not in LANDMARK_SOURCES:
+        raise ConfigError(f"--landmarks must be one of {', '.join(LANDMARK_SOURCES)}, got {landmarks!r}")
     settings = SETTINGS if setting == "both" else (setting,)
     columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, transient=True) as progress:
         task = progress.add_task("eval", total=None)
         result, table, paths = evaluate_and_report(
             data, weights, out, settings, runs, tuple(ablate or ()), split, max_clips, device,
-            lambda done, total: progress.update(task, completed=done, total=total),
+            lambda done, total: progress.update(task, completed=done, total=total), landmarks,
         )  # fmt: skip
     console = Console()
     console.print(table)
     console.print(f"{len(result.rows)} clip scores; " + ", ".join(f"{k}: {v}" for k, v in paths.items()),
-                  highlight=False)  # fmt: skip
+                  highlight=False, soft_wrap=True)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

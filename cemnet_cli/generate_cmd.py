@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cemnet_cli.options import BatchSizeOption, DeviceOption, OutputOption
@@ -53,7 +55,8 @@ def generate_command(
         TextColumn("{task.fields[rate]:.1f} frames/s"),
         TimeRemainingColumn(),
     )
-    with Progress(*columns, transient=True) as progress:
+    err = Console(stderr=True)
+    with Progress(*columns, transient=True, console=err, disable=not err.is_terminal) as progress:
         task = progress.add_task("generate", total=None, rate=0.0)
         started: list[float] = []
 
@@ -63,14 +66,16 @@ def generate_command(
             rate = done / max(time.perf_counter() - started[0], 1e-6) if done else 0.0
             progress.update(task, completed=done, total=total, rate=rate)
 
-        result = generate(ref, audio, target, weights, config, pose_video=pose_video, progress=report)
-    console = Console()
+        with warnings.catch_warnings():  # core's warnings come back in result.skipped, printed below
+            warnings.simplefilter("ignore", UserWarning)
+            result = generate(ref, audio, target, weights, config, pose_video=pose_video, progress=report)
     for warning in result.skipped:
-        console.print(f"[yellow]warning[/]: {warning}", highlight=False)
-    console.print(
+        err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False, soft_wrap=True)
+    Console().print(
         f"{result.path}: {result.frames} frames ({result.duration:.2f} s) at "
         f"{result.frames_per_second:.1f} frames/s from {result.references} reference frame(s)",
         highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -18,6 +18,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cemnet_cli.options import FLAG
 from cemnet_core import __version__
 from cemnet_core.errors import CemnetError, Interrupted
 
@@ -42,8 +43,9 @@ def debug_enabled() -> bool:
 
 
 def print_error(exc: CemnetError) -> None:
-    """Print a user error as one line on stderr."""
-    err_console.print(f"[bold red]error[/]: {escape(str(exc))}", highlight=False, soft_wrap=True)
+    """Print a user error as one line on stderr (Ctrl-C as ``interrupted: ...``)."""
+    label = "[yellow]interrupted[/]" if isinstance(exc, Interrupted) else "[bold red]error[/]"
+    err_console.print(f"{label}: {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
 def report_errors(command: Callable[P, R]) -> Callable[P, R]:
@@ -89,9 +91,14 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", metavar=FLAG, callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", metavar=FLAG, help="Show full tracebacks on errors.")
+    ] = False,
 ) -> None:
     _state["debug"] = debug
 

@@ -39,8 +39,15 @@ def models_command(
         gflops = "n/a" if p.gflops_per_frame is None else f"{p.gflops_per_frame:.4g}"
         table.add_row(p.kind, p.model_class, f"{p.params:,}", f"{p.trainable_params:,}", gflops)
     console = Console()
+    natural = console.measure(table, options=console.options.update(width=1000)).maximum
+    if natural > console.width:  # a pipe or a narrow terminal: wrap lines rather than cut names and headers
+        console = Console(width=natural)
     console.print(table)
-    console.print("GFLOPs: FlopCounterMode (2 per multiply-add), one batch-1 forward / frames it covers.")
+    console.print(
+        "GFLOPs: FlopCounterMode (2 per multiply-add), one batch-1 forward / frames it covers.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -12,6 +12,9 @@ from typing import Annotated
 
 import typer
 
+# The type column of a switch (``--preview``, ``--resume``, ...) in --help: empty, since a switch takes no
+# value; Typer would show ``<bool>`` and users then write ``--preview true``, which Click refuses.
+FLAG = ""
 WeightsDirOption = Annotated[
     Path | None,
     typer.Option(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from cemnet_cli.options import FLAG
 from cemnet_core.data.faces import FaceConfig
 from cemnet_core.data.tracking import ENGINES
 from cemnet_core.errors import InputError
@@ -25,9 +26,14 @@ Engine = Annotated[
         help="How MediaPipe's landmark model runs: litert (own tracking, faster) or mediapipe (its graph).",
     ),
 ]
-Preview = Annotated[bool, typer.Option("--preview", help="Write PNGs of a few crops with landmarks.")]
+Preview = Annotated[
+    bool, typer.Option("--preview", metavar=FLAG, help="Write PNGs of a few crops with landmarks.")
+]
 AllowSilent = Annotated[
-    bool, typer.Option("--allow-silent", help="Keep video-only clips (empty audio, mel) instead of failing.")
+    bool,
+    typer.Option(
+        "--allow-silent", metavar=FLAG, help="Keep video-only clips (empty audio, mel) instead of failing."
+    ),
 ]
 
 

@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cemnet_cli.options import FLAG
 from cemnet_core.data.synthetic import EMOTIONS, SynthConfig, synth
 from cemnet_core.errors import ConfigError
 
@@ -36,7 +37,9 @@ def synth_command(
     ] = 0,
     size: Annotated[int, typer.Option("--size", help="Frame size in pixels (even).")] = 256,
     workers: Annotated[int, typer.Option("--workers", "-j", help="Worker processes (0: one per CPU).")] = 0,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Write into a non-empty DST.")] = False,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", metavar=FLAG, help="Write into a non-empty DST.")
+    ] = False,
 ) -> None:
     """Make talking faces with true landmarks: speakers x emotions x levels x sentences clips."""
     chosen = EMOTIONS if emotions.strip() == "all" else tuple(_parse_list(emotions, "emotions"))
@@ -67,7 +70,9 @@ def synth_command(
         clips = int(progress.tasks[0].total or 0)
     seconds = time.perf_counter() - started
     Console().print(
-        f"{clips} clips in {seconds:.1f} s; corpus in {dst}, labels in {manifest}", highlight=False
+        f"{clips} clips in {seconds:.1f} s; corpus in {dst}, labels in {manifest}",
+        highlight=False,
+        soft_wrap=True,
     )
 
 

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from cemnet_cli.options import ConfigOption, DataOption, DeviceOption, OverridesOption, RunOption
+from cemnet_cli.options import FLAG, ConfigOption, DataOption, DeviceOption, OverridesOption, RunOption
 from cemnet_core.train.stages import STAGES, export_run, train_stage
 
 
@@ -19,7 +19,9 @@ def train_command(
     run: RunOption,
     config: ConfigOption = None,
     overrides: OverridesOption = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in --run exactly.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", metavar=FLAG, help="Continue the run in --run exactly.")
+    ] = False,
     device: DeviceOption = None,
     steps: Annotated[
         int | None, typer.Option("--steps", help="Total optimiser steps (overrides loop.steps).", min=1)
@@ -34,7 +36,9 @@ def train_command(
         else ""
     )
     if int(os.environ.get("RANK", "0")) == 0:  # under torchrun, one line, not one per process
-        Console().print(f"{stage}: {how} at step {result.step}{best}; run folder {run}", highlight=False)
+        Console().print(
+            f"{stage}: {how} at step {result.step}{best}; run folder {run}", highlight=False, soft_wrap=True
+        )
 
 
 def export_command(
@@ -43,7 +47,7 @@ def export_command(
 ) -> None:
     """Write a run's trained models as release folders (model.safetensors + config.json)."""
     for folder in export_run(run, dst):
-        Console().print(f"wrote {folder}", highlight=False)
+        Console().print(f"wrote {folder}", highlight=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,7 +16,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from cemnet_cli.options import WeightsDirOption
+from cemnet_cli.options import FLAG, WeightsDirOption
 from cemnet_core import weights
 from cemnet_core.errors import ChecksumError
 
@@ -87,7 +87,9 @@ def pull_command(
             progress.update(task, completed=size, total=size)
             progress.console.print(f"[green]ok[/] {name}: {path}", highlight=False, soft_wrap=True)
     for name in skipped:
-        console.print(f"[yellow]skipped[/] {name}: no pinned sha256 in weights.toml", highlight=False)
+        console.print(
+            f"[yellow]skipped[/] {name}: no pinned sha256 in weights.toml", highlight=False, soft_wrap=True
+        )
 
 
 @weights_app.command("verify")
@@ -108,6 +110,7 @@ def verify_command(weights_dir: WeightsDirOption = None) -> None:
         f"{len(verified)} verified, {len(bad)} bad, {len(absent)} not present"
         + (f" ({', '.join(absent)})" if absent else ""),
         highlight=False,
+        soft_wrap=True,
     )
     if bad:
         files = ", ".join(str(state.path) for state in bad)
@@ -120,7 +123,9 @@ def verify_command(weights_dir: WeightsDirOption = None) -> None:
 def path_command(
     name: Annotated[str, typer.Argument(help="Registered name, e.g. mediapipe.face_landmarker.")],
     weights_dir: WeightsDirOption = None,
-    download: Annotated[bool, typer.Option("--download", help="Fetch the file if it is not local.")] = False,
+    download: Annotated[
+        bool, typer.Option("--download", metavar=FLAG, help="Fetch the file if it is not local.")
+    ] = False,
 ) -> None:
     """Print the local, verified path of one registered file."""
     typer.echo(str(weights.resolve(name, weights_dir=weights_dir, download=download)))

@@ -6,7 +6,8 @@
 - ``lrs2``: ``main/<id>/<clip>.mp4`` (audio inside the mp4) with ``train.txt`` / ``val.txt`` / ``test.txt``
   filelists (``<id>/<clip>`` per line, extra columns ignored) at the root, giving each clip its split.
 - ``folder``: every video below a folder. MEAD-style names such as
-  ``dreamtalk__M030_front_angry_level3_001.mp4`` give speaker, emotion, level and sentence.
+  ``dreamtalk__M030_front_angry_level3_001.mp4`` give speaker, emotion, level and sentence (a tag after
+  the sentence number, as in ``..._level3_001_1080p.mp4``, is ignored).
 
 A synthetic clip's true landmarks (``<nnn>.landmarks.npy`` beside the video) are reported in
 ``SourceClip.landmarks`` when present.
@@ -27,9 +28,11 @@ VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4
 LANDMARKS_SUFFIX = ".landmarks.npy"
 LRS2_FILELISTS: tuple[str, ...] = ("train", "val", "test")
 
-# e.g. "dreamtalk__M030_front_angry_level3_001" or "M030_front_angry_level_3_001"
+# e.g. "dreamtalk__M030_front_angry_level3_001", "M030_front_angry_level_3_001" or, with a tag after the
+# sentence number, "M030_front_angry_level3_001_1080p"
 _MEAD_NAME = re.compile(
-    r"(?:^|_)(?P<speaker>[MW]\d{3})_(?:front_)?(?P<emotion>[a-z]+)_level_?(?P<level>\d+)_(?P<sentence>\d+)$"
+    r"(?:^|_)(?P<speaker>[MW]\d{3})_(?:front_)?(?P<emotion>[a-z]+)_level_?(?P<level>\d+)_(?P<sentence>\d+)"
+    r"(?:[_.\- ].*)?$"
 )
 _LEVEL_DIR = re.compile(r"^level_?(\d+)$")
 
