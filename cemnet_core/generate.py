@@ -6,7 +6,8 @@
       -> CEMNetPipeline.predict_mouth per window of T frames (Audio2Mouth, AEE, EBM)
       -> mouth + pose landmarks (pose from the references, ping-pong through a reference video, or the
          motion of ``pose_video``) -> CEMNetPipeline.render in batches
-      -> pasted into the full-size pose frame with a feathered square mask (the crop boxes)
+      -> pasted into the full-size pose frame with a mask that follows the jaw, colour-matched at its
+         edge (compositing.py)
       -> invisible watermark + provenance tags -> H.264 + AAC mp4 with the driving audio, same duration
 
 Memory stays flat in the audio's length: audio is decoded and turned into mel ``chunk_frames`` video frames
@@ -41,6 +42,7 @@ import cv2
 import numpy as np
 import torch
 
+from cemnet_core.compositing import face_mask, paste_back
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW, MelConfig, log_mel, mel_window_start
@@ -347,50 +349,6 @@ class MelStream:
         return mel[first : first + hi - lo]
 
 
-# ---------------------------------------------------------------- paste back
-
-
-def feather_mask(side: int, feather: float, lower_half: bool = True) -> np.ndarray:
-    """(side, side) float32 mask: 1 inside, linear ramp to 0 over ``feather * side`` pixels at the edges.
-
-    With ``lower_half`` the mask is also 0 above the middle of the box, ramping up over ``feather * side``
-    rows centred on the middle: the renderer synthesises the lower half of the face (Sec. III-D: the
-    generator sees the target with its lower half masked), so the original's upper face is kept as it is.
-    """
-    ramp = max(1.0, feather * side)
-    edge = np.minimum(np.arange(side) + 0.5, side - np.arange(side) - 0.5) / ramp  # (side,)
-    profile = np.clip(edge, 0.0, 1.0).astype(np.float32)
-    rows = profile
-    if lower_half:
-        rows = np.minimum(profile, np.clip((np.arange(side) + 0.5 - side / 2) / ramp + 0.5, 0.0, 1.0))
-    return np.outer(rows, profile).astype(np.float32)
-
-
-def paste_back(
-    frame: np.ndarray, face: np.ndarray, box: np.ndarray, feather: float, lower_half: bool = True
-) -> np.ndarray:
-    """Blend a rendered crop (S, S, 3) into a copy of ``frame`` (H, W, 3) at square box (x0, y0, x1, y1).
-
-    ``lower_half``: blend only the lower half of the face (see :func:`feather_mask`).
-    """
-    x0, y0, x1, y1 = (int(v) for v in np.round(box))
-    side = x1 - x0
-    height, width = frame.shape[:2]
-    resized = cv2.resize(
-        face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0] else cv2.INTER_AREA
-    ).astype(np.float32)  # (side, side, 3)
-    mask = feather_mask(side, feather, lower_half)[..., None]  # (side, side, 1)
-    out = frame.copy()
-    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    if fx1 <= fx0 or fy1 <= fy0:
-        return out
-    region = out[fy0:fy1, fx0:fx1].astype(np.float32)
-    patch = resized[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-    weight = mask[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-    out[fy0:fy1, fx0:fx1] = np.clip(np.rint(weight * patch + (1 - weight) * region), 0, 255).astype(np.uint8)
-    return out
-
-
 # ---------------------------------------------------------------- generation
 
 
@@ -436,6 +394,7 @@ class _Scene:
     pose_boxes: np.ndarray  # (P, 4)
     pose_crops: np.ndarray  # (P, S, S, 3) uint8
     pose_landmarks: np.ndarray  # (P, 78, 2) crop-normalised, of the pose frames
+    pose_faces: np.ndarray  # (P, 135, 2) ALL landmarks of the pose frames (paste-back mask)
     driven_pose: np.ndarray | None  # (Q, 78, 2) pose of a --pose-video mapped onto the primary reference
 
     def frame_inputs(self, t: int) -> tuple[int, np.ndarray]:
@@ -472,7 +431,8 @@ def _scene(
     ref_landmarks = torch.from_numpy(lm.select(normalised[chosen], lm.ALL))  # (N, 135, 2)
     pose_indices = list(range(len(refs.frames))) if refs.is_video else [0]
     pose_crops = _crop_each(refs, pose_indices, size)  # (P, S, S, 3)
-    pose_landmarks = lm.select(normalised[pose_indices], lm.POSE)  # (P, 78, 2)
+    pose_faces = lm.select(normalised[pose_indices], lm.ALL)  # (P, 135, 2)
+    pose_landmarks = pose_faces[:, lm.ALL_POSE]  # (P, 78, 2)
     driven = None if pose_video is None else _pose_video_motion(pose_video, pose_landmarks[0], config)
     return _Scene(
         ref_landmarks=ref_landmarks,
@@ -484,6 +444,7 @@ def _scene(
         pose_boxes=refs.boxes[pose_indices],
         pose_crops=pose_crops,
         pose_landmarks=pose_landmarks,
+        pose_faces=pose_faces,
         driven_pose=driven,
     )
 
@@ -537,11 +498,16 @@ def _chunk_frames(
         b1 = min(b0 + config.batch_size, t1 - t0)
         targets = np.stack([scene.pose_crops[inputs[i][0]] for i in range(b0, b1)])  # (b, S, S, 3)
         target_images = torch.from_numpy(targets).permute(0, 3, 1, 2).float() / 255.0
-        faces = pipeline.render(scene.ref_images, scene.ref_sketches, landmarks[b0:b1], target_images)
+        faces = pipeline.render(
+            scene.ref_images, scene.ref_sketches, scene.ref_landmarks, landmarks[b0:b1], target_images
+        )
         faces_u8 = (faces.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()  # (b, S, S, 3)
         for i, face in zip(range(b0, b1), faces_u8, strict=True):
             index = inputs[i][0]
-            out.append(paste_back(scene.pose_frames[index], face, scene.pose_boxes[index], config.feather))
+            rendered = landmarks[i].numpy()
+            mask = face_mask([rendered, scene.pose_faces[index]], face.shape[0], config.feather / 2)
+            out.append(paste_back(scene.pose_frames[index], face, scene.pose_boxes[index], config.feather,
+                                  mask=mask, match_colour=True))  # fmt: skip
     return np.stack(out)
 
 

@@ -365,6 +365,7 @@ class CEMNetPipeline(nn.Module):
         self,
         ref_images: torch.Tensor,
         ref_sketches: torch.Tensor,
+        ref_landmarks: torch.Tensor,
         landmarks: torch.Tensor,
         target_images: torch.Tensor,
     ) -> torch.Tensor:
@@ -373,6 +374,7 @@ class CEMNetPipeline(nn.Module):
         Args:
             ref_images: (B, N, 3, H, W) reference crops in [0, 1] (or (N, 3, H, W), shared by the batch).
             ref_sketches: same shape, the references' sketches (:meth:`sketches` of their landmarks).
+            ref_landmarks: (B, N, 135, 2) or (N, 135, 2): the ``ALL`` landmarks those sketches show.
             landmarks: (B, 135, 2) ``ALL`` landmarks of the frames to render (pose + predicted mouth).
             target_images: (B, 3, H, W) the pose frames' crops; their lower half is masked here.
 
@@ -384,9 +386,14 @@ class CEMNetPipeline(nn.Module):
         if ref_images.ndim == 4:
             ref_images = ref_images.unsqueeze(0).expand(B, -1, -1, -1, -1)  # (B, N, 3, H, W)
             ref_sketches = ref_sketches.unsqueeze(0).expand(B, -1, -1, -1, -1)
+        if ref_landmarks.ndim == 3:
+            ref_landmarks = ref_landmarks.unsqueeze(0).expand(B, -1, -1, -1)  # (B, N, 135, 2)
         target_sketch = self.sketches(landmarks)  # (B, 3, H, W)
         masked = mask_lower_half(target_images.to(device))  # (B, 3, H, W)
-        output = self.renderer(ref_images.to(device), ref_sketches.to(device), target_sketch, masked)
+        output = self.renderer(
+            ref_images.to(device), ref_sketches.to(device), target_sketch, masked,
+            ref_landmarks.to(device).float(), landmarks.to(device).float(),
+        )  # fmt: skip
         return output.image
 
 

@@ -28,10 +28,8 @@ from cemnet_core.generate import (
     GenerateConfig,
     MelStream,
     choose_references,
-    feather_mask,
     generate,
     load_references,
-    paste_back,
     ping_pong,
     scan_audio,
 )
@@ -114,22 +112,6 @@ def test_choose_references_covers_different_mouths() -> None:
 def test_ping_pong_is_smooth() -> None:
     assert [ping_pong(t, 3) for t in range(8)] == [0, 1, 2, 1, 0, 1, 2, 1]
     assert ping_pong(7, 1) == 0
-
-
-def test_paste_back_blends_inside_the_box_only() -> None:
-    frame = np.zeros((40, 50, 3), np.uint8)
-    face = np.full((8, 8, 3), 200, np.uint8)
-    box = np.array([-4, 10, 16, 30])  # partly outside the frame
-    out = paste_back(frame, face, box, feather=0.2, lower_half=False)
-    assert out[20, 6].min() == 200  # centre of the box: the face
-    assert out[:10].max() == 0 and out[30:].max() == 0 and out[:, 16:].max() == 0
-    assert 0 < out[11, 6, 0] < 200  # feathered edge
-    mask = feather_mask(20, 0.25, lower_half=False)
-    assert mask.max() == 1 and mask[0, 0] < 0.1 and np.allclose(mask, mask.T)
-    lower = paste_back(frame, face, box, feather=0.2)  # default: only the lower half of the face
-    assert lower[10:18].max() == 0 and lower[25, 6].min() == 200 and 0 < lower[20, 6, 0] < 200
-    half = feather_mask(20, 0.25)
-    assert half[:8].max() == 0 and half[14, 10] == 1 and np.all(np.diff(half[:, 10][:14]) >= 0)
 
 
 def test_scan_audio_refuses_silent_short_and_corrupt(tmp_path: Path) -> None:

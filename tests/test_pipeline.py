@@ -161,8 +161,9 @@ def test_render_shapes_and_range(pipeline: CEMNetPipeline) -> None:
     ref_landmarks = torch.rand(2, N_ALL, 2) * 0.6 + 0.2
     refs = torch.rand(2, 3, size, size)
     frames = pipeline.render(
-        refs, pipeline.sketches(ref_landmarks), torch.rand(4, N_ALL, 2), torch.rand(4, 3, size, size)
-    )
+        refs, pipeline.sketches(ref_landmarks), ref_landmarks, torch.rand(4, N_ALL, 2) * 0.6 + 0.2,
+        torch.rand(4, 3, size, size),
+    )  # fmt: skip
     assert frames.shape == (4, 3, size, size)
     assert frames.min() >= 0 and frames.max() <= 1
 

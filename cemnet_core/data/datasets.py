@@ -265,7 +265,9 @@ class RendererDataset(_ClipDataset):
     """A target frame and ``n_refs`` reference frames of the same clip for the renderer (Sec. III-D).
 
     Item: ``ref_images (N,3,128,128)``, ``ref_sketches (N,3,128,128)`` (``draw_sketch`` of the references'
-    landmarks), ``target_image (3,128,128)``, ``target_sketch (3,128,128)``; float in [0, 1]. References are
+    landmarks), ``target_image (3,128,128)``, ``target_sketch (3,128,128)``; float in [0, 1]; and the
+    landmarks the sketches are drawn from, ``ref_landmarks (N,135,2)`` and ``target_landmarks (135,2)``
+    (``ALL`` order, crop-normalised; the renderer's landmark motion prior). References are
     valid frames at least 3 frames away from the target when the clip allows it, spread over mouth shapes.
     """
 
@@ -305,6 +307,8 @@ class RendererDataset(_ClipDataset):
             "ref_sketches": _sketches(clip.landmarks[refs]),  # (N, 3, 128, 128)
             "target_image": _images(clip.frames[target]),  # (3, 128, 128)
             "target_sketch": _sketches(clip.landmarks[target][None])[0],  # (3, 128, 128)
+            "ref_landmarks": _f32(select(clip.landmarks[refs], ALL)),  # (N, 135, 2)
+            "target_landmarks": _f32(select(clip.landmarks[target], ALL)),  # (135, 2)
             "clip": _label(clip_index),
             "start": _label(target),
         }

@@ -4,7 +4,13 @@ Settings (DESIGN section 7):
 
 - ``neutral-base``: the references come from a *neutral* clip of the target's speaker (not the target);
 - ``cross-emotion``: the references come from a clip of the same speaker whose emotion differs from the
-  driving audio's and is not neutral, chosen with the run's seed.
+  driving audio's and is not neutral, chosen with the run's seed;
+- ``self``: the paper's self-reconstruction setting (its LRS2 evaluation, Tables III and V): the references
+  are ``N`` random valid frames (the run's seed) of the target clip itself, the driving audio is its own
+  audio and the clip is the ground truth; no emotion label is needed (EA is n/a on unlabelled clips).
+
+``landmarks="truth"`` renders every method from the ground truth's own mouth landmarks instead of the
+predicted ones: with ``self`` that measures the renderer alone (Table III's protocol for the renderer).
 
 Ground truth is the clip of the driving audio (its frames, true or tracked landmarks and emotion label).
 Targets are the clips of the ``test`` split (speaker-held-out, ``manifest.split_records``)
@@ -53,7 +59,10 @@ from cemnet_core.eval import metrics
 from cemnet_core.eval.judges import EmotionJudge, IdentityJudge, LipSyncJudge, MediaPipeMouthJudge
 from cemnet_core.pipeline import CEMNetPipeline, compose_landmarks
 
-SETTINGS = ("neutral-base", "cross-emotion")
+SETTINGS = ("neutral-base", "cross-emotion")  # Table II's (``cemnet eval --setting both``)
+SELF = "self"  # Table III's self-reconstruction
+ALL_SETTINGS = (*SETTINGS, SELF)
+LANDMARK_SOURCES = ("predicted", "truth")
 ABLATIONS = ("aee", "ebm")
 A2M_METHOD, COPY_METHOD = "a2m (no emotion)", "copy-reference"
 METHOD_DESCRIPTIONS = {
@@ -82,9 +91,11 @@ def pair_clips(records: list[ClipRecord], targets: list[ClipRecord], setting: st
     Targets without a candidate (no neutral clip, or no clip in another non-neutral emotion) are skipped.
     The same seed gives the same pairs.
     """
-    if setting not in SETTINGS:
-        raise ConfigError(f"unknown setting {setting!r}; use one of {', '.join(SETTINGS)}")
-    rng = np.random.default_rng([seed, SETTINGS.index(setting)])
+    if setting not in ALL_SETTINGS:
+        raise ConfigError(f"unknown setting {setting!r}; use one of {', '.join(ALL_SETTINGS)}")
+    rng = np.random.default_rng([seed, ALL_SETTINGS.index(setting)])
+    if setting == SELF:  # the clip is its own reference (frames drawn in generate_pair)
+        return [Pair(target, target) for target in targets]
     pairs = []
     for target in targets:
         if not target.emotion:
@@ -163,20 +174,34 @@ def generate_pair(
     method: str,
     judges: Judges,
     batch_size: int = 16,
+    reference_frames: np.ndarray | None = None,
+    landmarks: str = "predicted",
 ) -> Generated:
-    """Run one method on one pair (module docstring) -> :class:`Generated`."""
+    """Run one method on one pair (module docstring) -> :class:`Generated`.
+
+    reference_frames: frame indices of ``reference`` to use (the ``self`` setting's random frames); None
+    picks the N most different mouths. landmarks: ``"predicted"`` or ``"truth"`` (render from the target's
+    own mouth landmarks; see the module docstring).
+    """
+    if landmarks not in LANDMARK_SOURCES:
+        raise ConfigError(f"landmarks must be one of {', '.join(LANDMARK_SOURCES)}, got {landmarks!r}")
     T, window, segment = target.num_frames, pipeline.window, pipeline.emotion_segment
     usable = np.flatnonzero(reference.valid)
     if usable.size == 0 or not target.valid.any():
         raise DataError("a clip of the pair has no face in any frame; re-run preprocessing or drop the clip")
     count = int(pipeline.audio_to_mouth.config.num_refs)  # N (5 in the paper)
-    chosen = usable[choose_references(lm.select(reference.landmarks[usable], lm.MOUTH), count)]
+    if reference_frames is not None:
+        chosen = np.asarray(reference_frames, dtype=np.int64)
+    else:
+        chosen = usable[choose_references(lm.select(reference.landmarks[usable], lm.MOUTH), count)]
     ref_frames = resize_frames(reference.frames[chosen], pipeline.image_size)  # (N, S, S, 3)
     ref_all = torch.from_numpy(lm.select(reference.landmarks[chosen], lm.ALL))  # (N, 135, 2)
     ref_images = _to_images(ref_frames)  # (N, 3, S, S)
     pose = torch.from_numpy(lm.select(target.landmarks, lm.POSE))  # (T, 78, 2)
     if method == COPY_METHOD:
         mouth = ref_all[0, lm.ALL_MOUTH].expand(T, -1, -1).clone()  # (T, 57, 2)
+    elif landmarks == "truth":
+        mouth = torch.from_numpy(lm.select(target.landmarks, lm.MOUTH).astype(np.float32))  # (T, 57, 2)
     else:
         windows = -(-T // window)
         padded = windows * window
@@ -214,6 +239,7 @@ def generate_pair(
         images = pipeline.render(
             ref_images,
             sketches,
+            ref_all,
             landmarks[start:stop],
             _to_images(resize_frames(target.frames[start:stop], pipeline.image_size)),
         )
@@ -237,8 +263,10 @@ def score_pair(generated: Generated, target: Clip, emotion: str, judges: Judges)
         scores["m_lmd"] = metrics.landmark_distance(
             judges.mouth.mouth(frames), judges.mouth.mouth(truth), scale=frames.shape[2]
         )
-    label = [judges.emotion.target_index(emotion)] * len(frames)
-    scores["ea"] = metrics.emotion_accuracy(judges.emotion.logits(frames), label)
+    scores["ea"] = float("nan")  # unlabelled clips (the self setting on LRS2-like data)
+    if emotion:
+        label = [judges.emotion.target_index(emotion)] * len(frames)
+        scores["ea"] = metrics.emotion_accuracy(judges.emotion.logits(frames), label)
     reference = judges.identity.embed(generated.references).mean(axis=0)
     scores["csim"] = metrics.identity_similarity(judges.identity.embed(frames), reference)
     scores["lse_c"] = scores["lse_d"] = float("nan")
@@ -262,11 +290,11 @@ class EvalResult:
 def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple[float, float]]]]:
     """setting -> method -> metric -> (mean, std) over seeds of the mean over that seed's clips.
 
-    Settings follow :data:`SETTINGS`; methods the order in which they first appear in ``rows``.
+    Settings follow :data:`ALL_SETTINGS`; methods the order in which they first appear in ``rows``.
     """
     summary: dict[str, dict[str, dict[str, tuple[float, float]]]] = {}
     first_seen = dict.fromkeys((r["setting"], r["method"]) for r in rows)  # methods keep the caller's order
-    keys = sorted(first_seen, key=lambda k: SETTINGS.index(k[0]))
+    keys = sorted(first_seen, key=lambda k: ALL_SETTINGS.index(k[0]))
     for setting, method in keys:
         mine = [r for r in rows if r["setting"] == setting and r["method"] == method]
         per_seed = {}
@@ -299,11 +327,13 @@ def evaluate(
     split: str = "test",
     max_clips: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    landmarks: str = "predicted",
 ) -> EvalResult:
     """Run every method of ``pipelines`` (method name -> pipeline; ``copy-reference`` uses only its
     renderer) on every setting for ``runs`` seeds; returns per-clip rows and the summary.
 
-    max_clips: keep only the first targets of the split (quick looks); None for all.
+    max_clips: keep only the first targets of the split (quick looks); None for all. landmarks:
+    ``"truth"`` renders from the ground truth's mouth landmarks (module docstring).
     """
     if runs < 1:
         raise ConfigError(f"--runs must be >= 1, got {runs}")
@@ -328,8 +358,10 @@ def evaluate(
     total, done = len(jobs) * len(pipelines), 0
     for setting, seed, pair in jobs:
         target, reference = clip(pair.target), clip(pair.reference)
+        frames = self_references(target, pipelines, seed) if setting == SELF else None
         for method, pipeline in pipelines.items():
-            generated = generate_pair(pipeline, target, reference, method, judges)
+            generated = generate_pair(pipeline, target, reference, method, judges,
+                                      reference_frames=frames, landmarks=landmarks)  # fmt: skip
             row = {"setting": setting, "method": method, "seed": seed,
                    "target": pair.target.path.name, "reference": pair.reference.path.name,
                    "speaker": pair.target.speaker, "target_emotion": pair.target.emotion,
@@ -344,6 +376,16 @@ def evaluate(
                 progress(done, total)
     result.summary = summarise(result.rows)
     return result
+
+
+def self_references(target: Clip, pipelines: dict[str, CEMNetPipeline], seed: int) -> np.ndarray:
+    """The ``self`` setting's references: N random valid frames of the target (seeded by run and clip)."""
+    count = int(next(iter(pipelines.values())).audio_to_mouth.config.num_refs)
+    valid = np.flatnonzero(target.valid)
+    digest = target.meta.get("source_sha256", "")[:8]
+    salt = int(digest, 16) if digest and all(c in "0123456789abcdef" for c in digest) else 0
+    rng = np.random.default_rng([seed, salt, target.num_frames])
+    return np.sort(rng.choice(valid, size=count, replace=len(valid) < count))
 
 
 def _uses_true_landmarks(records: list[ClipRecord]) -> bool:

@@ -184,6 +184,7 @@ def evaluate_and_report(
     max_clips: int | None = None,
     device: str | None = None,
     progress: Any = None,
+    landmarks: str = "predicted",
 ) -> tuple[EvalResult, Table, dict[str, Path]]:
     """The whole of ``cemnet eval``: load the bundle and judges, run the protocol, write every report.
 
@@ -193,11 +194,11 @@ def evaluate_and_report(
 
     pipelines = protocol.load_pipelines(weights, ablate, baselines=True, device=device)
     judges = protocol.default_judges(data, weights)
-    result = protocol.evaluate(data, pipelines, judges, settings, runs, split, max_clips, progress)
+    result = protocol.evaluate(data, pipelines, judges, settings, runs, split, max_clips, progress, landmarks)
     config = {
         "data": str(Path(data).resolve()), "weights": str(Path(weights).resolve()),
         "settings": list(settings),
-        "runs": runs, "ablate": list(ablate), "split": split, "max_clips": max_clips,
+        "runs": runs, "ablate": list(ablate), "split": split, "max_clips": max_clips, "landmarks": landmarks,
         "methods": list(pipelines),
         "method_descriptions": {m: METHOD_DESCRIPTIONS.get(m, "user-supplied method") for m in pipelines},
         "weights_sha256": weights_sha256(weights),

@@ -9,6 +9,14 @@ Shapes::
     images  (B, 3, H, W)  RGB in [0, 1]; ImageNet mean/std normalisation happens inside
     features  list of 5 tensors (B, 64|128|256|512|512, H/1|2|4|8|16, W/...)
 
+Deviation for this world (documented, DESIGN section 5): ImageNet VGG19 weights cannot be had offline,
+and a random VGG19 measures little, so :class:`FacePerceptualFeatures` offers a perceptual network that is
+pretrained and present: the FER2013 mini-Xception of the assets (``fer2013.mini_xception``, a face network
+trained on 35k face crops). Its loss is the L1 distance of its stem and residual-block activations on the
+grey 64x64 input it was trained on, weighted 1/8, 1/4, 1/2, 1, 1 from shallow to deep (as pix2pixHD
+weights VGG's layers). It sees luma only, so colour is left to the renderer's pixel term. Both networks
+expose ``layer_weights``; :func:`perceptual_loss` works with either.
+
 The layers are an ``nn.Sequential`` with torchvision's indices (``features.{i}.weight``), so ImageNet weights
 from torchvision (``vgg19-dcbb9e9d``) or timm (``vgg19.tv_in1k``, same ``features.{i}`` names plus
 ``pre_logits.*``/``head.*``) load by name; classifier keys are ignored. The network is frozen: it is a fixed
@@ -27,6 +35,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from cemnet_core.errors import WeightsError
+from cemnet_core.models.image_emotion import to_fer_input
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -63,6 +72,8 @@ class VGG19Features(nn.Module):
     Build randomly initialised (tests) or with ``VGG19Features.from_file(path)`` (ImageNet weights as
     safetensors, registry entry ``vgg19.imagenet``).
     """
+
+    layer_weights = LAYER_WEIGHTS
 
     def __init__(self) -> None:
         super().__init__()
@@ -135,11 +146,44 @@ class VGG19Features(nn.Module):
         return outputs
 
 
-def perceptual_loss(vgg: VGG19Features, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Weighted L1 between VGG19 activations of ``prediction`` and ``target`` (B, 3, H, W) in [0, 1].
+class FacePerceptualFeatures(nn.Module):
+    """Frozen FER2013 mini-Xception returning its stem and residual-block activations (module docstring).
 
-    pix2pixHD's ``VGGLoss``: sum over relu1_1..relu5_1 of ``weight_l * mean|phi_l(pred) - phi_l(target)|``;
-    the target's activations carry no gradient. Returns a scalar.
+    ``FacePerceptualFeatures(classifier)`` wraps a :class:`~cemnet_core.models.image_emotion.MiniXception`
+    (``load_fer_classifier()`` gives the pretrained one; a random one serves tests).
+    """
+
+    def __init__(self, classifier: nn.Module) -> None:
+        super().__init__()
+        self.classifier = classifier
+        depth = 1 + len(classifier.blocks)
+        self.layer_weights = tuple(min(1.0, 2.0 ** (i - depth + 2)) for i in range(depth))
+        self.requires_grad_(False)
+        self.eval()
+
+    def train(self, mode: bool = True) -> FacePerceptualFeatures:
+        """Stay in eval mode: BatchNorm keeps the FER2013 statistics."""
+        return super().train(False)
+
+    def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
+        """images: (B, 3, H, W) RGB in [0, 1] -> [stem, block_1, ..., block_n] activations."""
+        net = self.classifier
+        grey = to_fer_input(images, net.config.input_size)  # (B, 1, 64, 64) in [-1, 1]
+        hidden = F.relu(net.stem_bn1(net.stem_conv1(grey)))
+        hidden = F.relu(net.stem_bn2(net.stem_conv2(hidden)))  # (B, stem, 60, 60)
+        outputs = [hidden]
+        for block in net.blocks:
+            hidden = block(hidden)  # halves H and W
+            outputs.append(hidden)
+        return outputs
+
+
+def perceptual_loss(vgg: nn.Module, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Weighted L1 between the activations of ``prediction`` and ``target`` (B, 3, H, W) in [0, 1].
+
+    pix2pixHD's ``VGGLoss``: sum over the network's layers (relu1_1..relu5_1 for VGG19) of ``weight_l *
+    mean|phi_l(pred) - phi_l(target)|`` with the network's ``layer_weights``; the target's activations carry
+    no gradient. Returns a scalar.
     """
     if prediction.shape != target.shape:
         raise ValueError(f"prediction {tuple(prediction.shape)} and target {tuple(target.shape)} differ")
@@ -147,6 +191,7 @@ def perceptual_loss(vgg: VGG19Features, prediction: torch.Tensor, target: torch.
     with torch.no_grad():
         target_features = vgg(target)
     loss = prediction.new_zeros(())
-    for weight, predicted, wanted in zip(LAYER_WEIGHTS, predicted_features, target_features, strict=True):
+    weights = vgg.layer_weights
+    for weight, predicted, wanted in zip(weights, predicted_features, target_features, strict=True):
         loss = loss + weight * F.l1_loss(predicted, wanted)
     return loss

@@ -19,8 +19,24 @@ Shapes::
     flows          (B, N, 2, H, W)  grid offsets (x, y) in normalised [-1, 1] units
     weights        (B, N, 1, H, W)  sum to 1 over N
 
-The flow head starts at zero, so an untrained estimator warps by the identity (FOMM/Monkey-Net start
-from identity motion as well); ``warp(images, zero flow)`` returns the images exactly.
+Documented deviations (DESIGN section 5), each one config switch away from the paper (``paper()`` turns all
+three off and gives the design above, with the flow head starting at zero, i.e. from the identity warp):
+
+- ``motion_prior``: motion starts from the landmarks. A thin-plate-spline warp from each reference's
+  landmarks to the target landmarks (:mod:`cemnet_core.models.landmark_warp`) is computed before any
+  learning; the flow estimator sees the references already warped by it and predicts a correction (its
+  flow head starts at zero), and the fusion weights start from a prior that favours the references whose
+  mouth shape matches the target's (the weight head starts at zero). The paper's estimator has to learn all
+  motion from data, which minutes of CPU training cannot do.
+- ``composite``: only the masked region is synthesised. The generator predicts a residual on the fused warp
+  (its output layer starts at zero) and the result replaces only the masked lower half; the upper half is
+  the given ``masked_target``, bit for bit. So an untrained renderer returns the warp prior, and no capacity
+  goes into copying the pixels it is given. The paper's generator outputs the whole frame (a sigmoid).
+- ``pixel_weight``: an L1 pixel term beside Eq. (17)'s perceptual, GAN and feature-matching terms, which
+  pins colour (the perceptual network sees grey faces or, with ImageNet VGG19, ignores small colour
+  shifts).
+
+``warp(images, zero flow)`` returns the images exactly.
 """
 
 from __future__ import annotations
@@ -32,9 +48,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.data.landmarks import N_ALL, N_LIPS, N_POSE
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.discriminator import GanMode, PatchDiscriminator, feature_matching_loss, gan_loss
-from cemnet_core.models.perceptual import VGG19Features, perceptual_loss
+from cemnet_core.models.landmark_warp import mouth_similarity_logits, tps_flow
+from cemnet_core.models.perceptual import perceptual_loss
+
+# Thin-plate-spline control points, positions in the ALL order (POSE + LIPS + JAW): every mouth point and
+# every third pose point (the rigid upper face anchors the spline; all 135 points cost 1.6x the time).
+PRIOR_POINTS: tuple[int, ...] = tuple(range(N_POSE, N_ALL)) + tuple(range(0, N_POSE, 3))
+LIPS_IN_ALL = slice(N_POSE, N_POSE + N_LIPS)
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,11 @@ class RendererConfig:
     feature_matching_weight: float = 1.0
     warp_weight: float = 4.0
     gan_mode: str = "lsgan"
+    motion_prior: bool = True  # landmark (TPS) warp + mouth-similarity weights as the start (docstring)
+    prior_scale: float = 0.25  # resolution of the TPS evaluation relative to image_size (smooth: upsampled)
+    prior_sigma: float = 0.01  # mouth-shape distance scale of the weight prior, crop units
+    composite: bool = True  # synthesise only the masked lower half, as a residual on the fused warp
+    pixel_weight: float = 16.0  # L1 pixel term beside Eq. (17); 0 in the paper
 
     def __post_init__(self) -> None:
         depth = max(len(self.flow_channels), len(self.generator_channels))
@@ -71,15 +99,35 @@ class RendererConfig:
             )
         if self.gan_mode not in ("lsgan", "hinge"):
             raise ConfigError(f"gan_mode must be 'lsgan' or 'hinge', got {self.gan_mode!r}")
+        prior_size = self.image_size * self.prior_scale
+        if not 0 < self.prior_scale <= 1 or prior_size != int(prior_size) or self.prior_sigma <= 0:
+            raise ConfigError(
+                f"prior_scale {self.prior_scale} must be in (0, 1] giving a whole number of pixels, and "
+                f"prior_sigma > 0 (got {self.prior_sigma}); 0.25 and 0.01 are the defaults."
+            )
+        if self.pixel_weight < 0:
+            raise ConfigError(f"pixel_weight must be >= 0, got {self.pixel_weight}")
 
     @classmethod
     def paper(cls) -> RendererConfig:
-        """128x128 frames, N = 5 references, widths in the range of IP-LAP's renderer; losses 4 / 0.25 / 1.
+        """The paper's renderer: 128x128 frames, N = 5, IP-LAP-range widths, losses 4 / 0.25 / 1, unchanged.
 
         Motion is estimated at half resolution (64x64) and upsampled, as Monkey-Net and FOMM estimate dense
-        motion at a reduced scale: it costs a quarter of the flow estimator's full-resolution FLOPs.
+        motion at a reduced scale: it costs a quarter of the flow estimator's full-resolution FLOPs. The
+        landmark prior, the composite and the pixel term are off: the flow starts from the identity.
         """
+        return cls(motion_prior=False, composite=False, pixel_weight=0.0)
+
+    @classmethod
+    def base(cls) -> RendererConfig:
+        """The paper's sizes with this project's deviations (module docstring): the default."""
         return cls()
+
+    @classmethod
+    def small(cls) -> RendererConfig:
+        """128x128 frames, N = 5, a quarter of the paper's widths: minutes of CPU training from the prior."""
+        widths = (16, 32, 64, 128)
+        return cls(flow_channels=widths, generator_channels=widths, generator_res_blocks=2)
 
     @classmethod
     def tiny(cls) -> RendererConfig:
@@ -225,8 +273,11 @@ class FlowEstimator(nn.Module):
         self.body = _UNet(9, config.flow_channels, res_blocks=1)
         self.flow_head = nn.Conv2d(self.body.out_channels, 2, kernel_size=3, padding=1)
         self.weight_head = nn.Conv2d(self.body.out_channels, 1, kernel_size=3, padding=1)
-        nn.init.zeros_(self.flow_head.weight)  # start from the identity warp
+        nn.init.zeros_(self.flow_head.weight)  # start from the identity warp (or the landmark prior)
         nn.init.zeros_(self.flow_head.bias)
+        if config.motion_prior:  # start from the prior's fusion weights
+            nn.init.zeros_(self.weight_head.weight)
+            nn.init.zeros_(self.weight_head.bias)
 
     def forward(
         self, ref_images: torch.Tensor, ref_sketches: torch.Tensor, target_sketch: torch.Tensor
@@ -256,6 +307,9 @@ class FaceRenderer(nn.Module):
         self.flow_estimator = FlowEstimator(config)
         self.generator = _UNet(9, config.generator_channels, res_blocks=config.generator_res_blocks)
         self.to_rgb = nn.Conv2d(config.generator_channels[0], 3, kernel_size=3, padding=1)
+        if config.composite:  # a residual on the fused warp that starts at zero
+            nn.init.zeros_(self.to_rgb.weight)
+            nn.init.zeros_(self.to_rgb.bias)
 
     def _check(
         self,
@@ -263,6 +317,8 @@ class FaceRenderer(nn.Module):
         ref_sketches: torch.Tensor,
         target_sketch: torch.Tensor,
         masked_target: torch.Tensor,
+        ref_landmarks: torch.Tensor | None,
+        target_landmarks: torch.Tensor | None,
     ) -> None:
         size = self.config.image_size
         if ref_images.dim() != 5 or ref_images.shape[2:] != (3, size, size):
@@ -276,6 +332,34 @@ class FaceRenderer(nn.Module):
         for name, tensor in (("target_sketch", target_sketch), ("masked_target", masked_target)):
             if tensor.shape != (B, 3, size, size):
                 raise ValueError(f"{name} must be ({B}, 3, {size}, {size}), got {tuple(tensor.shape)}")
+        if self.config.motion_prior:
+            N = ref_images.shape[1]
+            if ref_landmarks is None or ref_landmarks.shape != (B, N, N_ALL, 2):
+                got = None if ref_landmarks is None else tuple(ref_landmarks.shape)
+                raise ValueError(f"ref_landmarks must be ({B}, {N}, {N_ALL}, 2) with motion_prior, got {got}")
+            if target_landmarks is None or target_landmarks.shape != (B, N_ALL, 2):
+                got = None if target_landmarks is None else tuple(target_landmarks.shape)
+                raise ValueError(f"target_landmarks must be ({B}, {N_ALL}, 2) with motion_prior, got {got}")
+
+    def motion_prior(
+        self, ref_landmarks: torch.Tensor, target_landmarks: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Landmark prior: TPS flows (B, N, 2, H, W) reference -> target, and weight logits (B, N, 1, 1, 1).
+
+        ref_landmarks (B, N, 135, 2) and target_landmarks (B, 135, 2) are ``ALL``-ordered, crop-normalised.
+        """
+        B, N = ref_landmarks.shape[:2]
+        size, prior = self.config.image_size, int(self.config.image_size * self.config.prior_scale)
+        points = list(PRIOR_POINTS)
+        source = ref_landmarks[:, :, points].reshape(B * N, len(points), 2)  # (B*N, P, 2)
+        target = target_landmarks[:, None, points].expand(B, N, len(points), 2).reshape(B * N, len(points), 2)
+        flows = tps_flow(source.float(), target.float(), (prior, prior))  # (B*N, 2, h, w)
+        if prior != size:  # flow offsets are in [-1, 1] units, so they upsample unchanged
+            flows = F.interpolate(flows, size=(size, size), mode="bilinear", align_corners=False)
+        logits = mouth_similarity_logits(
+            ref_landmarks[:, :, LIPS_IN_ALL], target_landmarks[:, LIPS_IN_ALL], self.config.prior_sigma
+        )  # (B, N)
+        return flows.reshape(B, N, 2, size, size), logits.reshape(B, N, 1, 1, 1)
 
     def forward(
         self,
@@ -283,31 +367,53 @@ class FaceRenderer(nn.Module):
         ref_sketches: torch.Tensor,
         target_sketch: torch.Tensor,
         masked_target: torch.Tensor,
+        ref_landmarks: torch.Tensor | None = None,
+        target_landmarks: torch.Tensor | None = None,
     ) -> RendererOutput:
         """Render one frame per batch item; inputs and outputs as in the module docstring.
 
+        ``ref_landmarks`` (B, N, 135, 2) and ``target_landmarks`` (B, 135, 2), ``ALL``-ordered and
+        crop-normalised (the landmarks the sketches are drawn from), are required with ``motion_prior``.
         N may differ from ``config.num_refs`` (the weights are a softmax over whatever N is given).
         """
-        self._check(ref_images, ref_sketches, target_sketch, masked_target)
+        self._check(ref_images, ref_sketches, target_sketch, masked_target, ref_landmarks, target_landmarks)
         B, N, _, H, W = ref_images.shape
-        flows, logits = self.flow_estimator(ref_images, ref_sketches, target_sketch)
+        if self.config.motion_prior:
+            assert ref_landmarks is not None and target_landmarks is not None
+            prior_flows, prior_logits = self.motion_prior(ref_landmarks, target_landmarks)
+            both = torch.cat([ref_images, ref_sketches], dim=2).reshape(B * N, 6, H, W)
+            aligned = warp(both, prior_flows.reshape(B * N, 2, H, W)).reshape(B, N, 6, H, W)
+            correction, logits = self.flow_estimator(aligned[:, :, :3], aligned[:, :, 3:], target_sketch)
+            flows, logits = prior_flows + correction, logits + prior_logits  # (B, N, 2|1, H, W)
+        else:
+            flows, logits = self.flow_estimator(ref_images, ref_sketches, target_sketch)
         weights = torch.softmax(logits, dim=1)  # (B, N, 1, H, W), w_i^t of Eq. (15)
         warped_each = warp(ref_images.reshape(B * N, 3, H, W), flows.reshape(B * N, 2, H, W))
         warped = (warped_each.reshape(B, N, 3, H, W) * weights).sum(dim=1)  # (B, 3, H, W)
         hidden = self.generator(torch.cat([warped, target_sketch, masked_target], dim=1))  # (B, c0, H, W)
-        image = torch.sigmoid(self.to_rgb(hidden))  # (B, 3, H, W)
+        if self.config.composite:  # residual on the warp, inside the masked lower half only
+            generated = (warped + self.to_rgb(hidden)).clamp(0, 1)  # (B, 3, H, W)
+            lower = torch.arange(H, device=generated.device).view(1, 1, H, 1) >= H // 2
+            image = torch.where(lower, generated, masked_target)
+        else:
+            image = torch.sigmoid(self.to_rgb(hidden))  # (B, 3, H, W)
         return RendererOutput(image=image, warped=warped, flows=flows, weights=weights)
 
     def example_inputs(self, batch_size: int = 1) -> tuple[torch.Tensor, ...]:
         """Random inputs of the configured sizes (profiling, smoke tests)."""
         size, N = self.config.image_size, self.config.num_refs
         target = torch.rand(batch_size, 3, size, size)
-        return (
+        inputs = (
             torch.rand(batch_size, N, 3, size, size),
             torch.rand(batch_size, N, 3, size, size),
             torch.rand(batch_size, 3, size, size),
             mask_lower_half(target),
         )
+        if not self.config.motion_prior:
+            return inputs
+        target_landmarks = 0.2 + 0.6 * torch.rand(batch_size, N_ALL, 2)
+        ref_landmarks = target_landmarks[:, None] + 0.01 * torch.randn(batch_size, N, N_ALL, 2)
+        return (*inputs, ref_landmarks, target_landmarks)
 
     @property
     def frames_per_example(self) -> float:
@@ -315,21 +421,33 @@ class FaceRenderer(nn.Module):
         return 1.0
 
 
-def warp_loss(vgg: VGG19Features, output: RendererOutput, target: torch.Tensor) -> torch.Tensor:
-    """Perceptual loss of the fused warp against the target frame: supervises the motion fields directly."""
-    return perceptual_loss(vgg, output.warped, target)
+def warp_loss(
+    vgg: nn.Module, output: RendererOutput, target: torch.Tensor, composite: bool = False
+) -> torch.Tensor:
+    """Perceptual loss of the fused warp against the target frame: supervises the motion fields directly.
+
+    With ``composite`` only the lower half of the warp is used by the renderer, so only it is compared (the
+    upper half is taken from the target).
+    """
+    warped = output.warped
+    if composite:
+        H = warped.shape[-2]
+        warped = torch.cat([target[..., : H // 2, :], warped[..., H // 2 :, :]], dim=-2)
+    return perceptual_loss(vgg, warped, target)
 
 
 def generator_loss(
     config: RendererConfig,
     output: RendererOutput,
     target: torch.Tensor,
-    vgg: VGG19Features,
+    vgg: nn.Module,
     discriminator: PatchDiscriminator,
     condition: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Renderer objective, Eq. (17): ``w_per L_per + w_gan L_gan + w_fm L_fm`` (+ ``w_warp`` x warp loss).
+    """Renderer objective, Eq. (17): ``w_per L_per + w_gan L_gan + w_fm L_fm`` (+ ``w_warp`` x warp loss
+    + ``w_pixel`` x L1, the documented pixel term).
 
+    ``vgg`` is the perceptual network (:class:`VGG19Features` or :class:`FacePerceptualFeatures`).
     ``condition`` (B, C', H, W), if given, is concatenated to the images before the discriminator (its
     ``in_channels`` must be 3 + C'). Returns the total and the detached terms for logging.
     """
@@ -341,12 +459,14 @@ def generator_loss(
     mode: GanMode = config.gan_mode  # type: ignore[assignment]
     terms = {
         "perceptual": perceptual_loss(vgg, output.image, target),
-        "warp": warp_loss(vgg, output, target),
+        "warp": warp_loss(vgg, output, target, config.composite),
         "gan": gan_loss(fake_outputs, True, mode, for_discriminator=False),
         "feature_matching": feature_matching_loss(fake_outputs, real_outputs),
+        "pixel": F.l1_loss(output.image, target),
     }
     total = (
-        config.perceptual_weight * terms["perceptual"]
+        config.pixel_weight * terms["pixel"]
+        + config.perceptual_weight * terms["perceptual"]
         + config.warp_weight * terms["warp"]
         + config.gan_weight * terms["gan"]
         + config.feature_matching_weight * terms["feature_matching"]

