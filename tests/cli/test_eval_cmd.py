@@ -60,3 +60,9 @@ def test_eval_ablation_without_its_weights_says_how_to_train_it(tmp_path: Path) 
                                       "--ablate", "ebm", "--out", str(tmp_path / "out")])  # fmt: skip
     assert result.exit_code != 0
     assert "ablations/wo_ebm/emotion_memory" in result.output and "use_memory=false" in result.output
+
+
+def test_eval_rejects_unknown_landmark_source(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--weights", str(tmp_path),
+                                      "--setting", "self", "--landmarks", "guessed"])  # fmt: skip
+    assert result.exit_code == 2 and "--landmarks must be one of predicted, truth" in result.output

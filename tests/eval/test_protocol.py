@@ -158,3 +158,31 @@ def test_no_pairs_is_a_data_error(tmp_path: Path) -> None:
     data = make_eval_corpus(tmp_path / "d", speakers=1, emotions=("happy",), sentences=1, frames=6)
     with pytest.raises(DataError, match="no evaluation pairs"):
         protocol.evaluate(data, {"cemnet": _pipeline()}, None, split="all")  # type: ignore[arg-type]
+
+
+def test_self_setting_uses_the_clips_own_frames_and_truth_landmarks_render_the_true_mouth(
+    corpus: Path, tmp_path: Path
+) -> None:
+    records = read_manifest(corpus)
+    pairs = protocol.pair_clips(records, records, "self", seed=0)
+    assert [p.target for p in pairs] == records and all(p.reference == p.target for p in pairs)
+    from cemnet_core.data.clips import load_clip
+    from cemnet_core.data.landmarks import MOUTH, select
+
+    pipeline = _pipeline()
+    clip = load_clip(records[0].path)
+    frames = protocol.self_references(clip, {"cemnet": pipeline}, seed=0)
+    assert len(frames) == pipeline.audio_to_mouth.config.num_refs and clip.valid[frames].all()
+    assert np.array_equal(frames, protocol.self_references(clip, {"cemnet": pipeline}, seed=0))
+    assert not np.array_equal(frames, protocol.self_references(clip, {"cemnet": pipeline}, seed=1))
+    judges = protocol.Judges(*j.corpus_judges(corpus, cache=tmp_path / "judges", steps=20))
+    truth = protocol.generate_pair(pipeline, clip, clip, "cemnet", judges, reference_frames=frames,
+                                   landmarks="truth")  # fmt: skip
+    predicted = protocol.generate_pair(pipeline, clip, clip, "cemnet", judges, reference_frames=frames)
+    np.testing.assert_allclose(truth.mouth, select(clip.landmarks, MOUTH), atol=1e-6)
+    assert not np.allclose(predicted.mouth, truth.mouth)  # an untrained Audio2Mouth is not the truth
+    result = protocol.evaluate(corpus, {"cemnet": pipeline}, judges, settings=("self",), split="all",
+                               max_clips=1, landmarks="truth")  # fmt: skip
+    assert list(result.summary) == ["self"] and result.rows[0]["m_lmd"] == pytest.approx(0.0, abs=1e-6)
+    with pytest.raises(ConfigError, match="landmarks must be"):
+        protocol.generate_pair(pipeline, clip, clip, "cemnet", judges, landmarks="guessed")
