@@ -150,11 +150,17 @@ class RendererConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RendererConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
+        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`.
+
+        A config written before the deviations existed (none of ``motion_prior``, ``composite``,
+        ``pixel_weight``) is a renderer trained as the paper's, so it loads with those off.
+        """
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown RendererConfig keys {sorted(unknown)}; remove them.")
         values = dict(data)
+        if not {"motion_prior", "composite", "pixel_weight"} & set(values):
+            values.update(motion_prior=False, composite=False, pixel_weight=0.0)
         for key in ("flow_channels", "generator_channels"):
             if key in values:
                 values[key] = tuple(int(channels) for channels in values[key])

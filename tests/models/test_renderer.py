@@ -218,6 +218,8 @@ def test_config_json_round_trip_and_paper_values() -> None:
     assert dataclasses.replace(base, motion_prior=False, composite=False, pixel_weight=0.0) == paper
     with pytest.raises(ConfigError, match="unknown"):
         RendererConfig.from_dict({"image_size": 128, "colour": 1})
+    old = {k: v for k, v in base.to_dict().items() if k not in ("motion_prior", "composite", "pixel_weight")}
+    assert RendererConfig.from_dict(old) == paper  # a release from before the deviations is the paper's
     with pytest.raises(ConfigError, match="divisible"):
         RendererConfig(image_size=100)
 
