@@ -9,9 +9,13 @@ someone else could not be read by them. :func:`temp_beside` gives the temporary 
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
+
+from cemnet_core.errors import OutputError
 
 
 def current_umask() -> int:
@@ -46,3 +50,39 @@ def temp_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
     finally:
         os.close(fd)
     return Path(name)
+
+
+def disk_full(path: str | os.PathLike[str], exc: BaseException) -> bool:
+    """Whether writing ``path`` failed with ``exc`` because its disk (or quota) is full.
+
+    Libraries report a full disk in their own words (safetensors: "I/O error: No space left on device",
+    torch.save: "unexpected pos 704 vs 598"), so the disk is also asked how much room is left (call this
+    before deleting the partial file).
+    """
+    text = str(exc)
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if "No space left" in text or "quota exceeded" in text.lower():
+        return True
+    try:
+        return shutil.disk_usage(Path(path).parent).free < 64 * 1024
+    except OSError:
+        return False
+
+
+def write_error(
+    path: str | os.PathLike[str], exc: BaseException, what: str = "", full: bool | None = None
+) -> OutputError:
+    """The one-line :class:`OutputError` for a failed write of ``path`` (``what``: "clip ", "checkpoint ");
+    ``full``: what :func:`disk_full` said before the partial file was deleted (None: ask it now)."""
+    if disk_full(path, exc) if full is None else full:
+        return OutputError(
+            f"cannot write {what}{path}: the disk is full; free some space or write to another disk, "
+            "then retry"
+        )
+    text = str(exc)
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (text.splitlines() or [""])[0]
+    return OutputError(
+        f"cannot write {what}{path}: {reason[:120] or type(exc).__name__}; check that its folder is "
+        "writable, then retry"
+    )

@@ -44,7 +44,7 @@ from safetensors.torch import save as safetensors_bytes
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
-from cemnet_core.fileio import temp_beside
+from cemnet_core.fileio import temp_beside, write_error
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -449,10 +449,9 @@ def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
         write(temp)
         os.replace(temp, path)
     except OSError as exc:
+        error = write_error(path, exc)  # before the partial file frees its space
         temp.unlink(missing_ok=True)
-        raise OutputError(
-            f"cannot write {path}: {exc.strerror or exc}; free disk space or choose another folder"
-        ) from exc
+        raise error from exc
     except BaseException:
         temp.unlink(missing_ok=True)
         raise

@@ -25,7 +25,7 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from cemnet_core.errors import DataError, OutputError
-from cemnet_core.fileio import default_file_mode, temp_beside
+from cemnet_core.fileio import default_file_mode, temp_beside, write_error
 
 PIPELINE_VERSION = "2"  # 2: landmarks from the LiteRT tracker (data/face_mesh.py); 1: MediaPipe graph
 CLIP_SUFFIX = ".clip.safetensors"
@@ -96,12 +96,10 @@ def save_clip(path: str | os.PathLike[str], clip: Clip) -> Path:
         save_file(tensors, tmp, metadata=meta)
         os.chmod(tmp, default_file_mode())  # safetensors re-creates the file as 0600
         os.replace(tmp, path)
-    except OSError as exc:
+    except Exception as exc:  # OSError, or safetensors' own error for a full disk
+        error = write_error(path, exc, "clip ")  # before the partial file frees its space
         Path(tmp).unlink(missing_ok=True)
-        raise OutputError(
-            f"cannot write clip {path}: {exc.strerror or exc}; free disk space or choose "
-            "another output folder"
-        ) from exc
+        raise error from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

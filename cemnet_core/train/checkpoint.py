@@ -32,8 +32,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from cemnet_core.errors import InputError, OutputError
-from cemnet_core.fileio import temp_beside
+from cemnet_core.errors import InputError
+from cemnet_core.fileio import disk_full, temp_beside, write_error
 
 CHECKPOINT_VERSION = 1
 CHECKPOINT_DIR = "checkpoints"
@@ -90,19 +90,23 @@ def save_checkpoint(path: Path, state: Mapping[str, Any]) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_beside(path)
-        try:
-            with open(tmp, "wb") as stream:
-                torch.save(dict(state), stream)
-                stream.flush()
-                os.fsync(stream.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     except OSError as exc:
-        raise OutputError(
-            f"cannot write checkpoint {path}: {exc}; free disk space or choose another --run"
-        ) from exc
+        raise write_error(path, exc, "checkpoint ") from exc
+    try:
+        with open(tmp, "wb") as stream:
+            torch.save(dict(state), stream)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as a RuntimeError
+        full = disk_full(path, exc)  # asked while the temp file still fills the disk
+        tmp.unlink(missing_ok=True)
+        if isinstance(exc, RuntimeError) and not full:
+            raise  # a bug (something torch cannot save), not the user's disk
+        raise write_error(path, exc, "checkpoint ", full) from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
 
 

@@ -88,10 +88,9 @@ def test_corrupt_media_and_text_files_are_one_line_that_says_what_to_do(
     assert not out.exists() and not list(tmp_path.glob(".*tmp*"))
 
 
-@pytest.mark.real
-def test_a_full_disk_is_one_line_and_leaves_nothing(
-    weights_dir: Path, real_data: Path, tiny_bundle: Path, tmp_path: Path
-) -> None:
+@pytest.fixture
+def full_disk(tmp_path: Path) -> object:
+    """A 1 MB tmpfs filled to the last byte (needs root to mount); yields its path."""
     full = tmp_path / "full"
     full.mkdir()
     if (
@@ -106,12 +105,33 @@ def test_a_full_disk_is_one_line_and_leaves_nothing(
         ):
             while True:
                 filler.write(bytes(4096))
-        result = _generate(tiny_bundle, real_data / PORTRAIT, real_data / SPEECH, full / "out.mp4")
-        line = one_line_error(result, 5, "the disk is full; free some space or write to another disk")
-        assert str(full / "out.mp4") in line
-        assert sorted(p.name for p in full.iterdir()) == ["filler"]  # no partial video, no temp file
+        yield full
     finally:
         subprocess.run(["umount", str(full)])
+
+
+@pytest.mark.real
+def test_a_full_disk_is_one_line_and_leaves_nothing(
+    weights_dir: Path, real_data: Path, tiny_bundle: Path, full_disk: Path
+) -> None:
+    result = _generate(tiny_bundle, real_data / PORTRAIT, real_data / SPEECH, full_disk / "out.mp4")
+    line = one_line_error(result, 5, "the disk is full; free some space or write to another disk")
+    assert str(full_disk / "out.mp4") in line
+    assert sorted(p.name for p in full_disk.iterdir()) == ["filler"]  # no partial video, no temp file
+
+
+def test_clips_and_checkpoints_on_a_full_disk_are_one_line(tmp_path: Path, full_disk: Path) -> None:
+    (full_disk / "filler").write_bytes(bytes(200_000))  # room for folders and small files, not for data
+    data = make_corpus(tmp_path / "data")
+    train = ["train", "a2m", "--data", str(data), "--run", str(full_disk / "run"), *TINY, "--steps", "2"]
+    one_line_error(runner.invoke(app, train), 5, "the disk is full")
+    corpus = tmp_path / "mead"
+    made = runner.invoke(app, ["synth", str(corpus), "--speakers", "1", "--sentences", "1", "--emotions",
+                               "neutral", "--levels", "1", "--size", "128", "-j", "1"])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    args = ["preprocess", "mead", str(corpus), str(full_disk / "data"), "--landmarks", "true"]
+    one_line_error(runner.invoke(app, args), 5, "cannot write clip")
+    assert not [p for p in full_disk.rglob("*") if p.is_file() and p.name.startswith(".")]  # no temp files
 
 
 # ---------------------------------------------------------------- 2. two faces
