@@ -136,7 +136,9 @@ def _create_landmarker(
             "check the file with `cemnet weights verify`"
         ) from exc
     if video and not _FIRST_INFERENCE_DONE:  # its first frame must be a real one: warm a detector instead
-        _create_detector(model_path, config).close()
+        detector = _create_detector(model_path, config)
+        with native_stderr_silenced():  # LiteRT logs the release of its accelerators
+            detector.close()
     return landmarker
 
 
@@ -303,7 +305,8 @@ def detect_image_faces(
         mp_image, factor = _to_mp_image(image, config.max_side)
         faces = _faces_in_pixels(landmarker, mp_image, None, factor)
     finally:
-        landmarker.close()
+        with native_stderr_silenced():
+            landmarker.close()
     if not faces:
         raise NoFaceError(
             "no face found in the image; use a photo where one face is clearly visible, "

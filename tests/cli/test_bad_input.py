@@ -301,6 +301,17 @@ def test_generate_from_a_video_reference_prints_no_log_noise(
     assert result.stderr == ""
 
 
+@pytest.mark.real
+def test_preprocess_with_the_mediapipe_engine_prints_no_log_noise(
+    weights_dir: Path, real_data: Path, tmp_path: Path
+) -> None:
+    frames, audio = media.read_video(real_data / VIDEO)[:20], media.load_audio(real_data / VIDEO)[: 20 * 640]
+    media.write_video(tmp_path / "src" / "cut.mp4", frames, audio=audio)
+    result = cemnet("preprocess", "folder", "src", "out", "--engine", "mediapipe", cwd=tmp_path)
+    assert result.returncode == 0 and "1 processed" in result.stdout, result.stderr
+    assert result.stderr == ""
+
+
 # ---------------------------------------------------------------- small items
 
 
