@@ -15,7 +15,7 @@ import torch
 
 from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE
 from cemnet_core.data.layouts import EMOTIONS
-from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.errors import ChecksumError, ConfigError, WeightsError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
@@ -29,7 +29,7 @@ from cemnet_core.pipeline import (
     compose_landmarks,
     find_release,
 )
-from cemnet_core.weights import save_release
+from cemnet_core.weights import CHECKSUMS_FILE, save_release, write_manifest
 
 
 def tiny_configs() -> dict[str, object]:
@@ -216,6 +216,9 @@ def test_from_bundle_missing_or_corrupt_weights(tmp_path: Path) -> None:
         CEMNetPipeline.from_bundle(tmp_path / "nothing", "cpu")
     bundle = save_tiny_bundle(tmp_path / "w")
     (bundle / "renderer" / "model.safetensors").write_bytes(b"\x00" * 64)
+    with pytest.raises(ChecksumError, match=r"renderer/model\.safetensors has 64 bytes"):
+        CEMNetPipeline.from_bundle(bundle, "cpu")
+    (bundle / "renderer" / CHECKSUMS_FILE).unlink()  # an older export: safetensors' own checks remain
     with pytest.raises(WeightsError, match="unreadable safetensors"):
         CEMNetPipeline.from_bundle(bundle, "cpu")
     bundle = save_tiny_bundle(tmp_path / "w2")
@@ -223,6 +226,7 @@ def test_from_bundle_missing_or_corrupt_weights(tmp_path: Path) -> None:
     document = json.loads(config_file.read_text())
     document["config"]["generator_channels"] = [4, 8]
     config_file.write_text(json.dumps(document))
+    write_manifest(bundle / "renderer")  # a consistent release whose config does not fit its tensors
     with pytest.raises(WeightsError, match="does not fit"):
         CEMNetPipeline.from_bundle(bundle, "cpu")
 
