@@ -402,27 +402,18 @@ def preprocess(
     model_path = landmarker_path() if options.landmarks == "mediapipe" else None
     started = time.perf_counter()
 
-    def finish(source: SourceClip, status: str, payload: Any) -> None:
+    def finish(index: int, result: tuple[str, Any]) -> None:
+        (source, _), (status, payload) = todo[index], result
         if status == "ok":
             _append_line(dst / MANIFEST_NAME, payload)
             summary.processed += 1
             summary.frames += int(payload["num_frames"])
             summary.face_ratios[source.clip_id] = float(payload["face_ratio"])
         else:
-            _append_line(
-                dst / FAILURES_NAME,
-                {
-                    "clip_id": source.clip_id,
-                    "source": str(source.video),
-                    "reason": payload,
-                    "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                },
-            )
+            failure = {"clip_id": source.clip_id, "source": str(source.video), "reason": payload}
+            _append_line(dst / FAILURES_NAME, {**failure, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
             summary.failed += 1
             summary.failures[source.clip_id] = payload
-
-    def on_result(index: int, result: tuple[str, Any]) -> None:
-        finish(todo[index][0], *result)
         advance()
 
     try:
@@ -431,13 +422,13 @@ def preprocess(
                 processor = ClipProcessor(dst, options, model_path)
                 try:
                     for index, (source, sha256) in enumerate(todo):
-                        on_result(index, _run_one(processor, source, sha256))
+                        finish(index, _run_one(processor, source, sha256))
                 finally:
                     processor.close()
             else:
                 initargs = (str(dst), options, str(model_path) if model_path else None)
                 jobs = [(None, source, sha256) for source, sha256 in todo]
-                run_pool(_run_one, jobs, min(workers, len(todo)), _init_worker, initargs, on_result)
+                run_pool(_run_one, jobs, min(workers, len(todo)), _init_worker, initargs, finish)
     except KeyboardInterrupt:
         raise Interrupted(
             f"stopped by Ctrl-C; the {summary.processed} clip(s) finished are in {dst / MANIFEST_NAME}; "
