@@ -358,8 +358,8 @@ def load_mini_xception_hdf5(hdf5_path: str | Path) -> MiniXception:
 def convert_mini_xception(hdf5_path: str | os.PathLike[str], dst_folder: str | os.PathLike[str]) -> Path:
     """Convert the Keras FER2013 mini-Xception HDF5 into a release folder (kind ``mini_xception``).
 
-    The HDF5 is read with h5py only (nothing is unpickled); the folder gets ``model.safetensors`` and
-    ``config.json``. Returns the folder.
+    The HDF5 is read with h5py only (nothing is unpickled); the folder gets ``model.safetensors``,
+    ``config.json`` and ``checksums.json``. Returns the folder.
     """
     model = load_mini_xception_hdf5(hdf5_path)
     return weights.save_release(dst_folder, model, "mini_xception", model.config)

@@ -200,7 +200,7 @@ def test_extractor_starts_from_classifier(classifier: MiniXception) -> None:
 
 def test_converted_release_matches_hdf5(classifier: MiniXception, fer_hdf5: Path, tmp_path: Path) -> None:
     folder = convert_mini_xception(fer_hdf5, tmp_path / "fer")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == ["checksums.json", "config.json", "model.safetensors"]
     document = json.loads((folder / "config.json").read_text())
     assert document["kind"] == "mini_xception" and document["config"]["bn_eps"] == pytest.approx(1e-3)
     judge = load_fer_classifier(folder)
