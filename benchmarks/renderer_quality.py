@@ -20,12 +20,15 @@ PSNR (dB) and SSIM (:mod:`cemnet_core.eval.metrics`) over the 128x128 crop and o
 region the renderer synthesises), mean over items; the training wall time is printed beside them. A contact
 sheet ``WORK/contact_sheet.png`` shows rows of (truth | copy reference | landmark warp | trained). The
 training is a fixed number of steps (deterministic, resumable); its wall time is printed, so pick ``--steps``
-for the time budget being measured. A rerun with the same ``--work`` resumes or reuses the run.
+for the time budget being measured. A rerun with the same ``--work`` resumes or reuses the run. ``--steps 0``
+scores the untrained renderer only (``--set model.X=Y`` changes its settings); ``--split val`` scores the
+validation speakers, where settings are chosen (never on ``test``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -70,10 +73,10 @@ def _render(renderer: FaceRenderer, batch: dict[str, torch.Tensor]) -> torch.Ten
 
 
 def measure(
-    models: dict[str, FaceRenderer], data: Path, n_refs: int, items: int, seed: int = 0
+    models: dict[str, FaceRenderer], data: Path, n_refs: int, items: int, seed: int = 0, split: str = "test"
 ) -> tuple[dict[str, dict[str, float]], np.ndarray]:
-    """Scores of each row on ``items`` held-out test items (crop and lower half), and a contact sheet."""
-    dataset = RendererDataset(data, "test", n_refs, seed=seed, samples_per_clip=max(1, items // 8))
+    """Scores of each row on ``items`` items of ``split`` (crop and lower half), and a contact sheet."""
+    dataset = RendererDataset(data, split, n_refs, seed=seed, samples_per_clip=max(1, items // 8))
     picks = np.linspace(0, len(dataset) - 1, min(items, len(dataset))).round().astype(int)
     prior = next(iter(models.values()))
     truth_all, rows = [], {"copy reference": [], **{name: [] for name in models}}
@@ -118,6 +121,7 @@ def main() -> None:
     parser.add_argument("--preset", default="small")
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--items", type=int, default=96, help="held-out test items to score")
+    parser.add_argument("--split", default="test", help="held-out split to score (val: to choose settings)")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
     args = parser.parse_args()
     torch.manual_seed(0)
@@ -137,12 +141,17 @@ def main() -> None:
 
     release = args.work / "weights" / "renderer"
     trained = load_stage(release, "renderer") if args.steps > 0 else None
-    config = trained.config if trained is not None else RendererConfig.small()
+    untrained_settings = {  # --steps 0: the untrained renderer of the preset, with any --set model.X=Y
+        key.removeprefix("model."): json.loads(value)
+        for key, value in (item.split("=", 1) for item in args.overrides) if key.startswith("model.")
+    }  # fmt: skip
+    preset = getattr(RendererConfig, args.preset)()
+    config = trained.config if trained is not None else dataclasses.replace(preset, **untrained_settings)
     untrained = FaceRenderer(config).eval()
     models = {"landmark warp": untrained}
     if trained is not None:
         models["trained"] = trained.eval()
-    scores, sheet = measure(models, args.data, config.num_refs, args.items)
+    scores, sheet = measure(models, args.data, config.num_refs, args.items, split=args.split)
     import cv2
 
     sheet_path = args.work / "contact_sheet.png"
@@ -152,7 +161,7 @@ def main() -> None:
     if metrics_file.is_file():
         steps_done = max(json.loads(line).get("step", 0) for line in metrics_file.read_text().splitlines())
     base = scores["copy reference"]["psnr"]
-    print(f"\nrenderer on held-out test speakers of {args.data} ({args.items} items); training "
+    print(f"\nrenderer on held-out {args.split} speakers of {args.data} ({args.items} items); training "
           f"{trained_seconds / 60:.1f} min, {steps_done} steps, preset {args.preset}")  # fmt: skip
     print(f"{'row':<16}{'PSNR':>8}{'SSIM':>8}{'PSNR low':>10}{'SSIM low':>10}{'dB vs copy':>12}")
     for name, row in scores.items():
