@@ -138,7 +138,7 @@ class DemoConfig:
     @classmethod
     def default(cls) -> DemoConfig:
         """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
-        stages = _stages(a2m=1500, renderer=200, aee=60, emotion=60, ebm=100, syncnet=60, speakers=4,
+        stages = _stages(a2m=1500, renderer=100, aee=60, emotion=60, ebm=100, syncnet=60, speakers=4,
                          renderer_size=128, ablate=("aee", "ebm"))  # fmt: skip
         return cls(stages=stages, eval_clips=2)
 

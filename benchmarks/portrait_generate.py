@@ -1,0 +1,162 @@
+"""``cemnet generate`` on real portraits: does the mouth move, does the lower face keep its colour, any seam?
+
+    CEMNET_WEIGHTS_DIR=../shared/assets CEMNET_REAL_DATA=../shared/data/real .venv/bin/python \\
+        benchmarks/portrait_generate.py --weights BUNDLE --out DIR [--audio audio/vcc__ESD_happy.wav]
+
+For each portrait of ``CEMNET_REAL_DATA/image`` (or ``--portrait`` paths), ``generate`` writes a video driven
+by ``--audio``; then, on the written video (decoded again, so the H.264 round trip is
+included), one line per portrait:
+
+- ``open p95-p5``: mouth opening over mouth width (inner lip points 13-14 over the corners 61-291, MediaPipe
+  tracking of the output), p95 minus p5 over the frames: how far the mouth moves. Real talking videos here
+  give 0.19-0.29 (issue #13's goal for the starter release: >= 0.12).
+- ``dE2000 lower``: CIE Delta E 2000 between the mean colour (CIELAB) of the face below the nose in the
+  output frames and in the reference photo: a colour shift of the rendered region (goal: <= 6).
+- ``dE2000 seam``: the same, between the band just inside and the band just outside the jaw line of each
+  output frame, minus that difference in the reference photo: a seam the paste-back left.
+- ``fps``: frames per second of the whole ``generate`` call (references + audio to the written mp4).
+
+A contact sheet ``OUT/contact_sheet.png`` shows, per portrait, the reference and three output frames (the
+most closed, the median and the most open mouth), cropped to the face.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+from cemnet_core.data import landmarks as lm
+from cemnet_core.data import media
+from cemnet_core.data.faces import FaceConfig, detect_image_landmarks
+from cemnet_core.data.tracking import FaceTracker
+from cemnet_core.generate import GenerateConfig, generate
+
+DEFAULT_PORTRAITS = (
+    "dreamtalk__uncut_src_img.jpg",
+    "edtalk__leijun.png",
+    "edtalk__uncrop_face.jpg",
+    "sadtalker__people_0.png",
+    "sadtalker__happy.png",
+    "styletalk__Obama_clip1.png",
+)
+_NOSE_TIP, _UPPER_LIP, _LOWER_LIP, _LEFT_CORNER, _RIGHT_CORNER = 4, 13, 14, 61, 291
+
+
+def mouth_opening(points: np.ndarray) -> np.ndarray:
+    """(T, 478, 2) frame pixels -> (T,) inner-lip opening over mouth width."""
+    opening = np.linalg.norm(points[:, _LOWER_LIP] - points[:, _UPPER_LIP], axis=-1)
+    width = np.linalg.norm(points[:, _RIGHT_CORNER] - points[:, _LEFT_CORNER], axis=-1)
+    return opening / np.maximum(width, 1e-6)
+
+
+def _regions(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Masks (H, W) bool of the face below the nose, and the bands just inside / outside the jaw line."""
+    jaw = points[list(lm.JAW)]  # (17, 2) ear to ear through the chin
+    face = np.zeros(shape, np.uint8)
+    cv2.fillPoly(face, [np.round(jaw).astype(np.int32)], 1)
+    face[: int(points[_NOSE_TIP, 1])] = 0
+    reach = max(2, int(0.04 * np.ptp(jaw[:, 0])))
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))
+    inner = face.astype(bool) & ~cv2.erode(face, kernel).astype(bool)
+    outer = cv2.dilate(face, kernel).astype(bool) & ~face.astype(bool)
+    outer[: int(points[_NOSE_TIP, 1])] = False
+    return face.astype(bool), inner, outer
+
+
+def _delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Delta E 2000 between two mean RGB colours (3,) in [0, 255]."""
+    lab = rgb2lab(np.stack([a, b])[None].astype(np.float64) / 255.0)[0]
+    return float(deltaE_ciede2000(lab[0], lab[1]))
+
+
+def _face_crop(image: np.ndarray, points: np.ndarray, size: int = 160) -> np.ndarray:
+    x0, y0 = points.min(axis=0)
+    x1, y1 = points.max(axis=0)
+    side = 1.3 * max(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    box = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2]).round().astype(int)
+    pad = max(0, -box.min(), box[2] - image.shape[1], box[3] - image.shape[0])
+    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_CONSTANT)
+    crop = padded[box[1] + pad : box[3] + pad, box[0] + pad : box[2] + pad]
+    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def measure(
+    portrait: Path, audio: Path, weights: str | None, out: Path
+) -> tuple[dict[str, float], np.ndarray]:
+    """Generate, then score the written video (module docstring); returns the scores and a contact row."""
+    video = out / f"{portrait.stem}.mp4"
+    began = time.perf_counter()
+    result = generate(portrait, audio, video, weights=weights, config=GenerateConfig())
+    seconds = time.perf_counter() - began
+    reference = media.read_image(portrait)
+    frames = media.read_video(video)
+    if reference.shape[:2] != frames.shape[1:3]:  # generate scales very large references down
+        reference = cv2.resize(reference, frames.shape[2:0:-1], interpolation=cv2.INTER_AREA)
+    ref_points = detect_image_landmarks(reference)
+    tracker = FaceTracker(config=FaceConfig())
+    try:
+        track = tracker.track(frames)
+    finally:
+        tracker.close()
+    points = track.landmarks[track.valid]
+    opening = mouth_opening(points)
+    face, inner, outer = _regions(ref_points, reference.shape[:2])
+    ref_lower = reference[face].mean(axis=0)
+    ref_seam = _delta_e(reference[inner].mean(axis=0), reference[outer].mean(axis=0))
+    lower, seam = [], []
+    for frame in frames[track.valid]:
+        lower.append(frame[face].mean(axis=0))
+        seam.append(_delta_e(frame[inner].mean(axis=0), frame[outer].mean(axis=0)) - ref_seam)
+    order = np.argsort(opening)
+    shown = [order[0], order[len(order) // 2], order[-1]]
+    valid_frames = frames[track.valid]
+    row = np.concatenate([_face_crop(reference, ref_points)]
+                         + [_face_crop(valid_frames[i], ref_points) for i in shown], axis=1)  # fmt: skip
+    scores = {
+        "open": float(np.percentile(opening, 95) - np.percentile(opening, 5)),
+        "de_lower": _delta_e(np.mean(lower, axis=0), ref_lower),
+        "de_seam": float(np.mean(seam)),
+        "fps": result.frames / seconds,
+        "face_ratio": float(track.valid.mean()),
+    }
+    return scores, row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--weights", default=None, help="weights bundle (default: generate's default)")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument(
+        "--audio", default="audio/vcc__ESD_happy.wav", help="path under CEMNET_REAL_DATA, or a file"
+    )
+    parser.add_argument(
+        "--portrait", action="append", default=[], help="portrait files (default: six real ones)"
+    )
+    args = parser.parse_args()
+    real = Path(os.environ.get("CEMNET_REAL_DATA", "../shared/data/real"))
+    audio = Path(args.audio) if Path(args.audio).is_file() else real / args.audio
+    portraits = [Path(p) for p in args.portrait] or [real / "image" / name for name in DEFAULT_PORTRAITS]
+    args.out.mkdir(parents=True, exist_ok=True)
+    rows = []
+    print(f"{'portrait':<32}{'open p95-p5':>12}{'dE2000 lower':>13}{'dE2000 seam':>12}{'fps':>7}")
+    for portrait in portraits:
+        scores, row = measure(portrait, audio, args.weights, args.out)
+        rows.append(row)
+        print(f"{portrait.stem:<32}{scores['open']:>12.3f}{scores['de_lower']:>13.2f}{scores['de_seam']:>12.2f}"
+              f"{scores['fps']:>7.1f}", flush=True)  # fmt: skip
+    sheet = args.out / "contact_sheet.png"
+    cv2.imwrite(str(sheet), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
+    print(f"contact sheet (reference | closed | median | open): {sheet}")
+
+
+if __name__ == "__main__":
+    main()
