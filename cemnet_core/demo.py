@@ -18,10 +18,16 @@ which about 25 s train the two corpus judges), generate 2 s. Earlier, with other
 average at 3-4: 352 s wall. The quick sizes (the test's
 ``DemoConfig.quick()``): 30 s for the whole run at the same load.
 
+With the 128-px renderer (issue #12, 2026-12, renderer 200 steps): 563 s on a machine where the unchanged
+a2m step took 131 s (4x the idle figure above): synth 21 s, preprocess 17 s, a2m 131 s, renderer 116 s,
+aee + emotion + the three EBMs + syncnet 49 s, eval 216 s, generate 13 s. The renderer now trains 100 steps
+(it starts from its landmark warp, which already gives 35.9 dB on held-out procedural speakers).
+
 The demo video is cross-emotion, the paper's setting: the references are a *neutral* video of a held-out
 (test split) speaker, the driving audio the same speaker's sentence in another emotion. At the default sizes
-the face is blurry (a 64-px renderer trained for 200 steps) and the mouth opens and closes with the speech,
-but with less amplitude than the truth: on test windows the predicted lip opening has a standard deviation
+the face is as sharp as the 128-px crops and keeps its colours (PSNR about 30 dB against the ground truth in
+the evaluation, where the 64-px renderer gave 12 dB), and the mouth opens and closes with the speech, but
+with less amplitude than the truth: on test windows the predicted lip opening has a standard deviation
 of 0.006 against 0.013 for the true landmarks (correlation 0.45; 0.004 and 0.27 after 300 steps).
 
 Resumable: a step whose output is already there is skipped (the corpus manifest, the processed manifest with
