@@ -6,45 +6,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from cemnet_cli.main import app
 from cemnet_core.data import media
 from cemnet_core.errors import ConfigError, MediaError, NoFaceError, WeightsError
-from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
-from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
-from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
-from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
-from cemnet_core.models.renderer import FaceRenderer, RendererConfig
-from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT
-from cemnet_core.weights import save_release
 
 PORTRAIT = "image/sadtalker__people_0.png"
 SPEECH = "audio/vcc__ESD_happy.wav"
 
 
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One tiny random release per stage, as `cemnet export` lays them out."""
-    torch.manual_seed(0)
-    aee, image = EmotionEnhancerConfig.tiny(), MiniXceptionConfig.tiny()
-    ebm = EmotionBridgingMemoryConfig(
-        target_emotion_dim=aee.emotion_dim, source_emotion_dim=image.feature_dim, dim=16, key_dim=12,
-        hidden=16, memory_slots=5, landmark_base_channels=2, landmark_residual_blocks=1,
-    )  # fmt: skip
-    models = {
-        "audio_to_mouth": AudioToMouth(AudioToMouthConfig.tiny()),
-        "emotion_enhancer": EmotionEnhancer(aee),
-        "image_emotion": ImageEmotionExtractor(image),
-        "emotion_memory": EmotionBridgingMemory(ebm),
-        "renderer": FaceRenderer(RendererConfig.tiny()),
-    }
-    folder = tmp_path_factory.mktemp("weights")
-    for role, model in models.items():
-        kind, names = WEIGHT_BUNDLE_LAYOUT[role]
-        save_release(folder / names[0], model, kind, model.config)
-    return folder
+@pytest.fixture
+def bundle(tiny_bundle: Path) -> Path:
+    """One tiny random release per stage, as `cemnet export` lays them out (tests/cli/conftest.py)."""
+    return tiny_bundle
 
 
 @pytest.mark.real
