@@ -234,9 +234,15 @@ def _normalised_faces(landmarker: Any, image: Any, timestamp_ms: int | None) -> 
 def _faces_in_pixels(
     landmarker: Any, image: Any, timestamp_ms: int | None, factor: float
 ) -> list[np.ndarray]:
-    """Faces found in ``image`` as ``(478, 2)`` float32 arrays in frame pixels."""
+    """Faces found in ``image`` as ``(478, 2)`` float32 arrays in frame pixels.
+
+    fd 2 is silenced around the inference: the warm-up of :func:`_first_inference` does not always meet the
+    unaligned buffer that makes MediaPipe's LiteRT runner log its "not aligned" line (see tracking.py).
+    """
     scale = np.array([image.width, image.height], dtype=np.float32) * factor
-    return [points * scale for points in _normalised_faces(landmarker, image, timestamp_ms)]
+    with native_stderr_silenced():
+        faces = _normalised_faces(landmarker, image, timestamp_ms)
+    return [points * scale for points in faces]
 
 
 def _box_of(points: np.ndarray) -> tuple[np.ndarray, float]:

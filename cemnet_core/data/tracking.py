@@ -144,12 +144,19 @@ class FaceTracker:
         self._since_check = 1 if due else self._since_check + 1
         return due
 
+    def _quiet_detect(self, image: Any) -> list[Any]:
+        """The detector's detections with fd 2 silenced: MediaPipe's LiteRT runner logs "Input tensor memory
+        is not aligned" on whichever inference first gets an unaligned buffer, which the warm-up of
+        ``faces._first_inference`` does not always hit (seen in 1 of 4 runs of a VFR video reference)."""
+        with native_stderr_silenced():
+            return list(self._detector.detect(image).detections)
+
     def _detect(self, frame: np.ndarray) -> list[tuple[tuple[float, float, float, float], Any]]:
         """Faces the detector finds in ``frame``: ``((x, y, width, height), eye keypoints)``, frame pixels."""
         image, factor = _to_mp_image(frame, self.config.max_side)
         size = np.array([image.width, image.height], dtype=np.float64) * factor
         found = []
-        for detection in self._detector.detect(image).detections:
+        for detection in self._quiet_detect(image):
             box = detection.bounding_box
             eyes = tuple(np.array([point.x, point.y]) * size for point in detection.keypoints[:2])
             pixels = (box.origin_x * factor, box.origin_y * factor, box.width * factor, box.height * factor)
@@ -188,7 +195,7 @@ class FaceTracker:
     def _mediapipe_frame(self, frame: np.ndarray, first_of_chunk: bool) -> tuple[np.ndarray | None, int]:
         """One frame with MediaPipe's VIDEO-mode graph: ``(landmarks (K, 2) or None, faces seen)``."""
         image, factor = _to_mp_image(frame, self.config.max_side)
-        if self._check_due(first_of_chunk) and len(self._detector.detect(image).detections) >= 2:
+        if self._check_due(first_of_chunk) and len(self._quiet_detect(image)) >= 2:
             self._several, self._run_of_one = True, 0
         landmarker = self._single
         if self._several:
