@@ -196,14 +196,20 @@ class MiniXception(nn.Module):
                 f"grey must be (B, 1, {size}, {size}) in [-1, 1] (see to_fer_input), got {tuple(grey.shape)}"
             )
 
-    def feature_map(self, grey: torch.Tensor) -> torch.Tensor:
-        """grey: (B, 1, H, W) in [-1, 1] -> output of the last residual block (B, D, H', W')."""
+    def activations(self, grey: torch.Tensor) -> list[torch.Tensor]:
+        """grey: (B, 1, H, W) in [-1, 1] -> [stem output, block_1, ..., block_n] (the perceptual layers)."""
         self._check(grey)
         x = F.relu(self.stem_bn1(self.stem_conv1(grey)))  # (B, stem, H-2, W-2)
         x = F.relu(self.stem_bn2(self.stem_conv2(x)))  # (B, stem, H-4, W-4)
+        outputs = [x]
         for block in self.blocks:
             x = block(x)  # halves H and W, rounding up
-        return x
+            outputs.append(x)
+        return outputs
+
+    def feature_map(self, grey: torch.Tensor) -> torch.Tensor:
+        """grey: (B, 1, H, W) in [-1, 1] -> output of the last residual block (B, D, H', W')."""
+        return self.activations(grey)[-1]
 
     def classify(self, feature_map: torch.Tensor) -> torch.Tensor:
         """feature_map: (B, D, H', W') -> logits (B, E): conv to E, then global average pooling."""

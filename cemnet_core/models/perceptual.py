@@ -167,15 +167,8 @@ class FacePerceptualFeatures(nn.Module):
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images: (B, 3, H, W) RGB in [0, 1] -> [stem, block_1, ..., block_n] activations."""
-        net = self.classifier
-        grey = to_fer_input(images, net.config.input_size)  # (B, 1, 64, 64) in [-1, 1]
-        hidden = F.relu(net.stem_bn1(net.stem_conv1(grey)))
-        hidden = F.relu(net.stem_bn2(net.stem_conv2(hidden)))  # (B, stem, 60, 60)
-        outputs = [hidden]
-        for block in net.blocks:
-            hidden = block(hidden)  # halves H and W
-            outputs.append(hidden)
-        return outputs
+        grey = to_fer_input(images, self.classifier.config.input_size)  # (B, 1, 64, 64) in [-1, 1]
+        return self.classifier.activations(grey)
 
 
 def perceptual_loss(vgg: nn.Module, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
