@@ -46,7 +46,7 @@ from cemnet_core.data.faces import (
 from cemnet_core.data.layouts import SourceClip, discover
 from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.errors import CemnetError, InputError, Interrupted, OutputError
-from cemnet_core.workers import check_stop, run_pool
+from cemnet_core.workers import check_stop, run_pool, run_serial
 
 MANIFEST_NAME = "manifest.jsonl"
 FAILURES_NAME = "failures.jsonl"
@@ -421,8 +421,7 @@ def preprocess(
             if workers == 1 or len(todo) <= 1:
                 processor = ClipProcessor(dst, options, model_path)
                 try:
-                    for index, (source, sha256) in enumerate(todo):
-                        finish(index, _run_one(processor, source, sha256))
+                    run_serial(_run_one, [(processor, source, sha256) for source, sha256 in todo], finish)
                 finally:
                     processor.close()
             else:

@@ -10,7 +10,12 @@ the other way round:
 - the main process then sets a shared stop event, cancels the jobs not started, and waits for the running
   ones. Worker code calls :func:`check_stop` at safe points (between decoded chunks, before writing its
   output): a job either stops there, writing nothing, or finishes and its result goes to ``on_result`` like
-  any other. Then the ``KeyboardInterrupt`` goes on to the caller.
+  any other. Then the ``KeyboardInterrupt`` goes on to the caller;
+- a Ctrl-C that lands while the main process records a finished job (``on_result``) waits until that
+  record is written, so a job's output and its record are never split by an interrupt.
+
+:func:`run_serial` keeps the same contract in one process: Ctrl-C sets the stop event, the running job
+stops at its next :func:`check_stop` or finishes and is recorded, and a second Ctrl-C stops at once.
 
 ffmpeg children are started in their own process group (:mod:`cemnet_core.data.media`), so Ctrl-C does not
 kill a decoder under a worker either: it is stopped by its owner.
@@ -26,7 +31,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from multiprocessing import get_context
 from typing import Any
 
-_STOP: Any = None  # the run's stop event, inside a worker (None in the main process)
+_STOP: Any = None  # the run's stop event: in a worker of run_pool, or in this process during run_serial
 
 
 class Stopped(BaseException):  # like KeyboardInterrupt: no `except Exception` may swallow it
@@ -51,6 +56,22 @@ def _call(function: Callable[..., Any], job: tuple[Any, ...]) -> tuple[bool, Any
         return False, function(*job)
     except Stopped:
         return True, None
+
+
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C that lands in the block until it ends, then raise it (in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, _frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
 
 
 @contextlib.contextmanager
@@ -93,8 +114,10 @@ def run_pool(
         while pending:
             finished, _ = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                _stopped, result = future.result()
-                on_result(pending.pop(future), result)
+                with _sigint_deferred():  # the job's output exists: its record must be written too
+                    _stopped, result = future.result()
+                    on_result(pending[future], result)
+                    del pending[future]
     except BaseException:
         stop.set()
         for future in pending:
@@ -105,7 +128,44 @@ def run_pool(
             with contextlib.suppress(Exception):  # the first error is the one to report
                 stopped, result = future.result()
                 if not stopped:
-                    on_result(index, result)
+                    with _sigint_deferred():
+                        on_result(index, result)
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def run_serial(
+    function: Callable[..., Any], jobs: Sequence[tuple[Any, ...]], on_result: Callable[[int, Any], None]
+) -> None:
+    """Run ``function(*job)`` for every job in this process, with :func:`run_pool`'s Ctrl-C contract.
+
+    The first Ctrl-C sets the stop event that :func:`check_stop` reads: the running job stops at its next
+    check (writing nothing) or finishes and reaches ``on_result``; then ``KeyboardInterrupt`` is raised. A
+    second Ctrl-C raises at once.
+    """
+    global _STOP
+    stop = threading.Event()
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        stop.set()
+
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, interrupt) if main else None
+    _STOP = stop
+    try:
+        for index, job in enumerate(jobs):
+            stopped, result = _call(function, job)
+            if stopped:
+                break
+            on_result(index, result)
+            if stop.is_set():
+                break
+    finally:
+        _STOP = None
+        if main:
+            signal.signal(signal.SIGINT, previous)
+    if stop.is_set():
+        raise KeyboardInterrupt
