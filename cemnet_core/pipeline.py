@@ -44,14 +44,16 @@ Shape notation::
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW, mel_window_start
 from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE, draw_sketch
 from cemnet_core.data.layouts import EMOTIONS
 from cemnet_core.errors import ConfigError, WeightsError
@@ -80,6 +82,44 @@ VARIANTS = (None, *ABLATION_LAYOUT, A2M_BASELINE)
 LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
 LABEL_LR = 0.1
 IDENTITY_DIM = 128
+
+
+class MelRows(Protocol):
+    """Mel rows of the driving audio, read by range (:mod:`cemnet_core.data.mel_stream`)."""
+
+    num_rows: int
+
+    def rows(self, lo: int, hi: int) -> np.ndarray: ...  # (hi - lo, 80)
+
+
+@dataclass(frozen=True)
+class ReferenceSet:
+    """The N references as the stages see them (:meth:`CEMNetPipeline.references`)."""
+
+    images: torch.Tensor  # (N, 3, S, S) in [0, 1]
+    landmarks: torch.Tensor  # (N, 135, 2) ALL, crop-normalised
+    sketches: torch.Tensor  # (N, 3, S, S) their sketches
+    source_emotion: torch.Tensor  # (Ds,) mean image-emotion feature
+    identity: torch.Tensor  # (128,) mean identity embedding (zeros when no EBM reads it)
+
+
+@dataclass(frozen=True)
+class Animation:
+    """Frames of :meth:`CEMNetPipeline.animate` with the landmarks they were rendered from."""
+
+    frames: np.ndarray  # (n, S, S, 3) uint8 crops
+    mouth: torch.Tensor  # (n, 57, 2) MOUTH landmarks, crop-normalised (CPU)
+    landmarks: torch.Tensor  # (n, 135, 2) ALL landmarks: pose + mouth
+
+
+def to_images(frames: np.ndarray) -> torch.Tensor:
+    """(n, H, W, 3) uint8 -> (n, 3, H, W) float in [0, 1]."""
+    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+
+
+def to_uint8(images: torch.Tensor) -> np.ndarray:
+    """(n, 3, H, W) float in [0, 1] -> (n, H, W, 3) uint8 (clamped, rounded), on the CPU."""
+    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def default_device() -> torch.device:
@@ -395,6 +435,126 @@ class CEMNetPipeline(nn.Module):
             ref_landmarks.to(device).float(), landmarks.to(device).float(),
         )  # fmt: skip
         return output.image
+
+    # ------------------------------------------------------------------ the one inference path
+
+    @torch.no_grad()
+    def references(
+        self, crops: np.ndarray, landmarks: np.ndarray, identity: np.ndarray | None = None
+    ) -> ReferenceSet:
+        """The references as every stage sees them (:class:`ReferenceSet`).
+
+        crops: (N, S, S, 3) uint8 reference crops at :attr:`image_size`; landmarks: (N, 135, 2) their
+        ``ALL`` landmarks, crop-normalised; identity: (128,) their mean identity embedding
+        (:func:`~cemnet_core.models.identity.mean_identity`), or None (zeros) when no EBM reads it.
+        """
+        images = to_images(crops)  # (N, 3, S, S)
+        points = torch.as_tensor(landmarks)  # (N, 135, 2)
+        return ReferenceSet(
+            images=images,
+            landmarks=points,
+            sketches=self.sketches(points).cpu(),
+            source_emotion=self.source_emotion(images).cpu(),
+            identity=torch.zeros(IDENTITY_DIM) if identity is None else torch.as_tensor(identity),
+        )
+
+    @torch.no_grad()
+    def animate(
+        self,
+        refs: ReferenceSet,
+        mel: MelRows,
+        pose: np.ndarray,
+        targets: np.ndarray,
+        *,
+        start: int = 0,
+        total: int | None = None,
+        mouth: torch.Tensor | None = None,
+        emotion_label: str | None = None,
+        intensity: float = 1.0,
+        batch_size: int = 16,
+    ) -> Animation:
+        """Frames ``start .. start+n-1`` of a ``total``-frame video driven by ``mel`` (Fig. 2 of the paper).
+
+        The one path from references + audio to frames: ``cemnet generate`` calls it chunk by chunk, the
+        evaluation once per clip, the demo through both.
+
+        Windows: Audio2Mouth predicts windows of T = :attr:`window` frames aligned to absolute frame
+        indices (``start`` is a multiple of T). The last window of the video, when shorter, is filled up to
+        T frames by repeating the video's last frame (its mel window and pose), and the extra frames are
+        dropped: the model always sees the T-frame windows it was trained on. Each window's AEE segment
+        (S mel rows) is centred on the middle of its T frames; mel rows outside the audio repeat the edge.
+
+        Args:
+            refs: the references (:meth:`references`).
+            mel: mel rows of the whole driving audio (``num_rows``, ``rows(lo, hi)``:
+                :mod:`cemnet_core.data.mel_stream`); read forward only.
+            pose: (n, 78, 2) ``POSE`` landmarks of the frames, crop-normalised.
+            targets: (n, S, S, 3) uint8 pose-frame crops (the renderer keeps their upper half).
+            start, total: index of the first frame and the video's frame count (default ``start + n``);
+                ``n`` must be a multiple of T unless the chunk ends the video.
+            mouth: (n, 57, 2) mouth landmarks to render instead of predicting them (evaluation baselines).
+            emotion_label, intensity: see :meth:`predict_mouth`.
+            batch_size: frames per renderer call.
+        """
+        n, window = len(pose), self.window
+        total = start + n if total is None else total
+        if start % window or start + n > total or (n % window and start + n != total) or n == 0:
+            raise ValueError(
+                f"animate: frames {start}..{start + n} of {total} are not whole windows of {window} frames"
+            )
+        if len(targets) != n:
+            raise ValueError(f"animate: {len(targets)} target crops for {n} pose frames")
+        pose_t = torch.as_tensor(pose)  # (n, 78, 2)
+        if mouth is None:
+            mouth = self._window_mouths(refs, mel, pose_t, start, emotion_label, intensity)
+        landmarks = compose_landmarks(pose_t, mouth.float())  # (n, 135, 2)
+        frames = []
+        for b0 in range(0, n, batch_size):
+            b1 = min(b0 + batch_size, n)
+            images = self.render(
+                refs.images, refs.sketches, refs.landmarks, landmarks[b0:b1], to_images(targets[b0:b1])
+            )
+            frames.append(to_uint8(images))
+        return Animation(np.concatenate(frames), mouth, landmarks)
+
+    def _window_mouths(
+        self,
+        refs: ReferenceSet,
+        mel: MelRows,
+        pose: torch.Tensor,
+        start: int,
+        emotion_label: str | None,
+        intensity: float,
+    ) -> torch.Tensor:
+        """Predicted mouths (n, 57, 2) of frames ``start ..`` by windows of T (rule in :meth:`animate`)."""
+        n, window, segment = len(pose), self.window, self.emotion_segment
+        windows = -(-n // window)
+        index = np.minimum(np.arange(windows * window), n - 1)  # the last frame repeated to a whole window
+        centres = [round(MEL_PER_FRAME * (start + w * window + window / 2)) for w in range(windows)]
+        seg_starts = [c - segment // 2 for c in centres]
+        last_row = mel.num_rows - 1
+        lo = max(0, min(mel_window_start(start), seg_starts[0]))
+        hi = min(last_row, max(mel_window_start(start + n - 1) + MEL_WINDOW, seg_starts[-1] + segment)) + 1
+        rows = mel.rows(lo, hi)  # (hi - lo, 80)
+
+        def take(first: int, count: int) -> np.ndarray:
+            return rows[
+                np.clip(np.arange(first, first + count), 0, last_row) - lo
+            ]  # (count, 80), edge-padded
+
+        mel_frames = np.stack([take(mel_window_start(start + i), MEL_WINDOW) for i in index])  # (W*T, 16, 80)
+        segments = np.stack([take(first, segment) for first in seg_starts])  # (windows, S, 80)
+        predicted = self.predict_mouth(
+            refs.landmarks[None].expand(windows, -1, -1, -1),
+            torch.from_numpy(mel_frames).view(windows, window, MEL_WINDOW, -1),  # (windows, T, 16, 80)
+            pose[index].view(windows, window, *pose.shape[1:]),  # (windows, T, 78, 2)
+            torch.from_numpy(segments),
+            refs.source_emotion,
+            refs.identity,
+            emotion_label=emotion_label,
+            intensity=intensity,
+        )  # (windows, T, 57, 2)
+        return predicted.reshape(windows * window, *predicted.shape[2:])[:n].cpu()  # (n, 57, 2)
 
 
 def _check_memory(memory: nn.Module, enhancer: nn.Module, ablation: str | None, bundle: Path) -> None:

@@ -13,7 +13,6 @@ from PIL import Image
 from test_pipeline import save_tiny_bundle
 
 from cemnet_core.data import media
-from cemnet_core.data.audio import log_mel
 from cemnet_core.data.synthetic import sample_speaker
 from cemnet_core.data.synthetic_face import (
     Expression,
@@ -26,10 +25,7 @@ from cemnet_core.data.synthetic_face import (
 from cemnet_core.errors import Interrupted, MediaError, NoFaceError, OutputError, WeightsError
 from cemnet_core.generate import (
     GenerateConfig,
-    MelStream,
-    choose_references,
     generate,
-    load_references,
     ping_pong,
     scan_audio,
 )
@@ -88,27 +84,6 @@ def _check_output(path: Path, seconds: float) -> None:
 # ---------------------------------------------------------------- pure parts
 
 
-def test_mel_stream_rows_equal_the_whole_file_spectrogram() -> None:
-    rng = np.random.default_rng(0)
-    audio = (rng.standard_normal(16000 * 3 + 137) * 0.1).astype(np.float32)
-    whole = log_mel(audio)
-    chunks = (audio[i : i + 3001] for i in range(0, len(audio), 3001))
-    stream = MelStream(chunks, len(audio))
-    assert stream.num_rows == len(whole)
-    for lo, hi in ((0, 10), (5, 40), (40, 41), (100, 180), (180, len(whole))):
-        np.testing.assert_allclose(stream.rows(lo, hi), whole[lo:hi], atol=1e-4)
-    with pytest.raises(ValueError, match="backwards"):
-        stream.rows(0, 5)
-
-
-def test_choose_references_covers_different_mouths() -> None:
-    base = np.random.default_rng(1).random((57, 2))
-    shapes = np.stack([base * (1 + 0.01 * k) for k in range(10)] + [base * 3.0])  # one very different mouth
-    chosen = choose_references(shapes, 3)
-    assert len(chosen) == 3 and len(set(chosen)) == 3 and 10 in chosen
-    assert choose_references(shapes[:2], 5) == [choose_references(shapes[:2], 2)[i % 2] for i in range(5)]
-
-
 def test_ping_pong_is_smooth() -> None:
     assert [ping_pong(t, 3) for t in range(8)] == [0, 1, 2, 1, 0, 1, 2, 1]
     assert ping_pong(7, 1) == 0
@@ -131,54 +106,6 @@ def test_scan_audio_refuses_silent_short_and_corrupt(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- references
-
-
-@pytest.mark.real
-def test_image_formats_and_exif_rotation_are_read(weights_dir: Path, real_data: Path, tmp_path: Path) -> None:
-    photo = Image.open(real_data / PORTRAIT).convert("RGB")
-    folder = tmp_path / "refs"
-    folder.mkdir()
-    photo.convert("L").save(folder / "a_grey.png")
-    photo.convert("RGBA").save(folder / "b_rgba.png")
-    photo.convert("CMYK").save(folder / "c_cmyk.jpg")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
-    photo.rotate(90, expand=True).save(folder / "d_rotated.jpg", exif=exif)
-    refs = load_references(folder, CONFIG)
-    assert len(refs.frames) == 4 and not refs.skipped
-    for frame, points in zip(refs.frames, refs.landmarks, strict=True):
-        assert frame.shape == (474, 474, 3)
-        assert points[152, 1] > points[10, 1]  # chin below the forehead: upright
-    np.testing.assert_allclose(refs.landmarks[3], refs.landmarks[0], atol=12)
-
-
-@pytest.mark.real
-def test_faceless_images_are_skipped_or_refused(weights_dir: Path, real_data: Path, tmp_path: Path) -> None:
-    folder = tmp_path / "refs"
-    folder.mkdir()
-    with pytest.raises(NoFaceError, match="holds no images"):
-        load_references(folder, CONFIG)
-    Image.new("RGB", (200, 200), (90, 120, 200)).save(folder / "blank.png")
-    with pytest.raises(NoFaceError, match="no face"):
-        load_references(folder, CONFIG)
-    (folder / "portrait.png").write_bytes((real_data / PORTRAIT).read_bytes())
-    with pytest.warns(UserWarning, match="blank.png"):
-        refs = load_references(folder, CONFIG)
-    assert len(refs.frames) == 1 and "blank.png" in refs.skipped[0]
-
-
-@pytest.mark.real
-def test_8k_image_is_downscaled_for_detection(weights_dir: Path, real_data: Path, tmp_path: Path) -> None:
-    canvas = Image.new("RGB", (7680, 4320), (40, 40, 40))
-    canvas.paste(Image.open(real_data / PORTRAIT).convert("RGB").resize((3000, 3000)), (2340, 660))
-    canvas.save(tmp_path / "8k.jpg", quality=85)
-    refs = load_references(tmp_path / "8k.jpg", CONFIG)
-    assert refs.frames[0].shape == (1080, 1920, 3)
-    centre = refs.landmarks[0].mean(axis=0)
-    assert 800 < centre[0] < 1120 and 300 < centre[1] < 800  # the face sits in the middle
-
-
-# ---------------------------------------------------------------- end to end
 
 
 @pytest.mark.real

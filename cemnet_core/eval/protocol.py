@@ -51,13 +51,15 @@ import numpy as np
 import torch
 
 from cemnet_core.data import landmarks as lm
-from cemnet_core.data.audio import MEL_PER_FRAME, mel_windows
 from cemnet_core.data.clips import Clip, load_clip
 from cemnet_core.data.manifest import ClipRecord, read_manifest, split_records
+from cemnet_core.data.mel_stream import MelArray
 from cemnet_core.errors import ConfigError, DataError
 from cemnet_core.eval import metrics
 from cemnet_core.eval.judges import EmotionJudge, IdentityJudge, LipSyncJudge, MediaPipeMouthJudge
-from cemnet_core.pipeline import CEMNetPipeline, compose_landmarks
+from cemnet_core.models.identity import mean_identity
+from cemnet_core.pipeline import CEMNetPipeline
+from cemnet_core.references import choose_references
 
 SETTINGS = ("neutral-base", "cross-emotion")  # Table II's (``cemnet eval --setting both``)
 SELF = "self"  # Table III's self-reconstruction
@@ -112,13 +114,6 @@ def pair_clips(records: list[ClipRecord], targets: list[ClipRecord], setting: st
     return pairs
 
 
-def choose_references(mouths: np.ndarray, count: int) -> list[int]:
-    """``count`` frame indices whose mouths differ most (farthest-point sampling, as ``generate`` does)."""
-    from cemnet_core.generate import choose_references as choose
-
-    return choose(mouths, count)
-
-
 @dataclass
 class Judges:
     """The fixed networks that score a method (see :mod:`cemnet_core.eval.judges`).
@@ -140,11 +135,8 @@ def dlib_reference_identity(images: np.ndarray, landmarks: np.ndarray) -> np.nda
     """Mean dlib embedding (128,) of reference crops (N, S, S, 3); landmarks (N, 478, 2) crop-normalised."""
     from cemnet_core.models.identity import IdentityEncoder
 
-    encoder = IdentityEncoder()
     side = images.shape[1]
-    embeddings = encoder.embed_batch(images, landmarks=landmarks * side)  # (N, 128)
-    mean = embeddings.mean(axis=0)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return mean_identity(IdentityEncoder().embed_batch(images, landmarks=landmarks * side))
 
 
 @dataclass
@@ -161,10 +153,6 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     if frames.shape[1:3] == (size, size):
         return frames
     return np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) for frame in frames])
-
-
-def _to_images(frames: np.ndarray) -> torch.Tensor:
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0  # (n, 3, S, S)
 
 
 def generate_pair(
@@ -185,7 +173,7 @@ def generate_pair(
     """
     if landmarks not in LANDMARK_SOURCES:
         raise ConfigError(f"landmarks must be one of {', '.join(LANDMARK_SOURCES)}, got {landmarks!r}")
-    T, window, segment = target.num_frames, pipeline.window, pipeline.emotion_segment
+    T = target.num_frames
     usable = np.flatnonzero(reference.valid)
     if usable.size == 0 or not target.valid.any():
         raise DataError("a clip of the pair has no face in any frame; re-run preprocessing or drop the clip")
@@ -195,56 +183,28 @@ def generate_pair(
     else:
         chosen = usable[choose_references(lm.select(reference.landmarks[usable], lm.MOUTH), count)]
     ref_frames = resize_frames(reference.frames[chosen], pipeline.image_size)  # (N, S, S, 3)
-    ref_all = torch.from_numpy(lm.select(reference.landmarks[chosen], lm.ALL))  # (N, 135, 2)
-    ref_images = _to_images(ref_frames)  # (N, 3, S, S)
-    pose = torch.from_numpy(lm.select(target.landmarks, lm.POSE))  # (T, 78, 2)
+    ref_all = lm.select(reference.landmarks[chosen], lm.ALL)  # (N, 135, 2)
+    mouth = None  # predicted by the pipeline
     if method == COPY_METHOD:
-        mouth = ref_all[0, lm.ALL_MOUTH].expand(T, -1, -1).clone()  # (T, 57, 2)
+        mouth = torch.from_numpy(ref_all[0, lm.ALL_MOUTH]).expand(T, -1, -1).clone()  # (T, 57, 2)
     elif landmarks == "truth":
         mouth = torch.from_numpy(lm.select(target.landmarks, lm.MOUTH).astype(np.float32))  # (T, 57, 2)
-    else:
-        windows = -(-T // window)
-        padded = windows * window
-        index = np.minimum(np.arange(padded), T - 1)  # edge-repeat the last frame to fill the last window
-        mel = torch.from_numpy(mel_windows(target.mel, T)[index])  # (padded, 16, 80)
-        last = target.mel.shape[0] - 1
-        centres = [round(MEL_PER_FRAME * (w * window + window / 2)) for w in range(windows)]
-        rows = [np.clip(np.arange(c - segment // 2, c - segment // 2 + segment), 0, last) for c in centres]
-        segments = np.stack([target.mel[r] for r in rows])  # (windows, S, 80)
-        source = pipeline.source_emotion(ref_images)  # (Ds,)
-        if pipeline.use_ebm:
-            if judges.identity_of_references is None:
-                raise ConfigError(
-                    "methods with the EBM need identity_of_references (e.g. dlib_reference_identity)"
-                )
-            identity = torch.from_numpy(
-                judges.identity_of_references(ref_frames, reference.landmarks[chosen])
+    identity = None
+    if mouth is None and pipeline.use_ebm:
+        if judges.identity_of_references is None:
+            raise ConfigError(
+                "methods with the EBM need identity_of_references (e.g. dlib_reference_identity)"
             )
-        else:
-            identity = torch.zeros(128)
-        predicted = pipeline.predict_mouth(
-            ref_all[None].expand(windows, -1, -1, -1),
-            mel.view(windows, window, *mel.shape[1:]),  # (windows, T', 16, 80)
-            pose[index].view(windows, window, *pose.shape[1:]),  # (windows, T', 78, 2)
-            torch.from_numpy(segments),
-            source,
-            identity,
-        )  # (windows, T', 57, 2)
-        mouth = predicted.reshape(padded, *predicted.shape[2:])[:T].cpu()  # (T, 57, 2)
-    landmarks = compose_landmarks(pose, mouth.float())  # (T, 135, 2)
-    sketches = pipeline.sketches(ref_all)  # (N, 3, S, S)
-    frames = []
-    for start in range(0, T, batch_size):
-        stop = min(start + batch_size, T)
-        images = pipeline.render(
-            ref_images,
-            sketches,
-            ref_all,
-            landmarks[start:stop],
-            _to_images(resize_frames(target.frames[start:stop], pipeline.image_size)),
-        )
-        frames.append((images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy())
-    return Generated(np.concatenate(frames), mouth.numpy(), ref_frames)
+        identity = judges.identity_of_references(ref_frames, reference.landmarks[chosen])
+    animation = pipeline.animate(
+        pipeline.references(ref_frames, ref_all, identity),
+        MelArray(target.mel),
+        lm.select(target.landmarks, lm.POSE),  # (T, 78, 2)
+        resize_frames(target.frames, pipeline.image_size),
+        mouth=mouth,
+        batch_size=batch_size,
+    )
+    return Generated(animation.frames, animation.mouth.numpy(), ref_frames)
 
 
 def score_pair(generated: Generated, target: Clip, emotion: str, judges: Judges) -> dict[str, float]:
