@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from cemnet_cli.options import FLAG, ConfigOption, DataOption, DeviceOption, OverridesOption, RunOption
+from cemnet_cli.progress import train_bar
 from cemnet_core.train.stages import STAGES, export_run, train_stage
 
 
@@ -28,7 +29,10 @@ def train_command(
     ] = None,
 ) -> None:
     """Train one stage; checkpoints, metrics and the resolved config go to --run (torchrun-ready)."""
-    result = train_stage(stage, data, run, config, overrides or [], resume, device, steps)
+    with train_bar() as progress:
+        result = train_stage(
+            stage, data, run, config, overrides or [], resume, device, steps, progress=progress
+        )
     how = "stopped early" if result.stopped_early else "finished"
     best = (
         f"; best val {result.best_metric:.5g} at step {result.best_step}"

@@ -7,12 +7,13 @@ their optimisers, its datasets and one or more :class:`Phase` loss functions. :f
     for each active phase (e.g. generator, then discriminator):
         zero grad -> autocast forward: loss, terms = phase.loss(batch, ctx) -> backward
         -> average gradients over ranks -> unscale -> clip -> optimiser step
-    scaler update -> every log_every: averaged metrics to metrics.jsonl + TensorBoard + progress bar
+    scaler update -> every log_every: averaged metrics to metrics.jsonl + TensorBoard + progress callback
     every val_every: validation (+ early stopping on a validation metric, best.pt)
     every sample_every: sample PNGs -> every checkpoint_every: checkpoints/last.pt
 
 Run folder: ``config.toml`` (written by the caller before the first step), ``metrics.jsonl``, ``tb/``
-(TensorBoard events), ``checkpoints/{last,best}.pt``, ``samples/``. Only rank 0 writes.
+(TensorBoard events), ``checkpoints/{last,best}.pt``, ``samples/`` (:mod:`~cemnet_core.train.run_writer`).
+Only rank 0 writes.
 
 Ctrl-C is caught between steps: the loop writes ``last.pt`` and raises :class:`Interrupted`; ``--resume``
 then continues exactly (a second Ctrl-C stops at once, keeping the previous checkpoint). Validation and
@@ -22,7 +23,6 @@ sample hooks run with all RNG states saved and restored, so they never change th
 from __future__ import annotations
 
 import contextlib
-import json
 import random
 import signal
 import threading
@@ -34,12 +34,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
-from cemnet_core.errors import ConfigError, DataError, Interrupted, OutputError
+from cemnet_core.errors import ConfigError, DataError, Interrupted
 from cemnet_core.train.checkpoint import (
     BEST,
     LAST,
@@ -63,10 +61,7 @@ from cemnet_core.train.distributed import (
     shard_indices,
 )
 from cemnet_core.train.precision import Precision, resolve_precision
-
-METRICS_FILE = "metrics.jsonl"
-TENSORBOARD_DIR = "tb"
-SAMPLES_DIR = "samples"
+from cemnet_core.train.run_writer import RunWriter
 
 
 @dataclass(frozen=True)
@@ -87,7 +82,7 @@ class LoopConfig:
     early_stop_patience: int = 10  # validation rounds without improvement before stopping
     early_stop_min_delta: float = 0.0
     num_workers: int = 0  # DataLoader worker processes per rank
-    progress: bool = True  # rich progress bar on rank 0
+    progress: bool = True  # progress events (the CLI's bar) on rank 0
     tensorboard: bool = True  # TensorBoard event files beside metrics.jsonl
 
     def __post_init__(self) -> None:
@@ -170,6 +165,23 @@ class FitResult:
     train_metrics: dict[str, float]
 
 
+@dataclass(frozen=True)
+class TrainProgress:
+    """What :func:`fit` reports after each step (and once before the first): the CLI draws it as a bar.
+
+    ``metrics``: the training metrics of the last ``log_every`` window, averaged over ranks (empty before
+    the first window ends); ``rate``: steps per second over that window (None before).
+    """
+
+    step: int  # finished steps
+    total: int
+    metrics: Mapping[str, float]
+    rate: float | None
+
+
+ProgressFn = Callable[[TrainProgress], None]
+
+
 def seed_everything(seed: int) -> None:
     """Seed Python's, NumPy's and torch's (CPU and CUDA) global generators."""
     random.seed(seed)
@@ -235,65 +247,6 @@ class _InterruptFlag:
             signal.signal(signal.SIGINT, self._previous)
 
 
-class _RunWriter:
-    """Metrics (JSONL + TensorBoard), sample PNGs: rank 0 only, a no-op elsewhere."""
-
-    def __init__(self, run_dir: Path, env: DistEnv, start_step: int, tensorboard: bool = True) -> None:
-        self.run_dir = Path(run_dir)
-        self.active = env.is_main
-        self._tb: Any = None
-        if not self.active:
-            return
-        metrics = self.run_dir / METRICS_FILE
-        try:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            if start_step and metrics.exists():  # drop records a crashed run wrote after its last checkpoint
-                kept = [
-                    line
-                    for line in metrics.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line)["step"] <= start_step
-                ]
-                metrics.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-            self._metrics = metrics.open("a", encoding="utf-8")
-        except OSError as exc:
-            raise OutputError(f"cannot write {metrics}: {exc}; choose a writable --run folder") from exc
-        if not tensorboard:
-            return
-        from torch.utils.tensorboard import SummaryWriter  # imported here: it loads tensorboard (slow)
-
-        self._tb = SummaryWriter(
-            str(self.run_dir / TENSORBOARD_DIR), purge_step=start_step + 1 if start_step else None
-        )
-
-    def scalars(self, step: int, split: str, values: Mapping[str, float]) -> None:
-        if not self.active:
-            return
-        record = {"step": step, "split": split, "time": round(time.time(), 3), **values}
-        self._metrics.write(json.dumps(record) + "\n")
-        self._metrics.flush()
-        for name, value in values.items():
-            if self._tb is not None:
-                self._tb.add_scalar(f"{split}/{name}", value, step)
-
-    def images(self, step: int, images: Mapping[str, np.ndarray]) -> None:
-        if not self.active:
-            return
-        folder = self.run_dir / SAMPLES_DIR
-        folder.mkdir(parents=True, exist_ok=True)
-        for name, image in images.items():
-            if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-                raise ValueError(f"sample {name!r} must be (H, W, 3) uint8, got {image.shape} {image.dtype}")
-            Image.fromarray(image).save(folder / f"step_{step:07d}_{name}.png")
-            if self._tb is not None:
-                self._tb.add_image(f"samples/{name}", image, step, dataformats="HWC")
-
-    def close(self) -> None:
-        if self.active:
-            self._metrics.close()
-            if self._tb is not None:
-                self._tb.close()
-
-
 def _validate(task: TrainTask, config: LoopConfig, env: DistEnv, precision: Precision) -> dict[str, float]:
     """Mean of ``task.evaluate`` over the whole validation set (all ranks together)."""
     assert task.val_data is not None and task.evaluate is not None
@@ -341,11 +294,13 @@ def fit(
     env: DistEnv,
     resume: bool = False,
     on_step_end: Sequence[Callable[[int], None]] = (),
+    progress: ProgressFn | None = None,
 ) -> FitResult:
     """Train ``task`` up to ``config.steps`` steps (or early stopping), checkpointing into ``run_dir``.
 
     ``resume`` continues from ``run_dir/checkpoints/last.pt`` exactly. ``on_step_end`` callbacks get the
-    number of finished steps. Raises :class:`Interrupted` after Ctrl-C (a checkpoint is written first).
+    number of finished steps. ``progress`` gets a :class:`TrainProgress` after each step, on rank 0 and
+    when ``config.progress`` is on. Raises :class:`Interrupted` after Ctrl-C (a checkpoint is written first).
     """
     run_dir = Path(run_dir)
     precision = resolve_precision(config.precision, env.device)
@@ -387,7 +342,7 @@ def fit(
             save_checkpoint(checkpoint_path(run_dir, name), state)
         barrier(env)
 
-    writer = _RunWriter(run_dir, env, step, config.tensorboard)
+    writer = RunWriter(run_dir, env, step, config.tensorboard)
     sample_batch = None
     if task.sample is not None and config.sample_every:
         source = task.val_data if task.val_data is not None else task.train_data
@@ -397,18 +352,12 @@ def fit(
     counts: dict[str, int] = {}  # per name: phases with a schedule log only while active
     train_metrics: dict[str, float] = {}
     tick, tick_step = time.perf_counter(), step
-    progress = Progress(
-        TextColumn("[bold]train[/]"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TextColumn("{task.fields[rate]} it/s"),
-        TimeRemainingColumn(),
-        disable=not (env.is_main and config.progress),
-    )
-    bar = progress.add_task("train", total=config.steps, completed=step, loss="-", rate="-")
+    report = progress if env.is_main and config.progress else None
+    rate: float | None = None
+    if report is not None:
+        report(TrainProgress(step, config.steps, {}, None))
     try:
-        with progress, _InterruptFlag() as interrupt:
+        with _InterruptFlag() as interrupt:
             while step < config.steps and not loop_state["stopped_early"]:
                 set_epoch = getattr(task.train_data, "set_epoch", None)
                 if set_epoch is not None:  # datasets that draw new windows per epoch (data/datasets.py)
@@ -438,10 +387,9 @@ def fit(
                         rate = (step - tick_step) / max(now - tick, 1e-9)
                         tick, tick_step = now, step
                         writer.scalars(step, "train", {**train_metrics, "it_s": rate})
-                        main_loss = next(iter(train_metrics.values()), float("nan"))
-                        progress.update(bar, loss=f"{main_loss:.4g}", rate=f"{rate:.2f}")
                         sums, counts = {}, {}
-                    progress.update(bar, completed=step)
+                    if report is not None:
+                        report(TrainProgress(step, config.steps, train_metrics, rate))
                     if (
                         config.val_every
                         and task.evaluate is not None

@@ -13,7 +13,7 @@ from toy_task import build_toy_task
 from cemnet_core.errors import ConfigError, DataError, Interrupted
 from cemnet_core.train.checkpoint import BEST, LAST, checkpoint_path, load_checkpoint
 from cemnet_core.train.distributed import DistEnv
-from cemnet_core.train.loop import LoopConfig, Phase, TrainTask, fit, seed_everything
+from cemnet_core.train.loop import LoopConfig, Phase, TrainProgress, TrainTask, fit, seed_everything
 
 CPU = DistEnv(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
 
@@ -145,3 +145,16 @@ def test_phases_follow_their_step_schedule(tmp_path: Path) -> None:
     assert seen == [("warmup", 0), ("warmup", 1), ("main", 2), ("main", 3)]
     logged = _records(tmp_path, "train")
     assert "warmup.loss" in logged[0] and "main.loss" in logged[1]
+
+
+def test_progress_events_follow_the_steps_and_the_logged_loss(tmp_path: Path) -> None:
+    events: list[TrainProgress] = []
+    _train(tmp_path / "on", _config(steps=6, val_every=0, progress=True), progress=events.append)
+    assert [event.step for event in events] == list(range(7))  # one before the first step, one per step
+    assert events[0].metrics == {} and events[0].rate is None
+    assert events[1].metrics == {}  # log_every=2: nothing logged after the first step yet
+    assert next(iter(events[-1].metrics)) == "loss" and events[-1].rate is not None and events[-1].rate > 0
+    assert all(event.total == 6 for event in events)
+    silent: list[TrainProgress] = []
+    _train(tmp_path / "off", _config(steps=2, val_every=0), progress=silent.append)  # loop.progress=false
+    assert silent == []

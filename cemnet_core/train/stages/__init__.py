@@ -25,7 +25,7 @@ from cemnet_core.errors import ConfigError, InputError
 from cemnet_core.train.checkpoint import BEST, LAST, checkpoint_path, load_checkpoint
 from cemnet_core.train.config import CONFIG_FILE, load_config, resolve_config, save_config
 from cemnet_core.train.distributed import init_distributed, shutdown_distributed
-from cemnet_core.train.loop import FitResult, TrainTask, fit, seed_everything
+from cemnet_core.train.loop import FitResult, ProgressFn, TrainTask, fit, seed_everything
 from cemnet_core.train.stages import a2m, aee, ebm, emotion, renderer, syncnet
 
 ReleaseSpec = dict[str, tuple[str, str, Any]]
@@ -68,13 +68,14 @@ def train_stage(
     device: str | None = None,
     steps: int | None = None,
     on_step_end: Sequence[Callable[[int], None]] = (),
+    progress: ProgressFn | None = None,
 ) -> FitResult:
     """Train ``stage`` on the processed folder ``data`` into the run folder ``run``.
 
     A new run resolves its config (preset, ``config_file``, ``overrides``) and writes it to
     ``run/config.toml`` before the first step; ``resume`` reads that file back (``steps`` may extend the
     run; other changes are refused so that the resumed run is the run that was started). Works alone or
-    under ``torchrun`` (every process calls this; rank 0 writes).
+    under ``torchrun`` (every process calls this; rank 0 writes). ``progress``: see :func:`fit`.
     """
     module = get_stage(stage)
     run = Path(run)
@@ -102,7 +103,7 @@ def train_stage(
             save_config(config, run, extra={"stage": stage})
         seed_everything(config.loop.seed)  # the same initial weights on every rank
         task = module.build_task(config, Path(data), env)
-        return fit(task, config.loop, run, env, resume=resume, on_step_end=on_step_end)
+        return fit(task, config.loop, run, env, resume=resume, on_step_end=on_step_end, progress=progress)
     finally:
         shutdown_distributed(env)
 

@@ -1,0 +1,113 @@
+"""The console side of core's progress callbacks: rich bars with a rate and an ETA (STYLE section 8).
+
+Core never draws; its long functions take a callback (``progress(done, total)``, the training loop's
+:class:`~cemnet_core.train.loop.TrainProgress` events, the demo's :class:`~cemnet_core.demo.DemoLog`).
+The commands turn those into what the user sees with the helpers here:
+
+    count_bar(label, unit)   -> progress(done, total)   synth, preprocess, eval, generate
+    train_bar()              -> progress(TrainProgress)  train (and each training step of the demo)
+    ConsoleDemoLog(console)  -> the demo's step headings and lines
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cemnet_core.train.loop import TrainProgress
+
+CountCallback = Callable[[int, int], None]
+
+
+@contextlib.contextmanager
+def count_bar(
+    label: str,
+    unit: str | None = None,
+    *,
+    digits: int = 1,
+    transient: bool = True,
+    console: Console | None = None,
+    rate_from_first_report: bool = False,
+    terminal_only: bool = False,
+) -> Iterator[CountCallback]:
+    """A bar ``label [====] done/total [rate unit/s] ETA`` during the block; yields ``progress(done, total)``.
+
+    ``unit`` None leaves out the rate column. The rate counts from the start of the block, or with
+    ``rate_from_first_report`` from the first report (generation's first report follows the model load).
+    ``terminal_only``: draw nothing on a console that is not a terminal (rich prints a non-transient bar's
+    last state there).
+    """
+    columns: list[Any] = [TextColumn(label), BarColumn(), MofNCompleteColumn()]
+    if unit is not None:
+        columns.append(TextColumn(f"{{task.fields[rate]:.{digits}f}} {unit}/s"))
+    columns.append(TimeRemainingColumn())
+    console = console or Console()
+    started: list[float] = [] if rate_from_first_report else [time.perf_counter()]
+    hidden = terminal_only and not console.is_terminal
+    with Progress(*columns, transient=transient, console=console, disable=hidden) as bar:
+        task = bar.add_task(label, total=None, rate=0.0)
+
+        def report(done: int, total: int) -> None:
+            if not started:
+                started.append(time.perf_counter())
+            rate = done / max(time.perf_counter() - started[0], 1e-6) if done else 0.0
+            bar.update(task, completed=done, total=total, rate=rate)
+
+        yield report
+
+
+@contextlib.contextmanager
+def train_bar(console: Console | None = None) -> Iterator[Callable[[TrainProgress], None]]:
+    """The training bar ``train [====] step/steps loss L R it/s ETA``; yields the loop's progress callback.
+
+    The loss shown is the first logged training metric (each stage logs its total loss first). The bar
+    starts with the first event: a run with ``loop.progress=false``, or a torchrun process other than rank
+    0, gets no events and draws nothing.
+    """
+    columns = (
+        TextColumn("[bold]train[/]"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("{task.fields[rate]} it/s"),
+        TimeRemainingColumn(),
+    )
+    bar = Progress(*columns, console=console or Console())
+    task = bar.add_task("train", total=None, loss="-", rate="-")
+
+    def report(event: TrainProgress) -> None:
+        if not bar.live.is_started:
+            bar.start()
+        fields: dict[str, str] = {}
+        if event.metrics:
+            fields["loss"] = f"{next(iter(event.metrics.values())):.4g}"
+        if event.rate is not None:
+            fields["rate"] = f"{event.rate:.2f}"
+        bar.update(task, completed=event.step, total=event.total, **fields)
+
+    try:
+        yield report
+    finally:
+        if bar.live.is_started:
+            bar.stop()
+
+
+class ConsoleDemoLog:
+    """The demo's log drawn on a rich console: a rule per step (``N/M`` in bold), plain lines under it."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+
+    def rule(self, title: str) -> None:
+        """A step heading, e.g. ``3/12 preprocess it (...)``."""
+        number, _, rest = title.partition(" ")
+        self.console.rule(f"[bold]{number}[/] {rest}", align="left")
+
+    def print(self, item: Any) -> None:
+        """A line of text, or a rich renderable (the evaluation's table)."""
+        self.console.print(item, highlight=False)
