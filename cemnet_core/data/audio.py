@@ -16,12 +16,15 @@ Shapes: ``S`` mel frames, ``F = 80`` mel bins, ``T`` video frames.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 import torchaudio
+
+from cemnet_core.configs import config_from_dict, config_to_dict
 
 MEL_PER_FRAME = 3.2  # 80 mel frames/s over 25 video frames/s
 MEL_WINDOW = 16  # mel frames a video frame sees (0.2 s)
@@ -44,13 +47,13 @@ class MelConfig:
     max_abs_value: float = 4.0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the fields."""
-        return asdict(self)
+        """JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> MelConfig:
-        """Inverse of :meth:`to_dict`."""
-        return cls(**values)
+    def from_dict(cls, values: Mapping[str, Any]) -> MelConfig:
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, values)
 
 
 _TRANSFORMS: dict[MelConfig, torchaudio.transforms.MelSpectrogram] = {}

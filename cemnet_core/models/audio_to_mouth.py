@@ -29,7 +29,6 @@ Shape notation::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.data.landmarks import ALL_MOUTH, ALL_POSE, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.layers import ConvBlock2d, LandmarkEncoder
@@ -92,17 +92,13 @@ class AudioToMouthConfig:
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields (tuples stay tuples; JSON writes them as lists)."""
-        return dataclasses.asdict(self)
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AudioToMouthConfig:
-        """Inverse of :meth:`to_dict`; raises ``ConfigError`` on unknown keys."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"audio_to_mouth config: remove unknown keys {unknown}; valid: {sorted(known)}")
-        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, data)
 
 
 class AudioEncoder(nn.Module):

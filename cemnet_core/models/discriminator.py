@@ -16,13 +16,15 @@ Shapes::
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.errors import ConfigError
 
 GanMode = Literal["lsgan", "hinge"]
@@ -53,16 +55,13 @@ class PatchDiscriminatorConfig:
         return cls(base_channels=8, num_layers=2, num_scales=2, max_channels=32)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the fields."""
-        return asdict(self)
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PatchDiscriminatorConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown PatchDiscriminatorConfig keys {sorted(unknown)}; remove them.")
-        return cls(**data)
+    def from_dict(cls, data: Mapping[str, Any]) -> PatchDiscriminatorConfig:
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, data)
 
 
 class _NLayerDiscriminator(nn.Module):

@@ -47,7 +47,6 @@ Shape notation::
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -56,6 +55,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.data.landmarks import N_MOUTH
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import audio2mouth_loss
@@ -107,17 +107,13 @@ class EmotionBridgingMemoryConfig:
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict of the fields."""
-        return dataclasses.asdict(self)
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EmotionBridgingMemoryConfig:
-        """Inverse of :meth:`to_dict`; raises ``ConfigError`` on unknown keys."""
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"emotion_memory config: remove unknown keys {unknown}; valid: {sorted(known)}")
-        return cls(**data)
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, data)
 
 
 class EBMOutput(NamedTuple):

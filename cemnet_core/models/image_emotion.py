@@ -32,7 +32,8 @@ import itertools
 import json
 import math
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core import weights
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.errors import ConfigError, WeightsError
 
 FER_WEIGHTS = "fer2013.mini_xception"
@@ -91,23 +93,13 @@ class MiniXceptionConfig:
         return self.block_channels[-1]
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples become lists)."""
-        data = asdict(self)
-        data["block_channels"] = list(self.block_channels)
-        return data
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> MiniXceptionConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error."""
-        unknown = set(data) - {f for f in cls.__dataclass_fields__}
-        if unknown:
-            raise ConfigError(
-                f"unknown MiniXceptionConfig keys {sorted(unknown)}; remove them from the config."
-            )
-        values = dict(data)
-        if "block_channels" in values:
-            values["block_channels"] = tuple(int(c) for c in values["block_channels"])
-        return cls(**values)
+    def from_dict(cls, data: Mapping[str, Any]) -> MiniXceptionConfig:
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, data)
 
 
 def _pad_same(x: torch.Tensor, kernel: int, stride: int, value: float = 0.0) -> torch.Tensor:

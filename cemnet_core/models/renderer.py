@@ -45,13 +45,15 @@ three off and gives the design above, with the flow head starting at zero, i.e. 
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.data.landmarks import N_ALL, N_LIPS, N_POSE
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.discriminator import GanMode, PatchDiscriminator, feature_matching_loss, gan_loss
@@ -150,29 +152,20 @@ class RendererConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples become lists)."""
-        data = asdict(self)
-        data["flow_channels"] = list(self.flow_channels)
-        data["generator_channels"] = list(self.generator_channels)
-        return data
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> RendererConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`.
+    def from_dict(cls, data: Mapping[str, Any]) -> RendererConfig:
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys.
 
-        A config written before the deviations existed (none of ``motion_prior``, ``composite``,
-        ``pixel_weight``) is a renderer trained as the paper's, so it loads with those off.
+        The upgrade hook of :mod:`cemnet_core.configs`: a config written before the deviations existed
+        (none of ``motion_prior``, ``composite``, ``pixel_weight``) is a renderer trained as the paper's,
+        so it loads with those off.
         """
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown RendererConfig keys {sorted(unknown)}; remove them.")
-        values = dict(data)
-        if not {"motion_prior", "composite", "pixel_weight"} & set(values):
-            values.update(motion_prior=False, composite=False, pixel_weight=0.0)
-        for key in ("flow_channels", "generator_channels"):
-            if key in values:
-                values[key] = tuple(int(channels) for channels in values[key])
-        return cls(**values)
+        if not {"motion_prior", "composite", "pixel_weight"} & set(data):
+            data = {**data, "motion_prior": False, "composite": False, "pixel_weight": 0.0}
+        return config_from_dict(cls, data)
 
 
 class RendererOutput(NamedTuple):
