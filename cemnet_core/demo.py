@@ -46,7 +46,6 @@ so a missing file is reported before any work); nothing else is downloaded.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
@@ -58,6 +57,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from cemnet_core.configs import config_to_dict
 from cemnet_core.errors import CemnetError, ConfigError, DataError, OutputError
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
 
@@ -159,8 +159,8 @@ class DemoConfig:
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (``demo_config.json``)."""
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        """JSON-safe form (``demo_config.json``; :func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
 
 def _stages(

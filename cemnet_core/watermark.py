@@ -53,6 +53,7 @@ import cv2
 import numpy as np
 
 from cemnet_core import __version__
+from cemnet_core.configs import config_to_dict
 from cemnet_core.data.media import iter_video_frames, probe
 
 TOOL_NAME = "cemnet"
@@ -98,8 +99,8 @@ class WatermarkConfig:
             raise ValueError("work_cell must be >= 2, max_crop_steps >= 0 and 0 <= crop_step < 0.1")
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-safe dict of the fields."""
-        return asdict(self)
+        """JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
 
 @dataclass(frozen=True)

@@ -23,13 +23,14 @@ from __future__ import annotations
 import ctypes
 import os
 import zipfile
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 
+from cemnet_core.configs import config_to_dict
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data.face_mesh import native_stderr_silenced
 from cemnet_core.errors import NoFaceError, WeightsError
@@ -67,8 +68,8 @@ class FaceConfig:
     smooth_landmarks: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict of the fields."""
-        return asdict(self)
+        """JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
 
 def landmarker_path(path: str | os.PathLike[str] | None = None) -> Path:

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cemnet_core.configs import config_to_dict
 from cemnet_core.data.media import VideoWriter, write_audio
 from cemnet_core.data.synthetic_face import (
     Expression,
@@ -147,13 +148,8 @@ class SynthConfig:
         return pairs
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-safe form."""
-        return {
-            **asdict(self),
-            "emotions": list(self.emotions),
-            "levels": list(self.levels),
-            "syllables": list(self.syllables),
-        }
+        """JSON-safe form (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
 
 @dataclass(frozen=True)
