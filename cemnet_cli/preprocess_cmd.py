@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from cemnet_cli.options import FLAG
+from cemnet_cli.progress import count_bar
 from cemnet_core.data.faces import FaceConfig
 from cemnet_core.data.tracking import ENGINES
 from cemnet_core.errors import InputError
@@ -53,7 +54,10 @@ def preprocess_command(
         raise InputError(f"--engine {engine!r}: use one of {', '.join(ENGINES)}")
     face = FaceConfig(engine=engine)
     options = PreprocessOptions(landmarks=landmarks, allow_silent=allow_silent, preview=preview, face=face)
-    summary = preprocess(layout, src, dst, workers=workers, shard=parse_shard(shard), options=options)
+    with count_bar("preprocess", "clips", digits=2, transient=False) as progress:
+        summary = preprocess(
+            layout, src, dst, workers=workers, shard=parse_shard(shard), options=options, progress=progress
+        )
     console = Console()
     for clip_id, ratio in sorted(summary.face_ratios.items()):
         console.print(f"  {clip_id}: face found on {ratio:.1%} of frames", highlight=False, soft_wrap=True)

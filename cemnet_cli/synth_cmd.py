@@ -8,10 +8,10 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cemnet_cli.options import FLAG
-from cemnet_core.data.synthetic import EMOTIONS, SynthConfig, synth
+from cemnet_cli.progress import count_bar
+from cemnet_core.data.synthetic import EMOTIONS, SynthConfig, plan, synth
 from cemnet_core.errors import ConfigError
 
 
@@ -50,27 +50,12 @@ def synth_command(
     config = SynthConfig(
         speakers=speakers, sentences=sentences, emotions=chosen, levels=level_values, seed=seed, size=size
     )
-    columns = (
-        TextColumn("synth"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} clips/s"),
-        TimeRemainingColumn(),
-    )
     started = time.perf_counter()
-
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("synth", total=None, rate=0.0)
-
-        def report(done: int, total: int) -> None:
-            rate = done / max(time.perf_counter() - started, 1e-6)
-            progress.update(task, completed=done, total=total, rate=rate)
-
-        manifest = synth(config, dst, workers=workers or None, overwrite=overwrite, progress=report)
-        clips = int(progress.tasks[0].total or 0)
+    with count_bar("synth", "clips") as progress:
+        manifest = synth(config, dst, workers=workers or None, overwrite=overwrite, progress=progress)
     seconds = time.perf_counter() - started
     Console().print(
-        f"{clips} clips in {seconds:.1f} s; corpus in {dst}, labels in {manifest}",
+        f"{len(plan(config, dst))} clips in {seconds:.1f} s; corpus in {dst}, labels in {manifest}",
         highlight=False,
         soft_wrap=True,
     )

@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -380,12 +381,15 @@ def preprocess(
     workers: int = 1,
     shard: tuple[int, int] = (0, 1),
     options: PreprocessOptions = PreprocessOptions(),
+    progress: Callable[[int, int], None] | None = None,
     show_progress: bool = True,
 ) -> PreprocessSummary:
     """Preprocess the corpus at ``src`` (``layout``: mead, lrs2 or folder) into ``dst``; see the module doc.
 
     ``shard = (i, n)`` takes only shard ``i`` of ``n``; ``workers > 1`` uses a spawn process pool.
     Per-clip problems never raise: they are counted in the summary and written to ``failures.jsonl``.
+    ``progress(done, total)`` is called once before the first clip and after each clip (processed or
+    failed; ``total``: the clips to do, skipped ones left out); ``show_progress=False`` silences it.
     """
     if options.landmarks not in LANDMARK_SOURCES:
         raise InputError(f"--landmarks {options.landmarks!r}: use one of {', '.join(LANDMARK_SOURCES)}")
@@ -401,8 +405,11 @@ def preprocess(
     summary = PreprocessSummary(total=len(todo) + skipped, skipped=skipped)
     model_path = landmarker_path() if options.landmarks == "mediapipe" else None
     started = time.perf_counter()
+    report = progress if show_progress else None
+    finished = 0
 
     def finish(index: int, result: tuple[str, Any]) -> None:
+        nonlocal finished
         (source, _), (status, payload) = todo[index], result
         if status == "ok":
             _append_line(dst / MANIFEST_NAME, payload)
@@ -414,20 +421,23 @@ def preprocess(
             _append_line(dst / FAILURES_NAME, {**failure, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
             summary.failed += 1
             summary.failures[source.clip_id] = payload
-        advance()
+        finished += 1
+        if report is not None:
+            report(finished, len(todo))
 
+    if report is not None:
+        report(0, len(todo))
     try:
-        with _Progress(show_progress, len(todo)) as advance:
-            if workers == 1 or len(todo) <= 1:
-                processor = ClipProcessor(dst, options, model_path)
-                try:
-                    run_serial(_run_one, [(processor, source, sha256) for source, sha256 in todo], finish)
-                finally:
-                    processor.close()
-            else:
-                initargs = (str(dst), options, str(model_path) if model_path else None)
-                jobs = [(None, source, sha256) for source, sha256 in todo]
-                run_pool(_run_one, jobs, min(workers, len(todo)), _init_worker, initargs, finish)
+        if workers == 1 or len(todo) <= 1:
+            processor = ClipProcessor(dst, options, model_path)
+            try:
+                run_serial(_run_one, [(processor, source, sha256) for source, sha256 in todo], finish)
+            finally:
+                processor.close()
+        else:
+            initargs = (str(dst), options, str(model_path) if model_path else None)
+            jobs = [(None, source, sha256) for source, sha256 in todo]
+            run_pool(_run_one, jobs, min(workers, len(todo)), _init_worker, initargs, finish)
     except KeyboardInterrupt:
         raise Interrupted(
             f"stopped by Ctrl-C; the {summary.processed} clip(s) finished are in {dst / MANIFEST_NAME}; "
@@ -435,40 +445,6 @@ def preprocess(
         ) from None
     summary.seconds = time.perf_counter() - started
     return summary
-
-
-class _Progress:
-    """Rich progress bar with clips/s and ETA (or nothing); ``with`` yields an ``advance()`` callable."""
-
-    def __init__(self, enabled: bool, total: int) -> None:
-        self.enabled, self.total, self._bar = enabled, total, None
-
-    def __enter__(self) -> Any:
-        if not self.enabled:
-            return lambda: None
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._bar = Progress(
-            TextColumn("preprocess"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-        )
-        self._bar.start()
-        task = self._bar.add_task("clips", total=self.total, rate="")
-        started = time.perf_counter()
-
-        def advance() -> None:
-            done = self._bar.tasks[0].completed + 1
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            self._bar.update(task, advance=1, rate=f"{rate:.2f} clips/s")
-
-        return advance
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self._bar is not None:
-            self._bar.stop()
 
 
 def rebuild_manifest(dst: str | os.PathLike[str]) -> int:
