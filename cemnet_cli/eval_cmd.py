@@ -7,9 +7,9 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cemnet_cli.options import DataOption, DeviceOption
+from cemnet_cli.progress import count_bar
 from cemnet_core.errors import ConfigError
 
 
@@ -45,12 +45,10 @@ def eval_command(
     if landmarks not in LANDMARK_SOURCES:
         raise ConfigError(f"--landmarks must be one of {', '.join(LANDMARK_SOURCES)}, got {landmarks!r}")
     settings = SETTINGS if setting == "both" else (setting,)
-    columns = (TextColumn("eval"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as progress:
-        task = progress.add_task("eval", total=None)
+    with count_bar("eval") as progress:
         result, table, paths = evaluate_and_report(
-            data, weights, out, settings, runs, tuple(ablate or ()), split, max_clips, device,
-            lambda done, total: progress.update(task, completed=done, total=total), landmarks,
+            data, weights, out, settings, runs, tuple(ablate or ()), split, max_clips, device, progress,
+            landmarks,
         )  # fmt: skip
     console = Console()
     console.print(table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -10,9 +9,9 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cemnet_cli.options import BatchSizeOption, DeviceOption, OutputOption
+from cemnet_cli.progress import count_bar
 from cemnet_core.data.layouts import EMOTIONS
 from cemnet_core.generate import GenerateConfig, generate
 
@@ -48,27 +47,11 @@ def generate_command(
         emotion=emotion, intensity=intensity, fps=fps, batch_size=batch_size, device=device
     )
     target = out if out is not None else Path(f"{audio.stem}_talking.mp4")
-    columns = (
-        TextColumn("generate"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[rate]:.1f} frames/s"),
-        TimeRemainingColumn(),
-    )
     err = Console(stderr=True)
-    with Progress(*columns, transient=True, console=err, disable=not err.is_terminal) as progress:
-        task = progress.add_task("generate", total=None, rate=0.0)
-        started: list[float] = []
-
-        def report(done: int, total: int) -> None:
-            if not started:  # the first chunk includes warm-up; the rate counts from model load on
-                started.append(time.perf_counter())
-            rate = done / max(time.perf_counter() - started[0], 1e-6) if done else 0.0
-            progress.update(task, completed=done, total=total, rate=rate)
-
-        with warnings.catch_warnings():  # core's warnings come back in result.skipped, printed below
-            warnings.simplefilter("ignore", UserWarning)
-            result = generate(ref, audio, target, weights, config, pose_video=pose_video, progress=report)
+    bar = count_bar("generate", "frames", console=err, rate_from_first_report=True, terminal_only=True)
+    with bar as report, warnings.catch_warnings():  # core's warnings come back in result.skipped
+        warnings.simplefilter("ignore", UserWarning)
+        result = generate(ref, audio, target, weights, config, pose_video=pose_video, progress=report)
     for warning in result.skipped:
         err.print(f"[yellow]warning[/]: {escape(warning)}", highlight=False, soft_wrap=True)
     Console().print(
