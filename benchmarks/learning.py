@@ -70,9 +70,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cemnet_core.contracts import ALL_MOUTH, EMOTIONS
 from cemnet_core.data.datasets import Audio2MouthDataset, EmotionAudioDataset
-from cemnet_core.data.landmarks import ALL_MOUTH
-from cemnet_core.data.synthetic import EMOTIONS, SynthConfig, synth
+from cemnet_core.data.synthetic import SynthConfig, synth
 from cemnet_core.eval.metrics import landmark_distance
 from cemnet_core.preprocess import PreprocessOptions, preprocess
 from cemnet_core.train.checkpoint import LAST, checkpoint_path

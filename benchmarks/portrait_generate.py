@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core.contracts import JAW
 from cemnet_core.data import media
 from cemnet_core.data.faces import FaceConfig, detect_image_landmarks
 from cemnet_core.data.tracking import FaceTracker
@@ -57,7 +57,7 @@ def mouth_opening(points: np.ndarray) -> np.ndarray:
 
 def _regions(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Masks (H, W) bool of the face below the nose, and the bands just inside / outside the jaw line."""
-    jaw = points[list(lm.JAW)]  # (17, 2) ear to ear through the chin
+    jaw = points[list(JAW)]  # (17, 2) ear to ear through the chin
     face = np.zeros(shape, np.uint8)
     cv2.fillPoly(face, [np.round(jaw).astype(np.int32)], 1)
     face[: int(points[_NOSE_TIP, 1])] = 0

@@ -63,7 +63,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core.contracts import ALL, N_LANDMARKS
 from cemnet_core.data.faces import FaceConfig, _create_landmarker, _to_mp_image, landmarker_path
 from cemnet_core.data.media import iter_video_frames
 from cemnet_core.data.tracking import FaceTracker
@@ -108,7 +108,7 @@ def per_frame(clips: list[np.ndarray], model: Path, config: FaceConfig) -> list[
     for frames in clips:
         height, width = frames.shape[1:3]
         landmarker = _create_landmarker(model, config, video=False)
-        points = np.full((len(frames), lm.N_LANDMARKS, 2), np.nan, np.float32)  # (T, K, 2)
+        points = np.full((len(frames), N_LANDMARKS, 2), np.nan, np.float32)  # (T, K, 2)
         for t, frame in enumerate(frames):
             image = _to_mp_image(frame, 0)[0]
             result = landmarker.detect(image)
@@ -157,7 +157,7 @@ def deviation(points: list[np.ndarray], reference: list[np.ndarray]) -> float:
     values = []
     for ours, theirs in zip(points, reference, strict=True):
         both = np.isfinite(ours).all(axis=(1, 2)) & np.isfinite(theirs).all(axis=(1, 2))
-        group = theirs[both][:, list(lm.ALL)]
+        group = theirs[both][:, list(ALL)]
         side = np.ptp(group, axis=1).max(axis=1)  # (T',)
         values.append(np.linalg.norm(ours[both] - theirs[both], axis=2).mean(axis=1) / side)
     return 100.0 * float(np.concatenate(values).mean())
@@ -169,7 +169,7 @@ def jitter(points: list[np.ndarray]) -> float:
     values = []
     for clip in points:
         second = clip[2:] - 2 * clip[1:-1] + clip[:-2]  # (T-2, K, 2), NaN where a frame has no face
-        side = np.ptp(clip[1:-1][:, list(lm.ALL)], axis=1).max(axis=1)  # (T-2,)
+        side = np.ptp(clip[1:-1][:, list(ALL)], axis=1).max(axis=1)  # (T-2,)
         ok = np.isfinite(second).all(axis=(1, 2))
         values.append(np.linalg.norm(second[ok], axis=2).mean(axis=1) / side[ok])
     return 100.0 * float(np.concatenate(values).mean())

@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from cemnet_cli.options import BatchSizeOption, DeviceOption, OutputOption
 from cemnet_cli.progress import count_bar
-from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.contracts import EMOTIONS
 from cemnet_core.generate import GenerateConfig, generate
 
 

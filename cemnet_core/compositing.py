@@ -21,9 +21,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from cemnet_core.data import landmarks as lm
-
-_JAW_IN_ALL = slice(lm.N_ALL - lm.N_JAW, lm.N_ALL)  # JAW is the last group of the ALL order
+from cemnet_core.contracts import ALL_JAW, N_ALL
 
 
 def feather_mask(side: int, feather: float, lower_half: bool = True) -> np.ndarray:
@@ -56,9 +54,9 @@ def face_mask(landmark_sets: list[np.ndarray], side: int, feather: float = 0.06)
     """
     canvas = np.zeros((side, side), np.uint8)
     for points in landmark_sets:
-        if points.shape != (lm.N_ALL, 2):
-            raise ValueError(f"landmarks must be ({lm.N_ALL}, 2) ALL-ordered, got {points.shape}")
-        jaw = np.round(points[_JAW_IN_ALL] * side * 16).astype(np.int32)  # (17, 2), 4 fractional bits
+        if points.shape != (N_ALL, 2):
+            raise ValueError(f"landmarks must be ({N_ALL}, 2) ALL-ordered, got {points.shape}")
+        jaw = np.round(points[ALL_JAW] * side * 16).astype(np.int32)  # (17, 2), 4 fractional bits
         cv2.fillPoly(canvas, [jaw], 255, cv2.LINE_AA, shift=4)
     reach = max(1, round(feather * side))
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * reach + 1, 2 * reach + 1))

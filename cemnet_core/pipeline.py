@@ -53,9 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW, mel_window_start
-from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE, draw_sketch
-from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.contracts import EMOTIONS, IDENTITY_DIM, MEL_PER_FRAME, MEL_WINDOW, N_ALL, N_MOUTH, N_POSE
+from cemnet_core.data.audio import mel_window_start
+from cemnet_core.data.landmarks import draw_sketch
 from cemnet_core.errors import ConfigError, WeightsError
 from cemnet_core.models import build_model
 from cemnet_core.models.renderer import mask_lower_half
@@ -81,7 +81,6 @@ A2M_BASELINE = "a2m"  # Audio2Mouth without emotion: no EBM, no extra weights
 VARIANTS = (None, *ABLATION_LAYOUT, A2M_BASELINE)
 LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
 LABEL_LR = 0.1
-IDENTITY_DIM = 128
 
 
 class MelRows(Protocol):

@@ -24,7 +24,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from cemnet_core.contracts import ALL
+from cemnet_core.contracts import ALL, VIDEO_FPS
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.faces import FaceConfig, crop_boxes, crop_frames, detect_image_faces
@@ -175,7 +175,7 @@ def video_references(path: Path, config: ReferenceOptions) -> References:
     """
     frames, parts, skipped = [], [], []
     with FaceTracker(config=FaceConfig(num_faces=1)) as tracker:
-        for chunk in media.iter_video_frames(path, fps=media.VIDEO_FPS, chunk_frames=25):
+        for chunk in media.iter_video_frames(path, fps=VIDEO_FPS, chunk_frames=25):
             chunk = chunk[: config.max_reference_frames - len(frames)]
             chunk = np.stack([_downscale(frame, config.max_side) for frame in chunk])
             parts.append(tracker.track(chunk))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from cemnet_core import contracts as lm
 from cemnet_core.compositing import face_mask, feather_mask, paste_back
-from cemnet_core.data import landmarks as lm
 
 
 def _face(chin: float = 0.85) -> np.ndarray:

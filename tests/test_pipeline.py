@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cemnet_core.data.landmarks import N_ALL, N_MOUTH, N_POSE
-from cemnet_core.data.layouts import EMOTIONS
+from cemnet_core.contracts import EMOTIONS, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.errors import ChecksumError, ConfigError, WeightsError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig

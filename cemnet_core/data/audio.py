@@ -11,6 +11,9 @@ follows Wav2Lip's ``hparams.py`` / ``audio.py`` so that numbers are comparable w
 - ``db = 20 * log10(max(1e-5, mel)) - 20`` (``ref_level_db = 20``);
 - ``S = clip(8 * (db + 100) / 100 - 4, -4, 4)`` (``min_level_db = -100``, symmetric, ``max_abs_value = 4``).
 
+The window constants (``MEL_PER_FRAME``, ``MEL_WINDOW``, ``MEL_BINS``) are contracts shared with the models:
+:mod:`cemnet_core.contracts`.
+
 Shapes: ``S`` mel frames, ``F = 80`` mel bins, ``T`` video frames.
 """
 
@@ -25,20 +28,18 @@ import torch
 import torchaudio
 
 from cemnet_core.configs import config_from_dict, config_to_dict
-
-MEL_PER_FRAME = 3.2  # 80 mel frames/s over 25 video frames/s
-MEL_WINDOW = 16  # mel frames a video frame sees (0.2 s)
+from cemnet_core.contracts import MEL_BINS, MEL_PER_FRAME, MEL_WINDOW, SAMPLE_RATE
 
 
 @dataclass(frozen=True)
 class MelConfig:
     """Parameters of the log-mel front end; the defaults are DESIGN section 2 (Wav2Lip's hparams)."""
 
-    sample_rate: int = 16000
+    sample_rate: int = SAMPLE_RATE
     n_fft: int = 800
     win_length: int = 800
     hop_length: int = 200
-    n_mels: int = 80
+    n_mels: int = MEL_BINS
     f_min: float = 55.0
     f_max: float = 7600.0
     preemphasis: float = 0.97

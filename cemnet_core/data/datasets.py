@@ -36,9 +36,10 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset
 
+from cemnet_core.contracts import ALL, MOUTH, POSE
 from cemnet_core.data.alignment import warp_to
 from cemnet_core.data.clips import Clip, load_clip
-from cemnet_core.data.landmarks import ALL, MOUTH, POSE, draw_sketch, select
+from cemnet_core.data.landmarks import draw_sketch, select
 from cemnet_core.data.manifest import (
     DEFAULT_FRACTIONS,
     ClipRecord,

@@ -42,7 +42,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core.contracts import N_LANDMARKS
 from cemnet_core.errors import WeightsError
 
 MESH_MEMBER = "face_landmarks_detector.tflite"  # inside face_landmarker.task (a zip)
@@ -154,7 +154,7 @@ class FaceMesh:
         matrix = roi.to_frame_matrix()  # (2, 3) input pixels -> frame pixels
         self._interpreter.set_tensor(self._input, self.crop(frame, matrix)[None])  # (1, 256, 256, 3)
         self._interpreter.invoke()
-        raw = self._interpreter.get_tensor(self._points).reshape(lm.N_LANDMARKS, 3)[:, :2]  # (K, 2)
+        raw = self._interpreter.get_tensor(self._points).reshape(N_LANDMARKS, 3)[:, :2]  # (K, 2)
         logit = float(self._interpreter.get_tensor(self._presence).reshape(-1)[0])
         points = raw @ matrix[:, :2].T + matrix[:, 2]  # (K, 2) frame pixels
         presence = 1.0 / (1.0 + math.exp(-min(max(logit, -60.0), 60.0)))

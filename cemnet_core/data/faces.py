@@ -31,7 +31,7 @@ import cv2
 import numpy as np
 
 from cemnet_core.configs import config_to_dict
-from cemnet_core.data import landmarks as lm
+from cemnet_core.contracts import ALL, N_LANDMARKS
 from cemnet_core.data.face_mesh import native_stderr_silenced
 from cemnet_core.errors import NoFaceError, WeightsError
 
@@ -248,7 +248,7 @@ def _faces_in_pixels(
 
 def _box_of(points: np.ndarray) -> tuple[np.ndarray, float]:
     """Centre ``(2,)`` and side of the tight box around ``ALL`` of one face ``(478, 2)``."""
-    group = points[list(lm.ALL)]
+    group = points[list(ALL)]
     low, high = group.min(axis=0), group.max(axis=0)
     return (low + high) / 2, float((high - low).max())
 
@@ -287,7 +287,7 @@ class TrackResult:
     def concat(parts: list[TrackResult]) -> TrackResult:
         """Join consecutive chunks of one clip."""
         if not parts:
-            empty = np.zeros((0, lm.N_LANDMARKS, 2), np.float32)
+            empty = np.zeros((0, N_LANDMARKS, 2), np.float32)
             return TrackResult(empty, np.zeros(0, bool), np.zeros(0, np.int64))
         return TrackResult(
             np.concatenate([part.landmarks for part in parts]),
@@ -361,7 +361,7 @@ def crop_boxes(landmarks_px: np.ndarray, valid: np.ndarray, config: FaceConfig =
     """
     landmarks_px = np.asarray(landmarks_px, dtype=np.float32)
     valid = np.asarray(valid, dtype=bool)
-    shape_ok = landmarks_px.ndim == 3 and landmarks_px.shape[1:] == (lm.N_LANDMARKS, 2)
+    shape_ok = landmarks_px.ndim == 3 and landmarks_px.shape[1:] == (N_LANDMARKS, 2)
     if not shape_ok or valid.shape != landmarks_px.shape[:1]:
         raise ValueError(
             f"crop_boxes: expected landmarks (T, 478, 2) and valid (T,), got "
@@ -369,7 +369,7 @@ def crop_boxes(landmarks_px: np.ndarray, valid: np.ndarray, config: FaceConfig =
         )
     if not valid.any():
         raise NoFaceError("no face found in any frame of the clip; check that the video shows a face")
-    group = landmarks_px[:, list(lm.ALL)]  # (T, 135, 2)
+    group = landmarks_px[:, list(ALL)]  # (T, 135, 2)
     safe = np.where(valid[:, None, None], group, 0.0)
     low, high = safe.min(axis=1), safe.max(axis=1)  # (T, 2)
     side_raw = (high - low).max(axis=1, keepdims=True)  # (T, 1)

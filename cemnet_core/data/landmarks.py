@@ -1,14 +1,12 @@
-"""Face landmark index groups, normalisation and landmark sketches (DESIGN section 3).
+"""Functions on face landmarks: selection, crop normalisation and landmark sketches (DESIGN section 3).
 
-MediaPipe Face Landmarker gives 478 points per face (468 mesh points + 10 iris points). CEM-Net works on a
-subset, defined here once:
+The index groups (``LIPS``, ``JAW``, ``POSE``, ``MOUTH = LIPS + JAW``, ``ALL = POSE + LIPS + JAW``, the
+positions ``ALL_POSE`` / ``ALL_MOUTH`` inside an ``ALL``-ordered array) are contracts shared with the models
+and live in :mod:`cemnet_core.contracts`; this module works with them on arrays:
 
-- ``LIPS`` (40): the outer and inner lip contours.
-- ``JAW`` (17): the lower half of the face oval, ear level to ear level through the chin (152).
-- ``POSE``: the rigid and upper-face points (eyes, brows, nose bridge and tip, upper face oval). They carry
-  head pose and are copied from the references (or a pose video) at generation time.
-- ``MOUTH = LIPS + JAW`` (57): what Audio2Mouth (Sec. III-A) and the EBM (Sec. III-C) predict.
-- ``ALL = POSE + LIPS + JAW``: the landmarks the renderer (Sec. III-D) sees as sketches.
+- :func:`select` picks a group out of MediaPipe's 478 points;
+- :func:`to_crop` / :func:`to_frame` convert between frame pixels and crop-normalised coordinates;
+- :func:`draw_sketch` draws the landmark sketch the renderer sees (Sec. III-D).
 
 Arrays of landmarks are ``(..., K, 2)`` with ``(x, y)``; "normalised" means divided by the crop size, so
 [0, 1] inside the 128x128 crop.
@@ -18,45 +16,20 @@ from __future__ import annotations
 
 import numpy as np
 
-N_LANDMARKS = 478
-N_MESH = 468
-
-# Face oval in MediaPipe's order: starts at the top of the forehead (10) and runs clockwise in the image.
-FACE_OVAL: tuple[int, ...] = (
-    10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
-    152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
-)  # fmt: skip
-# Outer lip contour (clockwise from the left mouth corner 61) and inner contour (from 78).
-LIPS_OUTER: tuple[int, ...] = (
-    61, 185, 40, 39, 37, 0, 267, 269, 270, 409, 291, 375, 321, 405, 314, 17, 84, 181, 91, 146,
-)  # fmt: skip
-LIPS_INNER: tuple[int, ...] = (
-    78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95,
-)  # fmt: skip
-# Eye contours (closed loops) and brows (upper then lower edge), "left"/"right" from the subject's view.
-RIGHT_EYE: tuple[int, ...] = (33, 246, 161, 160, 159, 158, 157, 173, 133, 155, 154, 153, 145, 144, 163, 7)
-LEFT_EYE: tuple[int, ...] = (263, 466, 388, 387, 386, 385, 384, 398, 362, 382, 381, 380, 374, 373, 390, 249)
-RIGHT_BROW: tuple[int, ...] = (46, 53, 52, 65, 55, 70, 63, 105, 66, 107)
-LEFT_BROW: tuple[int, ...] = (276, 283, 282, 295, 285, 300, 293, 334, 296, 336)
-NOSE: tuple[int, ...] = (168, 6, 197, 195, 5, 4, 1)
-RIGHT_IRIS: tuple[int, ...] = (468, 469, 470, 471, 472)
-LEFT_IRIS: tuple[int, ...] = (473, 474, 475, 476, 477)
-
-LIPS: tuple[int, ...] = LIPS_OUTER + LIPS_INNER
-JAW: tuple[int, ...] = FACE_OVAL[10:27]  # 361 ... 152 ... 132
-UPPER_OVAL: tuple[int, ...] = FACE_OVAL[27:] + FACE_OVAL[:10]
-POSE: tuple[int, ...] = RIGHT_EYE + LEFT_EYE + RIGHT_BROW + LEFT_BROW + NOSE + UPPER_OVAL
-MOUTH: tuple[int, ...] = LIPS + JAW
-ALL: tuple[int, ...] = POSE + LIPS + JAW
-
-N_LIPS, N_JAW, N_POSE, N_MOUTH, N_ALL = len(LIPS), len(JAW), len(POSE), len(MOUTH), len(ALL)
-
-# Positions of the groups inside an ``ALL``-ordered array.
-ALL_POSE = slice(0, N_POSE)
-ALL_MOUTH = slice(N_POSE, N_ALL)
-
-assert len(set(ALL)) == N_ALL, "landmark groups overlap"
-assert N_LIPS == 40 and N_JAW == 17 and N_MOUTH == 57
+from cemnet_core.contracts import (
+    ALL,
+    JAW,
+    LEFT_BROW,
+    LEFT_EYE,
+    LIPS_INNER,
+    LIPS_OUTER,
+    N_ALL,
+    N_LANDMARKS,
+    NOSE,
+    RIGHT_BROW,
+    RIGHT_EYE,
+    UPPER_OVAL,
+)
 
 
 def select(landmarks: np.ndarray, group: tuple[int, ...]) -> np.ndarray:

@@ -20,10 +20,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from cemnet_core.contracts import EMOTIONS
 from cemnet_core.errors import InputError
 
 LAYOUTS: tuple[str, ...] = ("mead", "lrs2", "folder")
-EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 LANDMARKS_SUFFIX = ".landmarks.npy"
 LRS2_FILELISTS: tuple[str, ...] = ("train", "val", "test")

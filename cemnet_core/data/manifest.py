@@ -27,12 +27,12 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from cemnet_core.contracts import EMOTIONS
 from cemnet_core.errors import DataError
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.jsonl"
-EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 EMOTION_TO_INDEX: dict[str, int] = {name: index for index, name in enumerate(EMOTIONS)}
 SPLITS: tuple[str, ...] = ("train", "val", "test", "all")
 DEFAULT_FRACTIONS: tuple[float, float, float] = (0.8, 0.1, 0.1)

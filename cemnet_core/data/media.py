@@ -33,12 +33,11 @@ from typing import IO
 import imageio_ffmpeg
 import numpy as np
 
+from cemnet_core.contracts import SAMPLE_RATE, VIDEO_FPS
 from cemnet_core.data.ffmpeg_messages import disk_full, ffmpeg_reason
 from cemnet_core.errors import InputError, MediaError, OutputError
 from cemnet_core.fileio import temp_beside
 
-VIDEO_FPS = 25.0
-SAMPLE_RATE = 16000
 AUDIO_FORMATS = {".wav": "wav", ".m4a": "mp4", ".mp3": "mp3", ".flac": "flac"}
 _AUDIO_CODECS = {".wav": "pcm_s16le", ".m4a": "aac", ".mp3": "libmp3lame", ".flac": "flac"}
 

@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from cemnet_core.configs import config_to_dict
+from cemnet_core.contracts import EMOTIONS, SAMPLE_RATE, VIDEO_FPS
 from cemnet_core.data.media import VideoWriter, write_audio
 from cemnet_core.data.synthetic_face import (
     Expression,
@@ -48,7 +49,6 @@ from cemnet_core.data.synthetic_face import (
     face_landmarks,
 )
 from cemnet_core.data.synthetic_voice import (
-    SAMPLE_RATE,
     Prosody,
     Sentence,
     Voice,
@@ -58,9 +58,7 @@ from cemnet_core.data.synthetic_voice import (
 )
 from cemnet_core.errors import ConfigError, OutputError
 
-EMOTIONS: tuple[str, ...] = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
 LEVEL_INTENSITY: dict[int, float] = {1: 0.45, 2: 0.75, 3: 1.0}
-FPS = 25
 SYNTH_VERSION = 1
 MANIFEST_NAME = "synth.json"
 
@@ -272,7 +270,7 @@ class ClipJob:
 
 def _smooth_motion(rng: np.random.Generator, frames: int, amplitude: float) -> np.ndarray:
     """Slow random motion ``(T,)``: two sinusoids of random frequency (0.1-0.5 Hz) and phase."""
-    time = np.arange(frames) / FPS
+    time = np.arange(frames) / VIDEO_FPS
     motion = np.zeros(frames)
     for weight in (0.7, 0.3):
         frequency, phase = rng.uniform(0.1, 0.5), rng.uniform(0, 2 * np.pi)
@@ -285,7 +283,7 @@ def _blinks(rng: np.random.Generator, frames: int) -> np.ndarray:
     eyes = np.ones(frames)
     profile = np.array([0.5, 0.05, 0.1, 0.5, 0.85])
     start = rng.uniform(0.3, 2.0)
-    while (first := round(start * FPS)) < frames:
+    while (first := round(start * VIDEO_FPS)) < frames:
         stop = min(frames, first + len(profile))
         eyes[first:stop] = profile[: stop - first]
         start += rng.uniform(1.8, 4.0)
@@ -354,7 +352,7 @@ def make_clip(job: ClipJob) -> dict[str, object]:
     video.parent.mkdir(parents=True, exist_ok=True)
     audio_path.parent.mkdir(parents=True, exist_ok=True)
     with VideoWriter(
-        video, FPS, audio=tracks.audio, sample_rate=SAMPLE_RATE, crf=job.config.crf, preset="veryfast"
+        video, VIDEO_FPS, audio=tracks.audio, sample_rate=SAMPLE_RATE, crf=job.config.crf, preset="veryfast"
     ) as writer:
         for start in range(0, len(tracks.landmarks), 25):
             chunk = tracks.landmarks[start : start + 25]
@@ -459,7 +457,7 @@ def synth(
         "synth_version": SYNTH_VERSION,
         "seed": config.seed,
         "config": config.to_dict(),
-        "fps": FPS,
+        "fps": VIDEO_FPS,
         "sample_rate": SAMPLE_RATE,
         "emotion_styles": {
             name: {"face": asdict(face), "voice": asdict(voice)}

@@ -27,7 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from cemnet_core.data.landmarks import (
+from cemnet_core.contracts import (
     FACE_OVAL,
     LEFT_BROW,
     LEFT_EYE,

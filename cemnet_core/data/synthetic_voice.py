@@ -19,7 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SAMPLE_RATE = 16000
+from cemnet_core.contracts import SAMPLE_RATE
+
 HOP = 128  # samples per control frame (8 ms)
 N_FFT = 512
 CONTROL_PER_VIDEO_FRAME = 5  # 640 samples per 25 fps frame

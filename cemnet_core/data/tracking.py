@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core.contracts import N_LANDMARKS
 from cemnet_core.data.face_mesh import (
     FaceMesh,
     OneEuroFilter,
@@ -120,7 +120,7 @@ class FaceTracker:
         if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
             raise ValueError(f"track: expected frames (n, H, W, 3) uint8, got {frames.shape} {frames.dtype}")
         count = frames.shape[0]
-        landmarks = np.full((count, lm.N_LANDMARKS, 2), np.nan, dtype=np.float32)  # (n, K, 2)
+        landmarks = np.full((count, N_LANDMARKS, 2), np.nan, dtype=np.float32)  # (n, K, 2)
         valid = np.zeros(count, dtype=bool)
         faces_seen = np.zeros(count, dtype=np.int64)
         step = self._litert_frame if self.config.engine == "litert" else self._mediapipe_frame

@@ -17,20 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cemnet_core.models.image_emotion import FER_CLASSES
-
-# MEAD's 8 emotions -> FER2013's 7 classes. FER2013 has no "contempt": it is scored as "disgust", the
-# nearest FER class (both raise the upper lip / a mouth corner; contempt is often labelled disgust).
-MEAD_TO_FER: dict[str, str] = {
-    "angry": "angry",
-    "contempt": "disgust",
-    "disgusted": "disgust",
-    "fear": "fear",
-    "happy": "happy",
-    "neutral": "neutral",
-    "sad": "sad",
-    "surprised": "surprise",
-}
+from cemnet_core.contracts import FER_CLASSES, MEAD_TO_FER
 
 SSIM_SIGMA = 1.5
 SSIM_TRUNCATE = 3.5  # scipy.ndimage.gaussian_filter's default, as skimage uses it

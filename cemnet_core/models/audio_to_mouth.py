@@ -12,7 +12,7 @@ the paper wins:
 - Reference tokens get no position embedding (the ``N`` references are an unordered set), only their
   modality embedding; so any ``N >= 1`` works. ``T`` may be shorter than ``num_frames`` (a last chunk).
 - One ``Linear`` maps each of the last ``T`` tokens to the 57 mouth points (``LIPS + JAW`` order of
-  :data:`cemnet_core.data.landmarks.MOUTH`). With ``mouth_from_reference`` (default) that Linear gives an
+  :data:`cemnet_core.contracts.MOUTH`). With ``mouth_from_reference`` (default) that Linear gives an
   offset from a base mouth: the mean mouth of the N references, moved with the head (the shift of the
   frame's POSE centroid from the references' POSE centroid), so ``m_t = base_t + Linear(z_{N+T+t})``. The
   Linear starts near zero, so an untrained model copies the reference mouth. Without it, a small model on
@@ -38,12 +38,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core.configs import config_from_dict, config_to_dict
-from cemnet_core.data.landmarks import ALL_MOUTH, ALL_POSE, N_ALL, N_MOUTH, N_POSE
+from cemnet_core.contracts import ALL_MOUTH, ALL_POSE, MEL_BINS, MEL_WINDOW, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.layers import ConvBlock2d, LandmarkEncoder
-
-MEL_WINDOW = 16  # mel frames one video frame sees (DESIGN section 2)
-MEL_BINS = 80
 
 # Modality ids of the tokens (index into AudioToMouth.modality).
 _REFERENCE, _POSE, _AUDIO = 0, 1, 2

@@ -42,12 +42,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core.configs import config_from_dict, config_to_dict
-from cemnet_core.data.audio import MEL_PER_FRAME
+from cemnet_core.contracts import MEL_BINS, MEL_PER_FRAME, NUM_EMOTIONS
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.layers import ConvBlock2d
 
-MEL_BINS = 80
-NUM_EMOTIONS = 8  # MEAD's emotions, cemnet_core.data.datasets.EMOTIONS order
 TIME_DOWNSAMPLE = 4  # the encoders' two stride-2 steps along time
 FREQ_AFTER_CONVS = MEL_BINS // 16  # four stride-2 steps along frequency: 80 -> 5
 

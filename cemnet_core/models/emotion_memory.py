@@ -56,7 +56,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core.configs import config_from_dict, config_to_dict
-from cemnet_core.data.landmarks import N_MOUTH
+from cemnet_core.contracts import IDENTITY_DIM, N_MOUTH
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import audio2mouth_loss
 from cemnet_core.models.layers import LandmarkEncoder
@@ -70,7 +70,7 @@ class EmotionBridgingMemoryConfig:
 
     target_emotion_dim: int = 128
     source_emotion_dim: int = 128
-    identity_dim: int = 128
+    identity_dim: int = IDENTITY_DIM
     dim: int = 512
     key_dim: int = 512
     hidden: int = 512

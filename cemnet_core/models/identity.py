@@ -28,9 +28,9 @@ from typing import Any
 import numpy as np
 
 from cemnet_core import weights
+from cemnet_core.contracts import IDENTITY_DIM
 from cemnet_core.errors import NoFaceError, WeightsError
 
-EMBEDDING_DIM = 128
 RECOGNITION_WEIGHTS = "dlib.face_recognition_resnet_v1"
 SHAPE_PREDICTOR_WEIGHTS = "dlib.shape_predictor_5"
 # dlib's HOG detector boxes are square-ish and sit lower than MediaPipe's mesh box (which includes the
@@ -202,7 +202,7 @@ class IdentityEncoder:
         for name, values in (("boxes", boxes), ("landmarks", landmarks)):
             if values is not None and len(values) != count:
                 raise ValueError(f"{name} must have one entry per image ({count}), got {len(values)}")
-        embeddings = np.empty((count, EMBEDDING_DIM), dtype=np.float32)
+        embeddings = np.empty((count, IDENTITY_DIM), dtype=np.float32)
         for i in range(count):
             embeddings[i] = self.embed(
                 images[i],

@@ -54,7 +54,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core.configs import config_from_dict, config_to_dict
-from cemnet_core.data.landmarks import N_ALL, N_LIPS, N_POSE
+from cemnet_core.contracts import ALL_LIPS, N_ALL, N_POSE
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.discriminator import GanMode, PatchDiscriminator, feature_matching_loss, gan_loss
 from cemnet_core.models.landmark_warp import mouth_similarity_logits, tps_flow
@@ -63,7 +63,6 @@ from cemnet_core.models.perceptual import perceptual_loss
 # Thin-plate-spline control points, positions in the ALL order (POSE + LIPS + JAW): every mouth point and
 # every third pose point (the rigid upper face anchors the spline; all 135 points cost 1.6x the time).
 PRIOR_POINTS: tuple[int, ...] = tuple(range(N_POSE, N_ALL)) + tuple(range(0, N_POSE, 3))
-LIPS_IN_ALL = slice(N_POSE, N_POSE + N_LIPS)
 
 
 @dataclass(frozen=True)
@@ -364,7 +363,7 @@ class FaceRenderer(nn.Module):
         if prior != size:  # flow offsets are in [-1, 1] units, so they upsample unchanged
             flows = F.interpolate(flows, size=(size, size), mode="bilinear", align_corners=False)
         logits = mouth_similarity_logits(
-            ref_landmarks[:, :, LIPS_IN_ALL], target_landmarks[:, LIPS_IN_ALL], self.config.prior_sigma
+            ref_landmarks[:, :, ALL_LIPS], target_landmarks[:, ALL_LIPS], self.config.prior_sigma
         )  # (B, N)
         return flows.reshape(B, N, 2, size, size), logits.reshape(B, N, 1, 1, 1)
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from cemnet_core.contracts import MEL_PER_FRAME, MEL_WINDOW
 from cemnet_core.data.audio import (
-    MEL_PER_FRAME,
-    MEL_WINDOW,
     MelConfig,
     log_mel,
     mel_window,

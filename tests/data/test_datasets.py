@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
+from cemnet_core.contracts import ALL, MOUTH, POSE
 from cemnet_core.data.audio import mel_window
 from cemnet_core.data.clips import Clip, load_clip, save_clip
 from cemnet_core.data.datasets import (
@@ -26,7 +27,7 @@ from cemnet_core.data.datasets import (
     RendererDataset,
     augment_face,
 )
-from cemnet_core.data.landmarks import ALL, MOUTH, POSE, draw_sketch, select
+from cemnet_core.data.landmarks import draw_sketch, select
 from cemnet_core.data.manifest import EMOTION_TO_INDEX, read_manifest
 from cemnet_core.errors import DataError
 

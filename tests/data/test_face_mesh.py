@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core import contracts as lm
 from cemnet_core.data.face_mesh import (
     INPUT_SIZE,
     LEFT_EYE_CORNER,

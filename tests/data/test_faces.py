@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core import contracts as lm
 from cemnet_core.data.faces import (
     FaceConfig,
     crop_boxes,

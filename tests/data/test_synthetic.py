@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cemnet_core.data.landmarks import LIPS_INNER, LIPS_OUTER, N_LANDMARKS
+from cemnet_core.contracts import LIPS_INNER, LIPS_OUTER, N_LANDMARKS
 from cemnet_core.data.media import load_audio, probe, read_video
 from cemnet_core.data.synthetic import (
     ClipJob,

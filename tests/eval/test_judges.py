@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from cemnet_core.contracts import JAW, LIPS, LIPS_OUTER
 from cemnet_core.data.clips import Clip, save_clip
-from cemnet_core.data.landmarks import JAW, LIPS, LIPS_OUTER
 from cemnet_core.errors import DataError, WeightsError
 from cemnet_core.eval import judges, metrics
 

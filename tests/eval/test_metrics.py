@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
+from cemnet_core.contracts import FER_CLASSES
 from cemnet_core.eval import metrics
-from cemnet_core.models.image_emotion import FER_CLASSES
 
 
 def _frames(rng: np.random.Generator, count: int = 3, size: int = 32) -> np.ndarray:

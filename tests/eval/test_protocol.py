@@ -142,8 +142,9 @@ def test_evaluate_and_report(corpus: Path, tmp_path: Path) -> None:
 
 
 def test_score_pair_of_ground_truth_is_perfect(corpus: Path, tmp_path: Path) -> None:
+    from cemnet_core.contracts import MOUTH
     from cemnet_core.data.clips import load_clip
-    from cemnet_core.data.landmarks import MOUTH, select
+    from cemnet_core.data.landmarks import select
 
     emotion_judge, identity_judge = j.corpus_judges(corpus, cache=tmp_path / "judges", steps=20)
     record = read_manifest(corpus)[0]
@@ -166,8 +167,9 @@ def test_self_setting_uses_the_clips_own_frames_and_truth_landmarks_render_the_t
     records = read_manifest(corpus)
     pairs = protocol.pair_clips(records, records, "self", seed=0)
     assert [p.target for p in pairs] == records and all(p.reference == p.target for p in pairs)
+    from cemnet_core.contracts import MOUTH
     from cemnet_core.data.clips import load_clip
-    from cemnet_core.data.landmarks import MOUTH, select
+    from cemnet_core.data.landmarks import select
 
     pipeline = _pipeline()
     clip = load_clip(records[0].path)

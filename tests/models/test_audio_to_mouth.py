@@ -10,7 +10,7 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cemnet_core.data.landmarks import ALL_MOUTH, ALL_POSE
+from cemnet_core.contracts import ALL_MOUTH, ALL_POSE
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import (
     AudioToMouth,

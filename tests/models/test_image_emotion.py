@@ -17,10 +17,10 @@ from numpy.lib.stride_tricks import sliding_window_view
 from safetensors.torch import load_file, save_file
 from skimage import data as skdata
 
+from cemnet_core.contracts import FER_CLASSES
 from cemnet_core.errors import ChecksumError, ConfigError, WeightsError
 from cemnet_core.models import build_model
 from cemnet_core.models.image_emotion import (
-    FER_CLASSES,
     ImageEmotionExtractor,
     MiniXception,
     MiniXceptionConfig,

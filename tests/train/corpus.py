@@ -12,8 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cemnet_core.contracts import JAW, LIPS
 from cemnet_core.data.clips import Clip, save_clip
-from cemnet_core.data.landmarks import JAW, LIPS
 
 
 def _clip(speaker: int, emotion: int, sentence: int, frames: int) -> Clip:

@@ -6,7 +6,7 @@ registry ``fer2013.mini_xception``) and is fine-tuned on MEAD frames with data a
 colour jitter, small affine transforms: :func:`cemnet_core.data.datasets.augment_face`).
 
 Loss: cross-entropy of the FER logits against the clip's emotion. MEAD has 8 emotions and FER2013 7
-classes; labels go through :data:`cemnet_core.eval.metrics.MEAD_TO_FER` (contempt -> disgust), the same map
+classes; labels go through :data:`cemnet_core.contracts.MEAD_TO_FER` (contempt -> disgust), the same map
 the emotion-accuracy metric uses, so the head keeps its FER meaning. The EA judge is a separate, untouched
 copy of the pretrained network (``load_fer_classifier``), never these fine-tuned weights.
 """
@@ -21,12 +21,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MEAD_TO_FER
 from cemnet_core.data.datasets import EmotionImageDataset
-from cemnet_core.data.manifest import EMOTIONS
 from cemnet_core.errors import ConfigError
-from cemnet_core.eval.metrics import MEAD_TO_FER
 from cemnet_core.models.image_emotion import (
-    FER_CLASSES,
     FER_WEIGHTS,
     ImageEmotionExtractor,
     MiniXceptionConfig,
