@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 
 from cemnet_cli.options import FLAG, DeviceOption
-from cemnet_core.demo import DemoConfig, run_demo
+from cemnet_cli.progress import ConsoleDemoLog, step_bars
+from cemnet_core.demo import run_demo
+from cemnet_core.demo_config import DemoConfig
 
 
 def demo_command(
@@ -32,7 +34,8 @@ def demo_command(
     preset = DemoConfig.quick() if quick else DemoConfig.default()
     config = dataclasses.replace(preset, device=device)
     console = Console()
-    result = run_demo(out, config, console)
+    with step_bars() as progress:
+        result = run_demo(out, config, ConsoleDemoLog(console), progress)
     console.rule("[bold]demo finished", align="left")
     console.print(f"video:   {result.video}", highlight=False, soft_wrap=True)
     console.print(f"metrics: {result.metrics}", highlight=False, soft_wrap=True)

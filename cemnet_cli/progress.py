@@ -4,8 +4,9 @@ Core never draws; its long functions take a callback (``progress(done, total)``,
 :class:`~cemnet_core.train.loop.TrainProgress` events, the demo's :class:`~cemnet_core.demo.DemoLog`).
 The commands turn those into what the user sees with the helpers here:
 
-    count_bar(label, unit)   -> progress(done, total)   synth, preprocess, eval, generate
-    train_bar()              -> progress(TrainProgress)  train (and each training step of the demo)
+    count_bar(label, unit)   -> progress(done, total)        synth, preprocess, eval, generate
+    step_bars(unit)          -> progress(step, done, total)  the demo's preprocess step
+    train_bar()              -> progress(TrainProgress)       train
     ConsoleDemoLog(console)  -> the demo's step headings and lines
 """
 
@@ -59,6 +60,30 @@ def count_bar(
             bar.update(task, completed=done, total=total, rate=rate)
 
         yield report
+
+
+@contextlib.contextmanager
+def step_bars(unit: str = "clips", digits: int = 2) -> Iterator[Callable[[str, int, int], None]]:
+    """A :func:`count_bar` per named step, kept on screen: ``progress(step, done, total)`` opens the bar of
+    ``step`` on its first report and closes it when ``done`` reaches ``total``."""
+    open_bars: dict[str, tuple[contextlib.ExitStack, CountCallback]] = {}
+
+    def report(step: str, done: int, total: int) -> None:
+        if step not in open_bars:
+            stack = contextlib.ExitStack()
+            open_bars[step] = (
+                stack,
+                stack.enter_context(count_bar(step, unit, digits=digits, transient=False)),
+            )
+        open_bars[step][1](done, total)
+        if done >= total:
+            open_bars.pop(step)[0].close()
+
+    try:
+        yield report
+    finally:
+        for stack, _ in open_bars.values():
+            stack.close()
 
 
 @contextlib.contextmanager

@@ -50,14 +50,13 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
-from rich.console import Console
 
-from cemnet_core.configs import config_to_dict
+from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import CemnetError, ConfigError, DataError, OutputError
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
 
@@ -71,142 +70,28 @@ DEMO_ASSETS = ("mediapipe.face_landmarker", "dlib.face_recognition_resnet_v1", "
                "fer2013.mini_xception")  # fmt: skip
 
 
-@dataclass(frozen=True)
-class StagePlan:
-    """One training stage of the demo: its name in ``STAGES``, its steps, and ``--set`` overrides.
+class DemoLog(Protocol):
+    """Where :func:`run_demo` reports: a heading per step and lines under it (the CLI draws them; a
+    ``rich`` console is one as it is)."""
 
-    The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first). An ``optional``
-    stage that this build does not register is left out (the LipSync expert, ``syncnet``); any other
-    missing stage stops the demo. ``ablation`` (``aee`` or ``ebm``) trains a network of a Table IV ablation
-    and exports it where :meth:`CEMNetPipeline.from_bundle` looks for it (``weights/ablations/wo_<name>/``).
-    ``snapshot`` (steps, ablation) stops the run after that many steps, exports it to that ablation's
-    folder, then resumes it to ``steps`` (``cemnet train --steps`` / ``cemnet export`` / ``--resume``): the
-    "w/o AEE" encoder is the ``aee`` run stopped at its ``pretrain_steps`` (classification only).
-    """
+    def rule(self, title: str) -> object:
+        """A step begins: ``title`` is ``"<number>/<steps> <what it does>"``."""
+        ...
 
-    stage: str
-    steps: int
-    overrides: tuple[str, ...] = ()
-    optional: bool = False
-    ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
-    snapshot: tuple[int, str] | None = None  # (steps, ablation): export there mid-run, then go on
-
-    @property
-    def name(self) -> str:
-        """The step and run name: ``<stage>`` or ``<stage>.<ablation>``."""
-        return f"{self.stage}.{self.ablation}" if self.ablation else self.stage
-
-    def all_overrides(self) -> list[str]:
-        """``--set`` strings as ``cemnet train`` takes them: the tiny preset, then this plan's values."""
-        return ['preset="tiny"', "loop.progress=false", "loop.tensorboard=false", *self.overrides]
+    def print(self, item: Any) -> object:
+        """A line of text, or the evaluation's table (:func:`cemnet_core.eval.report.results_table`)."""
+        ...
 
 
-@dataclass(frozen=True)
-class DemoConfig:
-    """The sizes of every demo step.
+class _Silent:
+    def rule(self, title: str) -> None:
+        pass
 
-    Corpus: ``speakers`` x (``emotions`` at ``levels``; neutral at level 1 only) x ``sentences`` clips of
-    ``frame_size`` pixels. ``stages``: what to train, in order. Evaluation: ``eval_runs`` seeds of the
-    protocol, ``eval_clips`` targets each, with the ``eval_ablate`` ablations. ``speech_emotion`` and
-    ``speech_level``: the driving audio of the demo video. ``torch_threads``: the demo's networks are tiny,
-    and torch's intra-op threads cost more than they give on them; on the 2-core machine with other jobs
-    running, an Audio2Mouth run of 1500 steps took 288 s with torch's default 2 threads and 83 s with 1.
-    """
-
-    speakers: int = 4
-    sentences: int = 2
-    emotions: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
-    levels: tuple[int, ...] = (1, 3)
-    frame_size: int = 128
-    seed: int = 0
-    workers: int = 2
-    stages: tuple[StagePlan, ...] = field(default_factory=tuple)
-    eval_runs: int = 1
-    eval_clips: int = 4  # test-split targets evaluated per setting and run
-    eval_ablate: tuple[str, ...] = ("aee", "ebm")  # Table IV rows beside the full model
-    speech_emotion: str = "happy"
-    speech_level: int = 3
-    device: str | None = None
-    torch_threads: int = 1  # intra-op threads while the demo runs (0: leave torch's default)
-
-    def __post_init__(self) -> None:
-        if self.speakers < 3:
-            raise ConfigError(f"the demo needs at least 3 speakers (train / val / test), got {self.speakers}")
-        if "neutral" not in self.emotions or self.speech_emotion not in self.emotions:
-            raise ConfigError(
-                f"emotions must include neutral (the references) and {self.speech_emotion!r} (the speech)"
-            )
-        if 1 not in self.levels or self.speech_level not in self.levels:
-            raise ConfigError(f"levels must include 1 (neutral) and {self.speech_level} (the speech)")
-        if min(self.sentences, self.workers, self.eval_runs, self.eval_clips) < 1 or self.torch_threads < 0:
-            raise ConfigError("sentences, workers, eval_runs and eval_clips must be >= 1, torch_threads >= 0")
-
-    @classmethod
-    def default(cls) -> DemoConfig:
-        """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
-        stages = _stages(a2m=1500, renderer=100, aee=60, emotion=60, ebm=100, syncnet=60, speakers=4,
-                         renderer_size=128, ablate=("aee", "ebm"))  # fmt: skip
-        return cls(stages=stages, eval_clips=2)
-
-    @classmethod
-    def quick(cls) -> DemoConfig:
-        """The same path at the smallest useful scale (tests): a couple of minutes on two CPU cores."""
-        return cls(
-            speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
-            eval_ablate=("aee", "ebm"),
-            stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
-                            renderer_size=32, ablate=("aee", "ebm")),
-        )  # fmt: skip
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form (``demo_config.json``; :func:`~cemnet_core.configs.config_to_dict`)."""
-        return config_to_dict(self)
+    def print(self, item: Any) -> None:
+        pass
 
 
-def _stages(
-    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, syncnet: int, speakers: int,
-    renderer_size: int, ablate: tuple[str, ...],
-) -> tuple[StagePlan, ...]:  # fmt: skip
-    """The demo's stage plans: tiny presets with the step counts given, validation only at the end, and the
-    networks of the Table IV ablations in ``ablate``.
-
-    ``renderer_size``: side of the rendered face (32 is the tiny preset; 128, the crop size, renders the
-    face as sharp as the crops are: the renderer starts from its landmark warp, so few steps suffice). Above
-    32 px the perceptual network is the pretrained FER2013 mini-Xception (random VGG19 features at 128 px
-    cost seconds a step and measure little).
-    """
-    render = () if renderer_size == 32 else (
-        f"model.image_size={renderer_size}", "model.flow_scale=0.5", "model.flow_channels=[16, 32]",
-        "model.generator_channels=[16, 32]", f"warmup_steps={renderer * 3 // 10}",
-        'vgg_weights="fer2013.mini_xception"',
-    )  # fmt: skip
-
-    def loop(steps: int) -> tuple[str, ...]:
-        return (f"loop.val_every={steps}", f"loop.checkpoint_every={max(1, steps // 2)}",
-                f"loop.log_every={max(1, min(10, steps))}")  # fmt: skip
-
-    speaker_classes = f"model.num_speakers={speakers}"
-    pretrain = max(1, aee // 2)
-    plans = [
-        StagePlan("a2m", a2m, loop(a2m)),
-        StagePlan("renderer", renderer, (*loop(renderer), *render)),
-        # w/o AEE: this run stopped after its classification pre-training (pretrain_steps) is exported to
-        # the ablation folder, then resumed into cross-reconstruction (the full AEE).
-        StagePlan(
-            "aee",
-            aee,
-            (*loop(aee), speaker_classes, f"pretrain_steps={pretrain}"),
-            snapshot=(pretrain, "aee") if "aee" in ablate else None,
-        ),
-        StagePlan("emotion", emotion, loop(emotion)),
-        StagePlan("ebm", ebm, loop(ebm)),
-    ]
-    if "aee" in ablate:  # w/o AEE: an EBM trained on the classification-only encoder
-        plans.append(StagePlan("ebm", ebm, loop(ebm), ablation="aee"))
-    if "ebm" in ablate:  # w/o EBM: an EBM without memories
-        plans.append(StagePlan("ebm", ebm, (*loop(ebm), "model.use_memory=false"), ablation="ebm"))
-    plans.append(StagePlan("syncnet", syncnet, loop(syncnet), optional=True))
-    return tuple(plans)
+StepProgress = Callable[[str, int, int], None]  # (step name, done, total)
 
 
 @dataclass(frozen=True)
@@ -251,24 +136,28 @@ class _Paths:
 def run_demo(
     out: str | os.PathLike[str] = "demo_out",
     config: DemoConfig | None = None,
-    console: Console | None = None,
+    log: DemoLog | None = None,
+    progress: StepProgress | None = None,
 ) -> DemoResult:
     """Run (or resume) the demo into ``out``; see the module docstring.
+
+    ``log`` gets each step's heading, its outcome and the evaluation table (None: silent);
+    ``progress(step, done, total)`` follows the clips of the preprocess step.
 
     Raises:
         ConfigError: ``out`` holds a demo made with other settings.
         CemnetError subclasses from the step that failed, with the step named in the message.
     """
     config = config or DemoConfig.default()
-    console = console or Console()
+    log = log or _Silent()
     paths = _Paths(Path(out))
     _claim_folder(paths.out, config)
-    steps = _plan(paths, config, console)
+    steps = _plan(paths, config, log, progress)
     threads = torch.get_num_threads()
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
     try:
-        seconds, skipped = _run_steps(steps, console)
+        seconds, skipped = _run_steps(steps, log)
     finally:
         torch.set_num_threads(threads)
     reference, speech = _demo_clips(paths, config)
@@ -278,15 +167,15 @@ def run_demo(
     return result
 
 
-def _run_steps(steps: list[_Step], console: Console) -> tuple[dict[str, float], list[str]]:
+def _run_steps(steps: list[_Step], log: DemoLog) -> tuple[dict[str, float], list[str]]:
     """Run each step that is not done, with a header and its time; returns (seconds per step, skipped)."""
     seconds: dict[str, float] = {}
     skipped: list[str] = []
     began = time.perf_counter()
     for number, step in enumerate(steps, start=1):
-        console.rule(f"[bold]{number}/{len(steps)}[/] {step.title}", align="left")
+        log.rule(f"{number}/{len(steps)} {step.title}")
         if step.done():
-            console.print("  already done: skipped", highlight=False)
+            log.print("  already done: skipped")
             seconds[step.name] = 0.0
             skipped.append(step.name)
             continue
@@ -296,7 +185,7 @@ def _run_steps(steps: list[_Step], console: Console) -> tuple[dict[str, float], 
         except CemnetError as exc:
             raise type(exc)(f"demo step {number}/{len(steps)} ({step.name}): {exc}") from exc
         seconds[step.name] = time.perf_counter() - started
-        console.print(f"  done in {seconds[step.name]:.1f} s", highlight=False)
+        log.print(f"  done in {seconds[step.name]:.1f} s")
     seconds["total"] = time.perf_counter() - began
     return seconds, skipped
 
@@ -324,7 +213,7 @@ def _claim_folder(out: Path, config: DemoConfig) -> None:
     _write_json(path, wanted)
 
 
-def _plan(paths: _Paths, config: DemoConfig, console: Console) -> list[_Step]:
+def _plan(paths: _Paths, config: DemoConfig, log: DemoLog, progress: StepProgress | None) -> list[_Step]:
     from cemnet_core.train.stages import STAGES
 
     steps = [
@@ -333,7 +222,7 @@ def _plan(paths: _Paths, config: DemoConfig, console: Console) -> list[_Step]:
         _Step("synth", "make the procedural corpus (cemnet synth)", lambda: _synth_done(paths),
               lambda: _synth(paths, config)),
         _Step("preprocess", "preprocess it (cemnet preprocess mead --landmarks true)",
-              lambda: _preprocess_done(paths, config), lambda: _preprocess(paths, config)),
+              lambda: _preprocess_done(paths, config), lambda: _preprocess(paths, config, progress)),
     ]  # fmt: skip
     for plan in config.stages:
         if plan.optional and plan.stage not in STAGES:
@@ -344,7 +233,7 @@ def _plan(paths: _Paths, config: DemoConfig, console: Console) -> list[_Step]:
         )  # fmt: skip
     steps.append(_Step("eval", f"evaluate ({config.eval_runs} run(s), cross-emotion and neutral-base)",
                        lambda: _metrics_file(paths).is_file(),
-                       lambda: _evaluate(paths, config, console)))  # fmt: skip
+                       lambda: _evaluate(paths, config, log)))  # fmt: skip
     steps.append(_Step("generate", "render a cross-emotion video (cemnet generate)",
                        lambda: paths.video.is_file(), lambda: _generate(paths, config)))  # fmt: skip
     return steps
@@ -384,11 +273,12 @@ def _preprocess_done(paths: _Paths, config: DemoConfig) -> bool:
     return len(read_manifest(paths.data)) == _expected_clips(config)
 
 
-def _preprocess(paths: _Paths, config: DemoConfig) -> None:
+def _preprocess(paths: _Paths, config: DemoConfig, progress: StepProgress | None) -> None:
     from cemnet_core.preprocess import PreprocessOptions, preprocess
 
+    report = None if progress is None else lambda done, total: progress("preprocess", done, total)
     summary = preprocess("mead", paths.corpus, paths.data, workers=config.workers,
-                         options=PreprocessOptions(landmarks="true"))  # fmt: skip
+                         options=PreprocessOptions(landmarks="true"), progress=report)  # fmt: skip
     if summary.failed:
         first = next(iter(summary.failures.items()))
         raise DataError(f"preprocess: {summary.failed} clip(s) failed (first: {first[0]}: {first[1]}); see "
@@ -484,7 +374,7 @@ def _metrics_file(paths: _Paths) -> Path:
     return paths.eval / "results.json"
 
 
-def _evaluate(paths: _Paths, config: DemoConfig, console: Console) -> None:
+def _evaluate(paths: _Paths, config: DemoConfig, log: DemoLog) -> None:
     from cemnet_core.eval.protocol import SETTINGS
     from cemnet_core.eval.report import evaluate_and_report
 
@@ -492,7 +382,7 @@ def _evaluate(paths: _Paths, config: DemoConfig, console: Console) -> None:
         paths.data, paths.weights, paths.eval, SETTINGS, runs=config.eval_runs, ablate=config.eval_ablate,
         max_clips=config.eval_clips, device=config.device,
     )  # fmt: skip
-    console.print(table)
+    log.print(table)
 
 
 def _demo_clips(paths: _Paths, config: DemoConfig) -> tuple[Path, Path]:

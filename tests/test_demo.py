@@ -14,7 +14,8 @@ import torch
 from rich.console import Console
 
 from cemnet_core.data.media import probe
-from cemnet_core.demo import CONFIG_FILE, SUMMARY_FILE, DemoConfig, DemoResult, StagePlan, run_demo
+from cemnet_core.demo import CONFIG_FILE, SUMMARY_FILE, DemoResult, run_demo
+from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import ConfigError
 from cemnet_core.models import MODEL_KINDS
 from cemnet_core.pipeline import load_stage

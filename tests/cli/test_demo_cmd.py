@@ -9,7 +9,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cemnet_cli.main import app
-from cemnet_core.demo import CONFIG_FILE, DemoConfig
+from cemnet_core.demo import CONFIG_FILE
+from cemnet_core.demo_config import DemoConfig
 from cemnet_core.errors import ConfigError
 
 runner = CliRunner()

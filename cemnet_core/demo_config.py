@@ -1,0 +1,152 @@
+"""The sizes of the ``cemnet demo`` run (:mod:`cemnet_core.demo`): corpus, training stages, evaluation.
+
+:class:`DemoConfig` holds every size of the demo; :class:`StagePlan` is one training stage of it (steps,
+``--set`` overrides, the Table IV ablation it trains). ``DemoConfig.default()`` is the README's run (about
+ten minutes on two CPU cores), ``DemoConfig.quick()`` the same path at the smallest scale (the tests).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from cemnet_core.configs import config_to_dict
+from cemnet_core.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class StagePlan:
+    """One training stage of the demo: its name in ``STAGES``, its steps, and ``--set`` overrides.
+
+    The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first). An ``optional``
+    stage that this build does not register is left out (the LipSync expert, ``syncnet``); any other
+    missing stage stops the demo. ``ablation`` (``aee`` or ``ebm``) trains a network of a Table IV ablation
+    and exports it where :meth:`CEMNetPipeline.from_bundle` looks for it (``weights/ablations/wo_<name>/``).
+    ``snapshot`` (steps, ablation) stops the run after that many steps, exports it to that ablation's
+    folder, then resumes it to ``steps`` (``cemnet train --steps`` / ``cemnet export`` / ``--resume``): the
+    "w/o AEE" encoder is the ``aee`` run stopped at its ``pretrain_steps`` (classification only).
+    """
+
+    stage: str
+    steps: int
+    overrides: tuple[str, ...] = ()
+    optional: bool = False
+    ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
+    snapshot: tuple[int, str] | None = None  # (steps, ablation): export there mid-run, then go on
+
+    @property
+    def name(self) -> str:
+        """The step and run name: ``<stage>`` or ``<stage>.<ablation>``."""
+        return f"{self.stage}.{self.ablation}" if self.ablation else self.stage
+
+    def all_overrides(self) -> list[str]:
+        """``--set`` strings as ``cemnet train`` takes them: the tiny preset, then this plan's values."""
+        return ['preset="tiny"', "loop.progress=false", "loop.tensorboard=false", *self.overrides]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    """The sizes of every demo step.
+
+    Corpus: ``speakers`` x (``emotions`` at ``levels``; neutral at level 1 only) x ``sentences`` clips of
+    ``frame_size`` pixels. ``stages``: what to train, in order. Evaluation: ``eval_runs`` seeds of the
+    protocol, ``eval_clips`` targets each, with the ``eval_ablate`` ablations. ``speech_emotion`` and
+    ``speech_level``: the driving audio of the demo video. ``torch_threads``: the demo's networks are tiny,
+    and torch's intra-op threads cost more than they give on them; on the 2-core machine with other jobs
+    running, an Audio2Mouth run of 1500 steps took 288 s with torch's default 2 threads and 83 s with 1.
+    """
+
+    speakers: int = 4
+    sentences: int = 2
+    emotions: tuple[str, ...] = ("angry", "happy", "neutral", "sad")
+    levels: tuple[int, ...] = (1, 3)
+    frame_size: int = 128
+    seed: int = 0
+    workers: int = 2
+    stages: tuple[StagePlan, ...] = field(default_factory=tuple)
+    eval_runs: int = 1
+    eval_clips: int = 4  # test-split targets evaluated per setting and run
+    eval_ablate: tuple[str, ...] = ("aee", "ebm")  # Table IV rows beside the full model
+    speech_emotion: str = "happy"
+    speech_level: int = 3
+    device: str | None = None
+    torch_threads: int = 1  # intra-op threads while the demo runs (0: leave torch's default)
+
+    def __post_init__(self) -> None:
+        if self.speakers < 3:
+            raise ConfigError(f"the demo needs at least 3 speakers (train / val / test), got {self.speakers}")
+        if "neutral" not in self.emotions or self.speech_emotion not in self.emotions:
+            raise ConfigError(
+                f"emotions must include neutral (the references) and {self.speech_emotion!r} (the speech)"
+            )
+        if 1 not in self.levels or self.speech_level not in self.levels:
+            raise ConfigError(f"levels must include 1 (neutral) and {self.speech_level} (the speech)")
+        if min(self.sentences, self.workers, self.eval_runs, self.eval_clips) < 1 or self.torch_threads < 0:
+            raise ConfigError("sentences, workers, eval_runs and eval_clips must be >= 1, torch_threads >= 0")
+
+    @classmethod
+    def default(cls) -> DemoConfig:
+        """About ten minutes on two CPU cores: enough training for a mouth that follows the audio."""
+        stages = _stages(a2m=1500, renderer=100, aee=60, emotion=60, ebm=100, syncnet=60, speakers=4,
+                         renderer_size=128, ablate=("aee", "ebm"))  # fmt: skip
+        return cls(stages=stages, eval_clips=2)
+
+    @classmethod
+    def quick(cls) -> DemoConfig:
+        """The same path at the smallest useful scale (tests): a couple of minutes on two CPU cores."""
+        return cls(
+            speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
+            eval_ablate=("aee", "ebm"),
+            stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
+                            renderer_size=32, ablate=("aee", "ebm")),
+        )  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form (``demo_config.json``; :func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
+
+
+def _stages(
+    a2m: int, renderer: int, aee: int, emotion: int, ebm: int, syncnet: int, speakers: int,
+    renderer_size: int, ablate: tuple[str, ...],
+) -> tuple[StagePlan, ...]:  # fmt: skip
+    """The demo's stage plans: tiny presets with the step counts given, validation only at the end, and the
+    networks of the Table IV ablations in ``ablate``.
+
+    ``renderer_size``: side of the rendered face (32 is the tiny preset; 128, the crop size, renders the
+    face as sharp as the crops are: the renderer starts from its landmark warp, so few steps suffice). Above
+    32 px the perceptual network is the pretrained FER2013 mini-Xception (random VGG19 features at 128 px
+    cost seconds a step and measure little).
+    """
+    render = () if renderer_size == 32 else (
+        f"model.image_size={renderer_size}", "model.flow_scale=0.5", "model.flow_channels=[16, 32]",
+        "model.generator_channels=[16, 32]", f"warmup_steps={renderer * 3 // 10}",
+        'vgg_weights="fer2013.mini_xception"',
+    )  # fmt: skip
+
+    def loop(steps: int) -> tuple[str, ...]:
+        return (f"loop.val_every={steps}", f"loop.checkpoint_every={max(1, steps // 2)}",
+                f"loop.log_every={max(1, min(10, steps))}")  # fmt: skip
+
+    speaker_classes = f"model.num_speakers={speakers}"
+    pretrain = max(1, aee // 2)
+    plans = [
+        StagePlan("a2m", a2m, loop(a2m)),
+        StagePlan("renderer", renderer, (*loop(renderer), *render)),
+        # w/o AEE: this run stopped after its classification pre-training (pretrain_steps) is exported to
+        # the ablation folder, then resumed into cross-reconstruction (the full AEE).
+        StagePlan(
+            "aee",
+            aee,
+            (*loop(aee), speaker_classes, f"pretrain_steps={pretrain}"),
+            snapshot=(pretrain, "aee") if "aee" in ablate else None,
+        ),
+        StagePlan("emotion", emotion, loop(emotion)),
+        StagePlan("ebm", ebm, loop(ebm)),
+    ]
+    if "aee" in ablate:  # w/o AEE: an EBM trained on the classification-only encoder
+        plans.append(StagePlan("ebm", ebm, loop(ebm), ablation="aee"))
+    if "ebm" in ablate:  # w/o EBM: an EBM without memories
+        plans.append(StagePlan("ebm", ebm, (*loop(ebm), "model.use_memory=false"), ablation="ebm"))
+    plans.append(StagePlan("syncnet", syncnet, loop(syncnet), optional=True))
+    return tuple(plans)
