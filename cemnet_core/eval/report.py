@@ -15,6 +15,7 @@ import csv
 import json
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -183,12 +184,13 @@ def evaluate_and_report(
     split: str = "test",
     max_clips: int | None = None,
     device: str | None = None,
-    progress: Any = None,
+    progress: Callable[[int, int], None] | None = None,
     landmarks: str = "predicted",
 ) -> tuple[EvalResult, Table, dict[str, Path]]:
     """The whole of ``cemnet eval``: load the bundle and judges, run the protocol, write every report.
 
     Returns the result, the rich table and the written paths (``json``, ``csv``, ``figure``).
+    ``progress(done, total)`` follows the scored clips (the caller draws it); nothing here prints.
     """
     from cemnet_core.eval import protocol
 
