@@ -15,27 +15,25 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-import torch.nn.functional as F
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from cemnet_core.contracts import FER_CLASSES, MEAD_TO_FER
 
-SSIM_SIGMA = 1.5
-SSIM_TRUNCATE = 3.5  # scipy.ndimage.gaussian_filter's default, as skimage uses it
-SSIM_K1, SSIM_K2 = 0.01, 0.03
+SSIM_SIGMA = 1.5  # Wang et al. (2004): 11x11 Gaussian window, sigma 1.5
 
 
-def _as_float_frames(frames: np.ndarray | torch.Tensor, name: str) -> torch.Tensor:
-    tensor = torch.as_tensor(np.asarray(frames) if not isinstance(frames, torch.Tensor) else frames)
-    if tensor.ndim == 3:
-        tensor = tensor.unsqueeze(0)
-    if tensor.ndim != 4 or tensor.shape[-1] not in (1, 3):
-        raise ValueError(f"{name} must be (T, H, W, 3) or (H, W, 3) images, got {tuple(tensor.shape)}")
-    return tensor.to(torch.float64)
+def _as_float_frames(frames: np.ndarray | torch.Tensor, name: str) -> np.ndarray:
+    array = frames.detach().cpu().numpy() if isinstance(frames, torch.Tensor) else np.asarray(frames)
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] not in (1, 3):
+        raise ValueError(f"{name} must be (T, H, W, 3) or (H, W, 3) images, got {tuple(array.shape)}")
+    return array.astype(np.float64)
 
 
 def _pair(
     generated: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor
-) -> tuple[torch.Tensor, ...]:
+) -> tuple[np.ndarray, np.ndarray]:
     a, b = _as_float_frames(generated, "generated"), _as_float_frames(target, "target")
     if a.shape != b.shape:
         raise ValueError(f"generated {tuple(a.shape)} and target {tuple(b.shape)} must have the same shape")
@@ -47,12 +45,12 @@ def psnr_per_frame(
 ) -> np.ndarray:
     """PSNR of each frame: ``10 log10(data_range^2 / MSE)`` over all pixels and channels -> (T,) dB.
 
-    Identical frames give ``inf``. Same formula as ``skimage.metrics.peak_signal_noise_ratio``.
+    ``skimage.metrics.peak_signal_noise_ratio`` per frame. Identical frames give ``inf``.
     """
     a, b = _pair(generated, target)
-    mse = ((a - b) ** 2).flatten(1).mean(dim=1)  # (T,)
     with np.errstate(divide="ignore"):
-        return (10.0 * np.log10(data_range**2 / mse.numpy())).astype(np.float64)
+        values = [peak_signal_noise_ratio(b[t], a[t], data_range=data_range) for t in range(len(a))]
+    return np.asarray(values, dtype=np.float64)  # (T,)
 
 
 def psnr(
@@ -70,48 +68,30 @@ def psnr(
     return float(np.minimum(psnr_per_frame(generated, target, data_range), max_db).mean())
 
 
-def _gaussian_kernel(sigma: float = SSIM_SIGMA, truncate: float = SSIM_TRUNCATE) -> torch.Tensor:
-    radius = int(truncate * sigma + 0.5)
-    x = torch.arange(-radius, radius + 1, dtype=torch.float64)
-    kernel = torch.exp(-0.5 * (x / sigma) ** 2)
-    return kernel / kernel.sum()  # (2r+1,)
-
-
-def _blur_valid(images: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
-    """Separable Gaussian blur without padding: (B, C, H, W) -> (B, C, H-2r, W-2r)."""
-    channels = images.shape[1]
-    rows = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
-    cols = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
-    return F.conv2d(F.conv2d(images, rows, groups=channels), cols, groups=channels)
-
-
 def ssim_per_frame(
     generated: np.ndarray | torch.Tensor, target: np.ndarray | torch.Tensor, data_range: float = 255.0
 ) -> np.ndarray:
     """SSIM of each frame (Wang et al. 2004) -> (T,).
 
-    Computed as ``skimage.metrics.structural_similarity(a, b, data_range=data_range, channel_axis=-1,
+    ``skimage.metrics.structural_similarity(a, b, data_range=data_range, channel_axis=-1,
     gaussian_weights=True, sigma=1.5, use_sample_covariance=False)``: local means, variances and covariance
-    under an 11x11 Gaussian window (sigma 1.5, truncated at 3.5 sigma, as scipy's ``gaussian_filter``),
-    ``C1 = (0.01 L)^2``, ``C2 = (0.03 L)^2``, the SSIM map averaged over the pixels at least 5 from the
-    border, then over channels. (Filtering without padding and keeping the interior is what skimage's
-    filter-then-crop computes, so the result matches it to float precision; the test checks 1e-4.)
-    Many papers use the 7x7 uniform-window default instead; the paper does not say which it used.
+    under an 11x11 Gaussian window (sigma 1.5, truncated at 3.5 sigma), ``C1 = (0.01 L)^2``,
+    ``C2 = (0.03 L)^2``, the SSIM map averaged over the pixels at least 5 from the border, then over
+    channels. Many papers use skimage's 7x7 uniform-window default instead; the paper does not say which
+    it used.
     """
     a, b = _pair(generated, target)
-    a, b = a.permute(0, 3, 1, 2), b.permute(0, 3, 1, 2)  # (T, C, H, W)
-    kernel = _gaussian_kernel()
-    if min(a.shape[-2:]) < kernel.numel():
-        raise ValueError(
-            f"SSIM needs images of at least {kernel.numel()} pixels a side, got {tuple(a.shape[-2:])}"
+    window = 2 * int(3.5 * SSIM_SIGMA + 0.5) + 1  # skimage's Gaussian window side (11)
+    if min(a.shape[1:3]) < window:
+        raise ValueError(f"SSIM needs images of at least {window} pixels a side, got {tuple(a.shape[1:3])}")
+    values = [
+        structural_similarity(
+            a[t], b[t], data_range=data_range, channel_axis=-1, gaussian_weights=True, sigma=SSIM_SIGMA,
+            use_sample_covariance=False,
         )
-    c1, c2 = (SSIM_K1 * data_range) ** 2, (SSIM_K2 * data_range) ** 2
-    mu_a, mu_b = _blur_valid(a, kernel), _blur_valid(b, kernel)
-    var_a = _blur_valid(a * a, kernel) - mu_a**2
-    var_b = _blur_valid(b * b, kernel) - mu_b**2
-    cov = _blur_valid(a * b, kernel) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / ((mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2))
-    return ssim_map.mean(dim=(2, 3)).mean(dim=1).numpy()  # (T,)
+        for t in range(len(a))
+    ]  # fmt: skip
+    return np.asarray(values, dtype=np.float64)  # (T,)
 
 
 def ssim(
