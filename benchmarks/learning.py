@@ -71,7 +71,8 @@ import numpy as np
 import torch
 
 from cemnet_core.contracts import ALL_MOUTH, EMOTIONS
-from cemnet_core.data.datasets import Audio2MouthDataset, EmotionAudioDataset
+from cemnet_core.data.datasets import Audio2MouthDataset
+from cemnet_core.data.emotion_datasets import EmotionAudioDataset
 from cemnet_core.data.synthetic import SynthConfig, synth
 from cemnet_core.eval.metrics import landmark_distance
 from cemnet_core.preprocess import PreprocessOptions, preprocess

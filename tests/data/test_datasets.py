@@ -19,12 +19,11 @@ from torch.utils.data import DataLoader
 from cemnet_core.contracts import ALL, MOUTH, POSE
 from cemnet_core.data.audio import mel_window
 from cemnet_core.data.clips import Clip, load_clip, save_clip
-from cemnet_core.data.datasets import (
-    Audio2MouthDataset,
+from cemnet_core.data.datasets import Audio2MouthDataset, RendererDataset
+from cemnet_core.data.emotion_datasets import (
     EBMDataset,
     EmotionAudioDataset,
     EmotionImageDataset,
-    RendererDataset,
     augment_face,
 )
 from cemnet_core.data.landmarks import draw_sketch, select

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from cemnet_core.data.datasets import EmotionAudioDataset
+from cemnet_core.data.emotion_datasets import EmotionAudioDataset
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.emotion_enhancement import (
     EmotionEnhancer,

@@ -48,7 +48,7 @@ import torch
 from torch import nn
 
 from cemnet_core.data.clips import load_clip
-from cemnet_core.data.datasets import EBMDataset
+from cemnet_core.data.emotion_datasets import EBMDataset
 from cemnet_core.data.manifest import ClipRecord
 from cemnet_core.errors import ConfigError
 from cemnet_core.models import build_model

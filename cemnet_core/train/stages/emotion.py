@@ -3,7 +3,7 @@
 The extractor gives the *source* emotion of the reference images to the Emotion Bridging Memory (Eq. 8).
 As the paper does, it starts from a pretrained facial-expression network (here the FER2013 mini-Xception,
 registry ``fer2013.mini_xception``) and is fine-tuned on MEAD frames with data augmentation (horizontal flip,
-colour jitter, small affine transforms: :func:`cemnet_core.data.datasets.augment_face`).
+colour jitter, small affine transforms: :func:`cemnet_core.data.emotion_datasets.augment_face`).
 
 Loss: cross-entropy of the FER logits against the clip's emotion. MEAD has 8 emotions and FER2013 7
 classes; labels go through :data:`cemnet_core.contracts.MEAD_TO_FER` (contempt -> disgust), the same map
@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MEAD_TO_FER
-from cemnet_core.data.datasets import EmotionImageDataset
+from cemnet_core.data.emotion_datasets import EmotionImageDataset
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.image_emotion import (
     FER_WEIGHTS,
