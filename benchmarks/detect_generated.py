@@ -31,6 +31,7 @@ from generate_throughput import make_bundle  # benchmarks/ is on sys.path when t
 from PIL import Image
 from watermark_robustness import attack
 
+from cemnet_core.contracts import SAMPLE_RATE
 from cemnet_core.data import media
 from cemnet_core.data.synthetic import SynthConfig, synth
 from cemnet_core.generate import GenerateConfig, generate
@@ -101,8 +102,8 @@ def plan_jobs(synthetic: list[tuple[Path, str]], real_data: Path, count: int, se
 def cut_speech(job: Job, path: Path, rng: np.random.Generator) -> Path:
     """The job's cut of its speech file as a 16 kHz wav; a cut that is mostly a pause is moved."""
     speech = media.load_audio(job.speech)
-    length = round(job.seconds * media.SAMPLE_RATE)
-    start = round(job.start * media.SAMPLE_RATE)
+    length = round(job.seconds * SAMPLE_RATE)
+    start = round(job.start * SAMPLE_RATE)
     for _ in range(20):
         cut = speech[start : start + length]
         if 10 * np.log10(float(np.mean(cut.astype(np.float64) ** 2)) + 1e-20) >= MIN_CUT_RMS_DB:

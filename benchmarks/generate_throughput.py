@@ -30,13 +30,13 @@ SPEECH = "audio/styletalk__feifeili_clip1.wav"
 
 def make_bundle(folder: Path, size: str) -> Path:
     """One random release per stage, widths matched between AEE/image emotion and the EBM."""
+    from cemnet_core.bundle import WEIGHT_BUNDLE_LAYOUT
     from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
     from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
     from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
     from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
     from cemnet_core.models.renderer import FaceRenderer, RendererConfig
-    from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT
-    from cemnet_core.weights import save_release
+    from cemnet_core.release import save_release
 
     torch.manual_seed(0)
     preset = {"tiny": "tiny", "paper": "paper"}[size]
@@ -61,10 +61,11 @@ def make_bundle(folder: Path, size: str) -> Path:
 
 def looped_speech(real_data: Path, seconds: float, path: Path) -> Path:
     """Real speech repeated to ``seconds``, written as a 16 kHz wav."""
+    from cemnet_core.contracts import SAMPLE_RATE
     from cemnet_core.data import media
 
     speech = media.load_audio(real_data / SPEECH)
-    samples = int(seconds * media.SAMPLE_RATE)
+    samples = int(seconds * SAMPLE_RATE)
     media.write_audio(path, np.resize(speech, samples).astype(np.float32))
     return path
 

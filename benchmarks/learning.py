@@ -168,9 +168,9 @@ def train(stage: str, data: Path, work: Path, name: str, steps: int, overrides: 
 
 
 def _load(folder: Path, kind: str) -> torch.nn.Module:
-    from cemnet_core.pipeline import load_stage
+    from cemnet_core.release import load_model
 
-    return load_stage(folder, kind)
+    return load_model(folder, kind)
 
 
 # --------------------------------------------------------------------------------------------- figures

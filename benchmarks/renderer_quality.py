@@ -137,10 +137,10 @@ def main() -> None:
             train_stage("renderer", args.data, run, overrides=settings, device="cpu", steps=args.steps)
         export_run(run, args.work / "weights")
     trained_seconds = time.perf_counter() - began
-    from cemnet_core.pipeline import load_stage
+    from cemnet_core.release import load_model
 
     release = args.work / "weights" / "renderer"
-    trained = load_stage(release, "renderer") if args.steps > 0 else None
+    trained = load_model(release, "renderer") if args.steps > 0 else None
     untrained_settings = {  # --steps 0: the untrained renderer of the preset, with any --set model.X=Y
         key.removeprefix("model."): json.loads(value)
         for key, value in (item.split("=", 1) for item in args.overrides) if key.startswith("model.")

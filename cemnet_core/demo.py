@@ -56,6 +56,7 @@ from typing import Any, Protocol
 
 import torch
 
+from cemnet_core.bundle import ablation_folder
 from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import CemnetError, ConfigError, DataError, OutputError
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
@@ -304,14 +305,12 @@ def _releases(plan: StagePlan) -> list[str]:
 
 
 def _export_dir(paths: _Paths, plan: StagePlan, ablation: str | None = None) -> Path:
-    """Where a plan's releases go: the bundle, or its ablation folder (``pipeline.ABLATION_LAYOUT``);
+    """Where a plan's releases go: the bundle, or its ablation folder (``bundle.ablation_folder``);
     ``ablation`` overrides the plan's (the folder of its snapshot)."""
-    from cemnet_core.pipeline import ABLATION_LAYOUT, ABLATIONS_FOLDER
-
     ablation = plan.ablation if ablation is None else ablation
     if not ablation:
         return paths.weights
-    return paths.weights / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0]
+    return ablation_folder(paths.weights, ablation)
 
 
 def _exported(paths: _Paths, plan: StagePlan, ablation: str | None = None) -> bool:

@@ -39,13 +39,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cemnet_core.bundle import resolve_bundle
 from cemnet_core.compositing import face_mask, paste_back
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW
 from cemnet_core.data.layouts import EMOTIONS
 from cemnet_core.data.mel_stream import MelStream
-from cemnet_core.errors import ConfigError, Interrupted, MediaError, OutputError, WeightsError
+from cemnet_core.errors import ConfigError, Interrupted, MediaError, OutputError
 from cemnet_core.models.identity import IdentityEncoder, mean_identity
 from cemnet_core.pipeline import CEMNetPipeline, ReferenceSet
 from cemnet_core.references import (
@@ -58,7 +59,6 @@ from cemnet_core.references import (
 )
 from cemnet_core.watermark import embed_watermark, provenance_metadata
 
-DEFAULT_BUNDLE = "cemnet"
 FPS = 25.0
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 
@@ -162,25 +162,6 @@ def scan_audio(path: str | os.PathLike[str], min_rms_db: float = -60.0) -> Audio
 
 
 # ---------------------------------------------------------------- generation
-
-
-def resolve_bundle(weights: str | os.PathLike[str] | None) -> Path:
-    """A weights folder: an existing folder, or a named bundle ``$CEMNET_WEIGHTS_DIR/<name>`` (default
-    ``cemnet``).
-
-    Raises:
-        WeightsError: neither exists.
-    """
-    name = str(weights) if weights is not None else DEFAULT_BUNDLE
-    if Path(name).is_dir():
-        return Path(name)
-    root = os.environ.get("CEMNET_WEIGHTS_DIR", "")
-    if root and "/" not in name and (Path(root) / name).is_dir():
-        return Path(root) / name
-    raise WeightsError(
-        f"no weights folder {name!r} (nor {name!r} under CEMNET_WEIGHTS_DIR); train the "
-        "stages and `cemnet export RUN DST` each into one folder, then pass --weights DST"
-    )
 
 
 def _check_output(out: Path) -> None:

@@ -24,7 +24,7 @@ Choices where the paper is silent (documented here once):
 
 Ablations of Table IV (Sec. IV-F) and the emotion-agnostic baseline are separate trained models, loaded by
 ``CEMNetPipeline.from_bundle(bundle, ablation=...)`` from the bundle's ``ablations/`` folder
-(:data:`ABLATION_LAYOUT`); only the listed roles differ from the full model:
+(:data:`cemnet_core.bundle.ABLATION_LAYOUT`); only the listed roles differ from the full model:
 
 - ``"aee"`` ("w/o AEE"): ``ablations/wo_aee/{emotion_enhancer,emotion_memory}/``. The emotion encoder is
   an audio emotion classifier with its softmax removed (the ``aee`` stage stopped after its classification
@@ -53,32 +53,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.bundle import (
+    A2M_BASELINE,
+    ABLATION_LAYOUT,
+    VARIANTS,
+    WEIGHT_BUNDLE_LAYOUT,
+    find_ablation_release,
+    find_release,
+)
 from cemnet_core.contracts import EMOTIONS, IDENTITY_DIM, MEL_PER_FRAME, MEL_WINDOW, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.data.audio import mel_window_start
 from cemnet_core.data.landmarks import draw_sketch
 from cemnet_core.errors import ConfigError, WeightsError
-from cemnet_core.models import build_model
 from cemnet_core.models.renderer import mask_lower_half
-from cemnet_core.weights import load_release, load_state_into
+from cemnet_core.release import load_model
 
-# A weights bundle for generation is a folder with one release folder per stage, as `cemnet export RUN DST`
-# writes them (each stage exports into DST/<name>/; the a2m stage's name is "audio_to_mouth"). For each
-# role: (model kind, folder names tried in order; the first is what export writes, the rest are aliases).
-WEIGHT_BUNDLE_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
-    "audio_to_mouth": ("audio_to_mouth", ("audio_to_mouth", "a2m")),
-    "emotion_enhancer": ("emotion_enhancer", ("emotion_enhancer", "aee")),
-    "image_emotion": ("image_emotion", ("image_emotion",)),
-    "emotion_memory": ("emotion_memory", ("emotion_memory", "ebm")),
-    "renderer": ("renderer", ("renderer",)),
-}
-# Table IV ablation -> (sub-folder of <bundle>/ablations/, roles whose release folders it replaces).
-ABLATIONS_FOLDER = "ablations"
-ABLATION_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
-    "aee": ("wo_aee", ("emotion_enhancer", "emotion_memory")),
-    "ebm": ("wo_ebm", ("emotion_memory",)),
-}
-A2M_BASELINE = "a2m"  # Audio2Mouth without emotion: no EBM, no extra weights
-VARIANTS = (None, *ABLATION_LAYOUT, A2M_BASELINE)
 LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
 LABEL_LR = 0.1
 
@@ -124,66 +113,6 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
 def default_device() -> torch.device:
     """CUDA when present, else CPU (STYLE section 7)."""
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
-def find_release(bundle: str | os.PathLike[str], role: str) -> Path:
-    """The release folder of ``role`` (a key of :data:`WEIGHT_BUNDLE_LAYOUT`) inside a weights bundle.
-
-    Raises:
-        WeightsError: the bundle folder or the role's release folder is missing.
-    """
-    bundle = Path(bundle)
-    if not bundle.is_dir():
-        raise WeightsError(f"weights folder {bundle} does not exist; give the folder `cemnet export` wrote")
-    _, names = WEIGHT_BUNDLE_LAYOUT[role]
-    for name in names:
-        if (bundle / name).is_dir():
-            return bundle / name
-    layout = ", ".join(f"{names[0]}/" for _, names in WEIGHT_BUNDLE_LAYOUT.values())
-    raise WeightsError(
-        f"{bundle} has no {names[0]}/ release folder; a weights folder holds {layout} "
-        f"(export each trained stage with `cemnet export RUN {bundle}`)"
-    )
-
-
-def _ablation_help(bundle: Path, ablation: str) -> str:
-    """How to train and export the release folders of ``ablation`` into ``bundle`` (for error messages)."""
-    folder = bundle / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0]
-    if ablation == "aee":
-        return (
-            "train the AEE by classification only and stop at its pre-training: `cemnet train aee --data D "
-            f"--run R1 --steps P` (P = pretrain_steps), `cemnet export R1 {folder}`; then an EBM on it: "
-            f"`cemnet train ebm --data D --run R2 --set aee={folder}/emotion_enhancer --set a2m=... "
-            f"--set image_emotion=...`, `cemnet export R2 {folder}`"
-        )
-    return (
-        "train an EBM without memories: `cemnet train ebm --data D --run R --set model.use_memory=false "
-        f"--set a2m=... --set aee=... --set image_emotion=...`, then `cemnet export R {folder}`"
-    )
-
-
-def find_ablation_release(bundle: str | os.PathLike[str], ablation: str, role: str) -> Path:
-    """The release folder of ``role`` for a Table IV ``ablation`` (a key of :data:`ABLATION_LAYOUT`).
-
-    Raises:
-        WeightsError: the folder is missing; the message says how to train and export it.
-    """
-    bundle = Path(bundle)
-    folder = bundle / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0] / WEIGHT_BUNDLE_LAYOUT[role][1][0]
-    if not folder.is_dir():
-        raise WeightsError(
-            f"{bundle} has no {folder.relative_to(bundle)}/ release folder for the "
-            f'"w/o {ablation.upper()}" ablation; {_ablation_help(bundle, ablation)}'
-        )
-    return folder
-
-
-def load_stage(folder: str | os.PathLike[str], kind: str) -> nn.Module:
-    """Build the model of a release folder and load its weights, frozen in eval mode."""
-    release = load_release(folder, kind=kind)
-    model = build_model(release.kind, release.config)
-    load_state_into(model, release)
-    return model.eval().requires_grad_(False)
 
 
 class CEMNetPipeline(nn.Module):
@@ -263,9 +192,9 @@ class CEMNetPipeline(nn.Module):
                 models[role] = None
             elif role in replaced:
                 assert ablation is not None
-                models[role] = load_stage(find_ablation_release(bundle, ablation, role), kind)
+                models[role] = load_model(find_ablation_release(bundle, ablation, role), kind)
             else:
-                models[role] = load_stage(find_release(bundle, role), kind)
+                models[role] = load_model(find_release(bundle, role), kind)
         memory = models["emotion_memory"]
         if memory is not None:
             _check_memory(memory, models["emotion_enhancer"], ablation, bundle)

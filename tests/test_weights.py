@@ -1,9 +1,8 @@
-"""The weights registry against a local HTTP server playing the Hub (and a URL host), plus releases."""
+"""The weights registry against a local HTTP server playing the Hub (and a URL host)."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import threading
@@ -13,11 +12,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-import torch
-from safetensors.torch import save
-from torch import nn
 
-from cemnet_core import __version__, weights
+from cemnet_core import weights
 from cemnet_core.errors import ChecksumError, WeightsError
 
 REVISION = "0123456789abcdef0123456789abcdef01234567"
@@ -269,95 +265,3 @@ def test_missing_remote_file_is_a_weights_error(hub: FakeHub) -> None:
         weights.resolve("tiny.url")
     with pytest.raises(WeightsError, match=r"cannot download tiny\.hub"):
         weights.resolve("tiny.hub")
-
-
-# ---------------------------------------------------------------- release folders
-
-
-class _Tiny(nn.Module):
-    def __init__(self, width: int = 4) -> None:
-        super().__init__()
-        self.encoder = nn.Linear(3, width)
-        self.head = nn.Linear(width, 2)
-        self.head.weight = self.encoder.weight if width == 3 else self.head.weight
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.relu(self.encoder(x)))
-
-
-def test_release_round_trip(tmp_path: Path) -> None:
-    model = _Tiny()
-    folder = weights.save_release(tmp_path / "release", model, "tiny", {"width": 4})
-    assert sorted(p.name for p in folder.iterdir()) == ["checksums.json", "config.json", "model.safetensors"]
-    release = weights.load_release(folder, kind="tiny")
-    assert release.kind == "tiny" and release.config == {"width": 4} and release.verified
-    assert release.metadata == {"cemnet_version": __version__, "kind": "tiny"}
-    fresh = weights.load_state_into(_Tiny(**release.config), release)
-    x = torch.randn(5, 3)
-    assert torch.equal(fresh(x), model(x))
-
-
-def test_identical_releases_are_identical_files(tmp_path: Path) -> None:
-    model = _Tiny()
-    folders = [weights.save_release(tmp_path / f"r{i}", model, "tiny", {"width": 4}) for i in range(12)]
-    files = {weights.sha256_file(folder / "model.safetensors") for folder in folders}
-    assert len(files) == 1  # safetensors alone writes its metadata keys in a varying order
-    raw = save(dict(model.state_dict()), metadata={"kind": "tiny", "cemnet_version": __version__})
-    canonical = weights.canonical_safetensors(raw)
-    assert len(canonical) == len(raw) and canonical[-64:] == raw[-64:]  # data and offsets untouched
-    assert weights.canonical_safetensors(canonical) == canonical
-
-
-def test_release_with_tied_weights_saves(tmp_path: Path) -> None:
-    model = _Tiny(width=3)  # head.weight is encoder.weight (shared storage)
-    weights.save_release(tmp_path / "tied", model, "tiny", {"width": 3})
-    fresh = weights.load_state_into(_Tiny(width=3), weights.load_release(tmp_path / "tied"))
-    assert torch.equal(fresh.head.weight, model.head.weight)
-
-
-def test_release_errors(tmp_path: Path) -> None:
-    weights.save_release(tmp_path / "r", _Tiny(), "tiny", {"width": 4})
-    with pytest.raises(WeightsError, match="expected 'renderer'"):
-        weights.load_release(tmp_path / "r", kind="renderer")
-    with pytest.raises(WeightsError, match=r"missing: .*head\.weight|wrong shape"):
-        weights.load_state_into(_Tiny(width=5), weights.load_release(tmp_path / "r"))
-    other = nn.Sequential(nn.Linear(3, 4))
-    with pytest.raises(WeightsError, match=r"unexpected: encoder\.bias"):
-        weights.load_state_into(other, weights.load_release(tmp_path / "r"))
-    with pytest.raises(WeightsError, match="not a release folder"):
-        weights.load_release(tmp_path / "nothing_here")
-    (tmp_path / "r" / "model.safetensors").write_bytes(b"garbage")
-    with pytest.raises(ChecksumError, match=r"model\.safetensors has 7 bytes where checksums\.json recorded"):
-        weights.load_release(tmp_path / "r")
-    (tmp_path / "r" / "checksums.json").unlink()  # an older export: no manifest, safetensors' own checks
-    with pytest.raises(WeightsError, match="unreadable safetensors"):
-        weights.load_release(tmp_path / "r")
-
-
-def test_release_checksums_catch_silent_data_damage(tmp_path: Path) -> None:
-    folder = weights.save_release(tmp_path / "r", _Tiny(width=64), "tiny", {"width": 64})
-    model_file = folder / "model.safetensors"
-    data = bytearray(model_file.read_bytes())
-    middle = len(data) // 2
-    data[middle : middle + 16] = bytes(255 - b for b in data[middle : middle + 16])  # tensors still parse
-    model_file.write_bytes(bytes(data))
-    with pytest.raises(ChecksumError, match=r"does not match the sha256 checksums\.json recorded at export"):
-        weights.load_release(folder)
-    (folder / "checksums.json").unlink()
-    assert not weights.load_release(folder).verified  # an older export loads, unchecked
-
-
-def test_manifest_covers_added_files_and_refuses_a_missing_one(tmp_path: Path) -> None:
-    folder = weights.save_release(tmp_path / "r", _Tiny(), "tiny", {"width": 4})
-    (folder / "README.md").write_text("model card\n")
-    weights.write_manifest(folder)
-    files = json.loads((folder / "checksums.json").read_text())["files"]
-    assert sorted(files) == ["README.md", "config.json", "model.safetensors"]
-    assert files["README.md"]["sha256"] == weights.sha256_file(folder / "README.md")
-    assert weights.verify_manifest(folder)
-    (folder / "README.md").unlink()
-    with pytest.raises(ChecksumError, match=r"README\.md is missing but listed"):
-        weights.verify_manifest(folder)
-    (folder / "checksums.json").write_text("{not json")
-    with pytest.raises(WeightsError, match=r"checksums\.json is unreadable"):
-        weights.load_release(folder)

@@ -27,7 +27,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -36,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.manifest import EMOTIONS, MANIFEST_NAME, read_manifest
@@ -44,7 +46,7 @@ from cemnet_core.errors import ConfigError, DataError, WeightsError
 from cemnet_core.eval.metrics import fer_index
 from cemnet_core.models.image_emotion import FER_CLASSES, load_fer_classifier, to_fer_input
 from cemnet_core.models.syncnet import SyncNet, SyncScores, evaluate_sync, load_syncnet
-from cemnet_core.weights import load_release, load_state_into, save_release
+from cemnet_core.release import load_model, save_release
 
 JUDGE_KIND = "eval_judge"
 JUDGES_FOLDER = "judges"
@@ -215,22 +217,13 @@ class JudgeNetConfig:
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples become lists)."""
-        data = asdict(self)
-        data["classes"], data["channels"] = list(self.classes), list(self.channels)
-        return data
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> JudgeNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ConfigError."""
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown JudgeNetConfig keys {sorted(unknown)}; re-train the judge")
-        values = dict(data)
-        for key in ("classes", "channels"):
-            if key in values:
-                values[key] = tuple(values[key])
-        return cls(**values)
+    def from_dict(cls, data: Mapping[str, Any]) -> JudgeNetConfig:
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, data)
 
 
 class JudgeNet(nn.Module):
@@ -375,10 +368,7 @@ def train_corpus_judge(
 
 def load_corpus_judge(folder: str | os.PathLike[str]) -> JudgeNet:
     """A :class:`JudgeNet` from a release folder written by :func:`train_corpus_judge` (eval mode, frozen)."""
-    release = load_release(folder, kind=JUDGE_KIND)
-    model = JudgeNet(JudgeNetConfig.from_dict(release.config))
-    load_state_into(model, release)
-    return model.eval().requires_grad_(False)
+    return load_model(folder, JUDGE_KIND, build=lambda config: JudgeNet(JudgeNetConfig.from_dict(config)))
 
 
 class CorpusEmotionJudge:

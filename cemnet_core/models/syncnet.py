@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import math
 import pickle
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -52,8 +53,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.errors import ConfigError, WeightsError
-from cemnet_core.weights import load_release, load_state_into, save_release
+from cemnet_core.release import load_model, save_release
 
 LIP_FRAMES = 5
 LIP_SIZE = 224
@@ -109,24 +111,13 @@ class SyncNetConfig:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe dict (tuples become lists)."""
-        data = asdict(self)
-        data["audio_channels"] = list(self.audio_channels)
-        data["lip_channels"] = list(self.lip_channels)
-        data["lip_size"] = list(self.lip_size)
-        return data
+        """Plain JSON-safe dict of the fields (:func:`~cemnet_core.configs.config_to_dict`)."""
+        return config_to_dict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SyncNetConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise :class:`ConfigError`."""
-        unknown = set(data) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"unknown SyncNetConfig keys {sorted(unknown)}; remove them.")
-        values = dict(data)
-        for key in ("audio_channels", "lip_channels", "lip_size"):
-            if key in values:
-                values[key] = tuple(int(channels) for channels in values[key])
-        return cls(**values)
+    def from_dict(cls, data: Mapping[str, Any]) -> SyncNetConfig:
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        return config_from_dict(cls, data)
 
 
 def lip_feature_size(lip_size: tuple[int, int]) -> tuple[int, int]:
@@ -496,7 +487,4 @@ def convert_syncnet_checkpoint(src: str | Path, dst: str | Path, config: SyncNet
 
 def load_syncnet(folder: str | Path) -> SyncNet:
     """A :class:`SyncNet` in eval mode from a release folder (see :func:`convert_syncnet_checkpoint`)."""
-    release = load_release(folder, kind="syncnet")
-    model = SyncNet(SyncNetConfig.from_dict(release.config))
-    load_state_into(model, release)
-    return model.eval()
+    return load_model(folder, "syncnet", frozen=False).eval()  # eval mode; parameters keep requires_grad

@@ -120,7 +120,7 @@ def _saved_stage(run: Path) -> str:
 
 def export_run(run: Path, dst: Path) -> list[Path]:
     """Write the release folders of a run (best validation checkpoint if any, else the last) under ``dst``."""
-    from cemnet_core.weights import save_release  # the registry module is only needed here
+    from cemnet_core.release import save_release  # the release format is only needed here
 
     run, dst = Path(run), Path(dst)
     stage = _saved_stage(run)

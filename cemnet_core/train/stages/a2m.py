@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import Audio2MouthDataset
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.train.distributed import DistEnv
@@ -114,4 +115,4 @@ def draw_mouths(predicted: np.ndarray, target: np.ndarray, size: int = SAMPLE_SI
 
 def releases(config: Config) -> dict[str, tuple[str, str, Any]]:
     """One release: ``audio_to_mouth/`` (kind ``audio_to_mouth``)."""
-    return {"audio_to_mouth": ("audio_to_mouth", "audio_to_mouth", config.model)}
+    return release_spec("audio_to_mouth", "audio_to_mouth", config.model)

@@ -52,9 +52,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cemnet_core.contracts import LIP_FRAMES, VSHIFT
 from cemnet_core.data.sync_dataset import SyncNetDataset
 from cemnet_core.errors import ConfigError
-from cemnet_core.models.syncnet import LIP_FRAMES, VSHIFT, SyncNet, SyncNetConfig, prepare_lip_frames
+from cemnet_core.models.syncnet import SyncNet, SyncNetConfig, prepare_lip_frames
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
 

@@ -1,0 +1,135 @@
+"""What a weights bundle is: the release folder of each role of the CEM-Net pipeline, and its ablations.
+
+A weights bundle (``cemnet generate --weights DST``) is a folder with one release folder
+(:mod:`cemnet_core.release`) per trained network of Fig. 2 of the paper, as ``cemnet export RUN DST`` writes
+them: every training stage exports into ``DST/<folder>/`` with the folder of its role here
+(:func:`release_spec`, used by each stage's ``releases()``). For each role :data:`WEIGHT_BUNDLE_LAYOUT`
+gives (model kind, folder names tried in order): the first is what export writes, the rest are aliases.
+Beside them a bundle may hold ``syncnet/`` (:data:`OPTIONAL_LAYOUT`), the LipSync judge evaluation uses.
+
+The Table IV ablations (Sec. IV-F) are other trained networks in ``<bundle>/ablations/<name>/``
+(:data:`ABLATION_LAYOUT`: only the listed roles differ from the full model):
+
+- ``"aee"`` ("w/o AEE"): ``ablations/wo_aee/{emotion_enhancer,emotion_memory}/``;
+- ``"ebm"`` ("w/o EBM"): ``ablations/wo_ebm/emotion_memory/``;
+- ``"a2m"`` (:data:`A2M_BASELINE`, "Audio2Mouth without emotion") needs no extra weights.
+
+A bundle is named by a path, or by a name under ``$CEMNET_WEIGHTS_DIR`` (:func:`resolve_bundle`, default
+:data:`DEFAULT_BUNDLE`). This module only names folders; loading them is
+:meth:`cemnet_core.pipeline.CEMNetPipeline.from_bundle`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from cemnet_core.errors import WeightsError
+
+DEFAULT_BUNDLE = "cemnet"  # $CEMNET_WEIGHTS_DIR/cemnet when --weights is not given
+# role -> (model kind, folder names tried in order; the first is what `cemnet export` writes).
+WEIGHT_BUNDLE_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "audio_to_mouth": ("audio_to_mouth", ("audio_to_mouth", "a2m")),
+    "emotion_enhancer": ("emotion_enhancer", ("emotion_enhancer", "aee")),
+    "image_emotion": ("image_emotion", ("image_emotion",)),
+    "emotion_memory": ("emotion_memory", ("emotion_memory", "ebm")),
+    "renderer": ("renderer", ("renderer",)),
+}
+# Releases a bundle may hold beside the pipeline's, in the same form: the LipSync judge (evaluation only).
+OPTIONAL_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "syncnet": ("syncnet", ("syncnet",)),
+}
+# Table IV ablation -> (sub-folder of <bundle>/ablations/, roles whose release folders it replaces).
+ABLATIONS_FOLDER = "ablations"
+ABLATION_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
+    "aee": ("wo_aee", ("emotion_enhancer", "emotion_memory")),
+    "ebm": ("wo_ebm", ("emotion_memory",)),
+}
+A2M_BASELINE = "a2m"  # Audio2Mouth without emotion: no EBM, no extra weights
+VARIANTS = (None, *ABLATION_LAYOUT, A2M_BASELINE)
+
+
+def release_spec(role: str, model: str, config: Any) -> dict[str, tuple[str, str, Any]]:
+    """A stage's ``releases()`` for ``role``: ``{folder: (model name in the task, kind, config)}``.
+
+    The folder is the one export writes for that role (the first name in its layout row).
+    """
+    kind, names = {**WEIGHT_BUNDLE_LAYOUT, **OPTIONAL_LAYOUT}[role]
+    return {names[0]: (model, kind, config)}
+
+
+def ablation_folder(bundle: str | os.PathLike[str], ablation: str) -> Path:
+    """``<bundle>/ablations/<name>/``: where the release folders of a Table IV ``ablation`` go."""
+    return Path(bundle) / ABLATIONS_FOLDER / ABLATION_LAYOUT[ablation][0]
+
+
+def resolve_bundle(weights: str | os.PathLike[str] | None) -> Path:
+    """A weights folder: an existing folder, or a named bundle ``$CEMNET_WEIGHTS_DIR/<name>`` (default
+    ``cemnet``).
+
+    Raises:
+        WeightsError: neither exists.
+    """
+    name = str(weights) if weights is not None else DEFAULT_BUNDLE
+    if Path(name).is_dir():
+        return Path(name)
+    root = os.environ.get("CEMNET_WEIGHTS_DIR", "")
+    if root and "/" not in name and (Path(root) / name).is_dir():
+        return Path(root) / name
+    raise WeightsError(
+        f"no weights folder {name!r} (nor {name!r} under CEMNET_WEIGHTS_DIR); train the "
+        "stages and `cemnet export RUN DST` each into one folder, then pass --weights DST"
+    )
+
+
+def find_release(bundle: str | os.PathLike[str], role: str) -> Path:
+    """The release folder of ``role`` (a key of :data:`WEIGHT_BUNDLE_LAYOUT`) inside a weights bundle.
+
+    Raises:
+        WeightsError: the bundle folder or the role's release folder is missing.
+    """
+    bundle = Path(bundle)
+    if not bundle.is_dir():
+        raise WeightsError(f"weights folder {bundle} does not exist; give the folder `cemnet export` wrote")
+    _, names = WEIGHT_BUNDLE_LAYOUT[role]
+    for name in names:
+        if (bundle / name).is_dir():
+            return bundle / name
+    layout = ", ".join(f"{names[0]}/" for _, names in WEIGHT_BUNDLE_LAYOUT.values())
+    raise WeightsError(
+        f"{bundle} has no {names[0]}/ release folder; a weights folder holds {layout} "
+        f"(export each trained stage with `cemnet export RUN {bundle}`)"
+    )
+
+
+def _ablation_help(bundle: Path, ablation: str) -> str:
+    """How to train and export the release folders of ``ablation`` into ``bundle`` (for error messages)."""
+    folder = ablation_folder(bundle, ablation)
+    if ablation == "aee":
+        return (
+            "train the AEE by classification only and stop at its pre-training: `cemnet train aee --data D "
+            f"--run R1 --steps P` (P = pretrain_steps), `cemnet export R1 {folder}`; then an EBM on it: "
+            f"`cemnet train ebm --data D --run R2 --set aee={folder}/emotion_enhancer --set a2m=... "
+            f"--set image_emotion=...`, `cemnet export R2 {folder}`"
+        )
+    return (
+        "train an EBM without memories: `cemnet train ebm --data D --run R --set model.use_memory=false "
+        f"--set a2m=... --set aee=... --set image_emotion=...`, then `cemnet export R {folder}`"
+    )
+
+
+def find_ablation_release(bundle: str | os.PathLike[str], ablation: str, role: str) -> Path:
+    """The release folder of ``role`` for a Table IV ``ablation`` (a key of :data:`ABLATION_LAYOUT`).
+
+    Raises:
+        WeightsError: the folder is missing; the message says how to train and export it.
+    """
+    bundle = Path(bundle)
+    folder = ablation_folder(bundle, ablation) / WEIGHT_BUNDLE_LAYOUT[role][1][0]
+    if not folder.is_dir():
+        raise WeightsError(
+            f"{bundle} has no {folder.relative_to(bundle)}/ release folder for the "
+            f'"w/o {ablation.upper()}" ablation; {_ablation_help(bundle, ablation)}'
+        )
+    return folder
