@@ -18,7 +18,7 @@ from cemnet_core.demo import CONFIG_FILE, SUMMARY_FILE, DemoResult, run_demo
 from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import ConfigError
 from cemnet_core.models import MODEL_KINDS
-from cemnet_core.pipeline import load_stage
+from cemnet_core.release import load_model as load_stage
 
 FRAME = 1 / 25
 

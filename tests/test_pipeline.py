@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from cemnet_core.bundle import ABLATION_LAYOUT, ABLATIONS_FOLDER, WEIGHT_BUNDLE_LAYOUT, find_release
 from cemnet_core.contracts import EMOTIONS, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.errors import ChecksumError, ConfigError, WeightsError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
@@ -20,15 +21,8 @@ from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhan
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.models.renderer import FaceRenderer, RendererConfig
-from cemnet_core.pipeline import (
-    ABLATION_LAYOUT,
-    ABLATIONS_FOLDER,
-    WEIGHT_BUNDLE_LAYOUT,
-    CEMNetPipeline,
-    compose_landmarks,
-    find_release,
-)
-from cemnet_core.weights import CHECKSUMS_FILE, save_release, write_manifest
+from cemnet_core.pipeline import CEMNetPipeline, compose_landmarks
+from cemnet_core.release import CHECKSUMS_FILE, save_release, write_manifest
 
 
 def tiny_configs() -> dict[str, object]:

@@ -7,13 +7,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from cemnet_core.bundle import WEIGHT_BUNDLE_LAYOUT
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.models.renderer import FaceRenderer, RendererConfig
-from cemnet_core.pipeline import WEIGHT_BUNDLE_LAYOUT
-from cemnet_core.weights import save_release
+from cemnet_core.release import save_release
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,8 @@ from typer.testing import CliRunner, Result
 from cemnet_cli.main import app
 from cemnet_core.data import media
 from cemnet_core.generate import GenerateConfig, load_references
-from cemnet_core.weights import CHECKSUMS_FILE, sha256_file
+from cemnet_core.release import CHECKSUMS_FILE
+from cemnet_core.weights import sha256_file
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from corpus import make_corpus

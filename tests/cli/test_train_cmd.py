@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from cemnet_cli.main import app
 from cemnet_core.errors import ConfigError, InputError
-from cemnet_core.weights import load_release
+from cemnet_core.release import load_release
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
 from corpus import make_corpus

@@ -11,9 +11,9 @@ from corpus import make_corpus
 
 from cemnet_core.errors import ConfigError
 from cemnet_core.models import build_model
+from cemnet_core.release import load_release, load_state_into
 from cemnet_core.train.stages import export_run, train_stage
 from cemnet_core.train.stages.a2m import Config
-from cemnet_core.weights import load_release, load_state_into
 
 TINY = ["preset=tiny", "loop.progress=false", "loop.tensorboard=false"]
 

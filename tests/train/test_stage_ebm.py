@@ -16,9 +16,9 @@ from cemnet_core.models import build_model
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
+from cemnet_core.release import load_release, load_state_into, save_release
 from cemnet_core.train.stages import export_run, train_stage
 from cemnet_core.train.stages.ebm import Config
-from cemnet_core.weights import load_release, load_state_into, save_release
 
 TINY = ["preset=tiny", "loop.progress=false", "loop.tensorboard=false"]
 

@@ -10,9 +10,9 @@ from corpus import make_corpus
 
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.image_emotion import MiniXceptionConfig
+from cemnet_core.release import load_release
 from cemnet_core.train.stages import export_run, train_stage
 from cemnet_core.train.stages.emotion import Config, build_extractor
-from cemnet_core.weights import load_release
 
 TINY = ["preset=tiny", "loop.progress=false", "loop.tensorboard=false"]
 

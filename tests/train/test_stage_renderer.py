@@ -8,8 +8,8 @@ from pathlib import Path
 import torch
 from corpus import make_corpus
 
+from cemnet_core.release import load_release
 from cemnet_core.train.stages import export_run, train_stage
-from cemnet_core.weights import load_release
 
 TINY = ["preset=tiny", "loop.progress=false", "loop.tensorboard=false", "loop.log_every=4"]
 

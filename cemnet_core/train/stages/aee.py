@@ -24,6 +24,7 @@ from typing import Any
 
 import torch
 
+from cemnet_core.bundle import release_spec
 from cemnet_core.data.emotion_datasets import EmotionAudioDataset
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.emotion_enhancement import (
@@ -127,4 +128,4 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
 
 def releases(config: Config) -> dict[str, tuple[str, str, Any]]:
     """One release: ``emotion_enhancer/`` (kind ``emotion_enhancer``)."""
-    return {"emotion_enhancer": ("emotion_enhancer", "emotion_enhancer", config.model)}
+    return release_spec("emotion_enhancer", "emotion_enhancer", config.model)

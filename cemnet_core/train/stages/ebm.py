@@ -47,20 +47,20 @@ import numpy as np
 import torch
 from torch import nn
 
+from cemnet_core.bundle import release_spec
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.emotion_datasets import EBMDataset
 from cemnet_core.data.manifest import ClipRecord
 from cemnet_core.errors import ConfigError
-from cemnet_core.models import build_model
 from cemnet_core.models.audio_to_mouth import AudioToMouth
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
 from cemnet_core.models.identity import EMBEDDING_DIM, IdentityEncoder
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
+from cemnet_core.release import load_model
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
 from cemnet_core.train.stages.a2m import draw_mouths
-from cemnet_core.weights import load_release, load_state_into
 
 Batch = dict[str, torch.Tensor]
 MEAD_TRAIN_CLIPS = 28_000  # about 40 speakers x 700 clips: what "60 epochs" means in steps
@@ -119,11 +119,7 @@ def load_frozen(folder: str | os.PathLike[str], kind: str, what: str, key: str) 
     if not str(folder):
         raise ConfigError(f"the ebm stage needs the trained {what}: set --set {key}=PATH to its release "
                           "folder (`cemnet export` of its run writes it)")  # fmt: skip
-    release = load_release(folder, kind=kind)
-    model = load_state_into(build_model(release.kind, release.config), release)
-    model.requires_grad_(False)
-    model.eval()
-    return model
+    return load_model(folder, kind)
 
 
 def clip_identities(records: list[ClipRecord], frames: int) -> torch.Tensor:
@@ -273,4 +269,4 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
 
 def releases(config: Config) -> dict[str, tuple[str, str, Any]]:
     """One release: ``emotion_memory/`` (kind ``emotion_memory``; generation also finds it as ``ebm/``)."""
-    return {"emotion_memory": ("emotion_memory", "emotion_memory", config.model)}
+    return release_spec("emotion_memory", "emotion_memory", config.model)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cemnet_core.bundle import release_spec
 from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MEAD_TO_FER
 from cemnet_core.data.emotion_datasets import EmotionImageDataset
 from cemnet_core.errors import ConfigError
@@ -127,4 +128,4 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
 
 def releases(config: Config) -> dict[str, tuple[str, str, Any]]:
     """One release: ``image_emotion/`` (kind ``image_emotion``)."""
-    return {"image_emotion": ("image_emotion", "image_emotion", config.model)}
+    return release_spec("image_emotion", "image_emotion", config.model)

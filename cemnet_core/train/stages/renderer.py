@@ -36,6 +36,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import RendererDataset
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig, discriminator_loss
 from cemnet_core.models.perceptual import FacePerceptualFeatures, VGG19Features, perceptual_loss
@@ -215,4 +216,4 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
 
 def releases(config: Config) -> dict[str, tuple[str, str, Any]]:
     """The renderer (kind ``renderer``); the discriminator is only needed for training."""
-    return {"renderer": ("renderer", "renderer", config.model)}
+    return release_spec("renderer", "renderer", config.model)

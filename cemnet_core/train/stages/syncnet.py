@@ -52,6 +52,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cemnet_core.bundle import release_spec
 from cemnet_core.contracts import LIP_FRAMES, VSHIFT
 from cemnet_core.data.sync_dataset import SyncNetDataset
 from cemnet_core.errors import ConfigError
@@ -215,4 +216,4 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
 
 def releases(config: Config) -> dict[str, tuple[str, str, Any]]:
     """One release: ``syncnet/`` (kind ``syncnet``), read by ``load_syncnet``."""
-    return {"syncnet": ("syncnet", "syncnet", config.model)}
+    return release_spec("syncnet", "syncnet", config.model)
