@@ -58,10 +58,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cemnet_core.contracts import SAMPLES_PER_FRAME
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.manifest import MANIFEST_NAME
 from cemnet_core.data.sync_dataset import mouth_region
-from cemnet_core.models.syncnet import SAMPLES_PER_FRAME, SyncNet, evaluate_sync, load_syncnet
+from cemnet_core.eval.lipsync import evaluate_sync
+from cemnet_core.models.syncnet import SyncNet, load_syncnet
 from cemnet_core.train.stages import STAGES, export_run, train_stage
 
 

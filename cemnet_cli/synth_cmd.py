@@ -11,7 +11,8 @@ from rich.console import Console
 
 from cemnet_cli.options import FLAG
 from cemnet_cli.progress import count_bar
-from cemnet_core.data.synthetic import EMOTIONS, SynthConfig, plan, synth
+from cemnet_core.contracts import EMOTIONS
+from cemnet_core.data.synthetic import SynthConfig, plan, synth
 from cemnet_core.errors import ConfigError
 
 

@@ -1,7 +1,7 @@
 """Training items for a lip-sync expert (SyncNet v2, the judge of the LipSync metric, Sec. IV-D).
 
 When the original ``syncnet_v2.model`` weights are unavailable, the LipSync metric needs a lip-sync expert
-trained on our own data (stage ``syncnet``). The metric (``models/syncnet.py``, syncnet_python's
+trained on our own data (stage ``syncnet``). The metric (``eval/lipsync.py``, syncnet_python's
 ``evaluate``) asks one question of the network: for video window ``t`` (frames ``t .. t+4``), which of the
 audio windows ``t - 15 .. t + 15`` is the one in sync? :class:`SyncNetDataset` hands the trainer exactly
 that question for ``windows`` consecutive video windows of one clip at once:
@@ -11,7 +11,7 @@ that question for ``windows`` consecutive video windows of one clip at once:
   frames valid;
 - ``mfcc (N + 2V, 1, 13, 20)`` float32: the audio windows ``s = t0 - V .. t0 + N - 1 + V``
   (``V = max_offset``), each the 20 MFCC frames (0.2 s) ``4 s .. 4 s + 19`` of python_speech_features' MFCC
-  (:func:`cemnet_core.models.syncnet.mfcc`) of the whole clip: the window ``evaluate_sync`` pairs with video
+  (:func:`cemnet_core.data.mfcc.mfcc`) of the whole clip: the window ``evaluate_sync`` pairs with video
   window ``s``. Video window ``t0 + i`` has its candidates at ``mfcc[i : i + 2V + 1]``, the one in sync
   in the middle (``mfcc[i + V]``), the others off by ``-V .. V`` frames: the offsets that syncnet_python's
   search (``vshift = 15``) compares;
@@ -38,18 +38,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cemnet_core.data.clips import load_clip
-from cemnet_core.data.datasets import Item, _check_positive, _ClipDataset, _label, _window_starts
-from cemnet_core.data.manifest import DEFAULT_FRACTIONS
-from cemnet_core.models.syncnet import (
+from cemnet_core.contracts import (
     LIP_FRAMES,
     MFCC_COEFFICIENTS,
     MFCC_PER_FRAME,
     MFCC_WINDOW,
     SAMPLES_PER_FRAME,
     VSHIFT,
-    mfcc,
 )
+from cemnet_core.data.clips import load_clip
+from cemnet_core.data.datasets import Item, _check_positive, _ClipDataset, _label, _window_starts
+from cemnet_core.data.manifest import DEFAULT_FRACTIONS
+from cemnet_core.data.mfcc import mfcc
 
 
 def mouth_region(face_crops: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:

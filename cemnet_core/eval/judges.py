@@ -4,7 +4,7 @@ Two families, with the same small interfaces (:class:`EmotionJudge`, :class:`Ide
 
 Real faces (pretrained, never trained here):
     - :class:`FERJudge`: the untouched FER2013 mini-Xception (``load_fer_classifier``), 7 classes; MEAD's
-      8 emotions are mapped with :data:`cemnet_core.eval.metrics.MEAD_TO_FER` (contempt -> disgust).
+      8 emotions are mapped with :data:`cemnet_core.contracts.MEAD_TO_FER` (contempt -> disgust).
       Stands in for Deepface's emotion model.
     - :class:`DlibIdentityJudge`: dlib's 128-d face recognition ResNet (in place of ArcFace).
     - :class:`MediaPipeMouthJudge`: MediaPipe Face Landmarker (VIDEO mode) -> the 57 ``MOUTH`` points, run
@@ -38,14 +38,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from cemnet_core.configs import config_from_dict, config_to_dict
-from cemnet_core.data import landmarks as lm
+from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MOUTH
 from cemnet_core.data.clips import load_clip
-from cemnet_core.data.manifest import EMOTIONS, MANIFEST_NAME, read_manifest
+from cemnet_core.data.manifest import MANIFEST_NAME, read_manifest
 from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.errors import ConfigError, DataError, WeightsError
+from cemnet_core.eval.lipsync import SyncScores, evaluate_sync
 from cemnet_core.eval.metrics import fer_index
-from cemnet_core.models.image_emotion import FER_CLASSES, load_fer_classifier, to_fer_input
-from cemnet_core.models.syncnet import SyncNet, SyncScores, evaluate_sync, load_syncnet
+from cemnet_core.models.image_emotion import load_fer_classifier, to_fer_input
+from cemnet_core.models.syncnet import SyncNet, load_syncnet
 from cemnet_core.release import load_model, save_release
 
 JUDGE_KIND = "eval_judge"
@@ -102,7 +103,7 @@ class FERJudge:
         self.batch_size = batch_size
 
     def target_index(self, mead_emotion: str) -> int:
-        """FER class of a MEAD emotion (contempt -> disgust, see ``metrics.MEAD_TO_FER``)."""
+        """FER class of a MEAD emotion (contempt -> disgust, see ``contracts.MEAD_TO_FER``)."""
         return fer_index(mead_emotion)
 
     @torch.no_grad()
@@ -157,7 +158,7 @@ class MediaPipeMouthJudge:
         frames = np.asarray(frames)
         with FaceTracker(self.model_path) as tracker:
             track = tracker.track(np.ascontiguousarray(frames))
-        return track.landmarks[:, list(lm.MOUTH)] / float(frames.shape[2])  # (T, 57, 2)
+        return track.landmarks[:, list(MOUTH)] / float(frames.shape[2])  # (T, 57, 2)
 
 
 @dataclass(frozen=True)

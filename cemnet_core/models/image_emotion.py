@@ -47,7 +47,6 @@ from cemnet_core.errors import ConfigError, WeightsError
 from cemnet_core.release import load_model, save_model
 
 FER_WEIGHTS = "fer2013.mini_xception"
-FER_CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 # ITU-R BT.601 luma weights, as cv2.cvtColor(..., COLOR_RGB2GRAY) uses in the original FER pipeline.
 _GREY_WEIGHTS = (0.299, 0.587, 0.114)
 

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from cemnet_core.data.clips import Clip, save_clip
+from cemnet_core.data.mfcc import mfcc
 from cemnet_core.data.sync_dataset import SyncNetDataset, audio_windows, mouth_region
 from cemnet_core.errors import DataError
-from cemnet_core.models.syncnet import mfcc
 
 FRAMES = 30
 
