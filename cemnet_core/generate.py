@@ -41,10 +41,19 @@ import numpy as np
 
 from cemnet_core.bundle import resolve_bundle
 from cemnet_core.compositing import face_mask, paste_back
+from cemnet_core.contracts import (
+    ALL,
+    ALL_POSE,
+    EMOTIONS,
+    MEL_PER_FRAME,
+    MEL_WINDOW,
+    MOUTH,
+    POSE,
+    SAMPLE_RATE,
+    VIDEO_FPS,
+)
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
-from cemnet_core.data.audio import MEL_PER_FRAME, MEL_WINDOW
-from cemnet_core.data.layouts import EMOTIONS
 from cemnet_core.data.mel_stream import MelStream
 from cemnet_core.errors import ConfigError, Interrupted, MediaError, OutputError
 from cemnet_core.models.identity import IdentityEncoder, mean_identity
@@ -59,7 +68,6 @@ from cemnet_core.references import (
 )
 from cemnet_core.watermark import embed_watermark, provenance_metadata
 
-FPS = 25.0
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 
 
@@ -76,7 +84,7 @@ class GenerateConfig:
 
     emotion: str = "auto"
     intensity: float = 1.0
-    fps: float = FPS
+    fps: float = VIDEO_FPS
     batch_size: int = 16
     num_refs: int = 5
     chunk_frames: int = 100
@@ -92,7 +100,7 @@ class GenerateConfig:
             raise ConfigError(f"unknown emotion {self.emotion!r}; use auto or one of {', '.join(EMOTIONS)}")
         if not math.isfinite(self.intensity) or not 0.0 <= self.intensity <= 3.0:
             raise ConfigError(f"intensity must be between 0 and 3, got {self.intensity}")
-        if self.fps != FPS:
+        if self.fps != VIDEO_FPS:
             raise ConfigError(f"--fps {self.fps:g} is not supported: the models run at 25 fps; use --fps 25")
         if min(self.batch_size, self.num_refs, self.chunk_frames, self.max_reference_frames) < 1:
             raise ConfigError("batch size, references, chunk frames and reference frames must be >= 1")
@@ -128,7 +136,7 @@ class AudioSummary:
 
     samples: int
     rms_db: float
-    sample_rate: int = media.SAMPLE_RATE
+    sample_rate: int = SAMPLE_RATE
 
     @property
     def duration(self) -> float:
@@ -146,11 +154,11 @@ def scan_audio(path: str | os.PathLike[str], min_rms_db: float = -60.0) -> Audio
     for chunk in media.iter_audio(path):
         count += len(chunk)
         energy += float(np.dot(chunk.astype(np.float64), chunk.astype(np.float64)))
-    minimum = round(MEL_WINDOW / MEL_PER_FRAME / FPS * media.SAMPLE_RATE)  # 0.2 s
+    minimum = round(MEL_WINDOW / MEL_PER_FRAME / VIDEO_FPS * SAMPLE_RATE)  # 0.2 s
     if count < minimum:
         raise MediaError(
-            f"{path}: the audio lasts {count / media.SAMPLE_RATE:.2f} s; give at least "
-            f"{minimum / media.SAMPLE_RATE:.1f} s of speech (one mel window)"
+            f"{path}: the audio lasts {count / SAMPLE_RATE:.2f} s; give at least "
+            f"{minimum / SAMPLE_RATE:.1f} s of speech (one mel window)"
         )
     rms_db = 10.0 * math.log10(energy / count) if energy > 0 else -math.inf
     if rms_db < min_rms_db:
@@ -204,7 +212,7 @@ def _identity(refs: References, chosen: list[int]) -> np.ndarray:
 def _pose_video_motion(path: Path, primary_pose: np.ndarray, config: GenerateConfig) -> np.ndarray:
     """POSE landmarks of a pose video as motion around the primary reference: (Q, 78, 2) crop-normalised."""
     refs = video_references(path, config)
-    pose = lm.select(refs.normalised, lm.POSE)  # (Q, 78, 2)
+    pose = lm.select(refs.normalised, POSE)  # (Q, 78, 2)
     return (primary_pose[None] + (pose - pose[0:1])).astype(np.float32)
 
 
@@ -213,13 +221,13 @@ def _scene(
 ) -> _Scene:
     size = pipeline.image_size
     normalised = refs.normalised  # (n, 478, 2)
-    chosen = choose_references(lm.select(normalised, lm.MOUTH), config.num_refs)
+    chosen = choose_references(lm.select(normalised, MOUTH), config.num_refs)
     references = pipeline.references(
-        refs.crops(chosen, size), lm.select(normalised[chosen], lm.ALL), _identity(refs, chosen)
+        refs.crops(chosen, size), lm.select(normalised[chosen], ALL), _identity(refs, chosen)
     )
     pose_indices = list(range(len(refs.frames))) if refs.is_video else [0]
-    pose_faces = lm.select(normalised[pose_indices], lm.ALL)  # (P, 135, 2)
-    pose_landmarks = pose_faces[:, lm.ALL_POSE]  # (P, 78, 2)
+    pose_faces = lm.select(normalised[pose_indices], ALL)  # (P, 135, 2)
+    pose_landmarks = pose_faces[:, ALL_POSE]  # (P, 78, 2)
     driven = None if pose_video is None else _pose_video_motion(pose_video, pose_landmarks[0], config)
     return _Scene(
         references=references,
@@ -292,12 +300,12 @@ def generate(
             resolve_bundle(weights), config.device, ablation=config.ablation
         )
     scene = _scene(pipeline, refs, Path(pose_video) if pose_video is not None else None, config)
-    total = max(1, round(summary.duration * FPS))  # what VideoWriter keeps for this audio
+    total = max(1, round(summary.duration * VIDEO_FPS))  # what VideoWriter keeps for this audio
     chunk = max(pipeline.window, config.chunk_frames // pipeline.window * pipeline.window)
     mel = MelStream(media.iter_audio(audio), summary.samples)
     began = time.perf_counter()
     try:
-        with media.VideoWriter(out, FPS, audio=audio, metadata=provenance_metadata()) as writer:
+        with media.VideoWriter(out, VIDEO_FPS, audio=audio, metadata=provenance_metadata()) as writer:
             for t0 in range(0, total, chunk):
                 t1 = min(t0 + chunk, total)
                 frames = _chunk_frames(pipeline, scene, mel, t0, t1, total, config)

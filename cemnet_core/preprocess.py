@@ -33,6 +33,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from cemnet_core.contracts import ALL, N_LANDMARKS, SAMPLE_RATE, VIDEO_FPS
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.audio import log_mel
@@ -54,8 +55,6 @@ FAILURES_NAME = "failures.jsonl"
 CLIPS_DIR = "clips"
 PREVIEW_DIR = "preview"
 LANDMARK_SOURCES: tuple[str, ...] = ("mediapipe", "true")
-FPS = media.VIDEO_FPS
-SAMPLE_RATE = media.SAMPLE_RATE
 # Decoded frames kept between the tracking and the cropping pass; longer clips are decoded twice.
 IN_MEMORY_BYTES = 256 * 2**20
 PREVIEW_FRAMES = 3
@@ -153,7 +152,7 @@ def done_hashes(dst: Path) -> set[str]:
 
 def _check_video_decodes(video: Path) -> None:
     """Decode the first frame (raises ``MediaError`` for a corrupt or truncated file)."""
-    for _ in media.iter_video_frames(video, fps=FPS, chunk_frames=1):
+    for _ in media.iter_video_frames(video, fps=VIDEO_FPS, chunk_frames=1):
         return
     raise ClipError("the video has no frames")
 
@@ -190,7 +189,7 @@ def _true_track(source: SourceClip, num_frames: int) -> TrackResult:
             "--landmarks mediapipe for corpora other than `cemnet synth`"
         )
     points = np.load(source.landmarks).astype(np.float32)
-    if points.shape != (num_frames, lm.N_LANDMARKS, 2):
+    if points.shape != (num_frames, N_LANDMARKS, 2):
         raise ClipError(f"true landmarks have shape {points.shape}, expected ({num_frames}, 478, 2)")
     valid = np.isfinite(points).all(axis=(1, 2))
     return TrackResult(points, valid, valid.astype(np.int64))
@@ -204,7 +203,7 @@ class ClipProcessor:
         self.options = options
         self._tracker: FaceTracker | None = None
         if options.landmarks == "mediapipe":
-            self._tracker = FaceTracker(model_path, options.face, fps=FPS)
+            self._tracker = FaceTracker(model_path, options.face, fps=VIDEO_FPS)
 
     def close(self) -> None:
         """Release the tracker."""
@@ -218,7 +217,7 @@ class ClipProcessor:
         kept_bytes, num_frames = 0, 0
         if self._tracker is not None:
             self._tracker.reset()
-        for chunk in media.iter_video_frames(source.video, fps=FPS):
+        for chunk in media.iter_video_frames(source.video, fps=VIDEO_FPS):
             check_stop()  # Ctrl-C in a worker: stop here, nothing written
             num_frames += chunk.shape[0]
             if self._tracker is not None:
@@ -242,7 +241,7 @@ class ClipProcessor:
             track, kept, num_frames = self._decode_and_track(source)
         except CemnetError as exc:
             raise ClipError(f"corrupt or unreadable video: {exc}") from None
-        expected = info.num_frames(FPS)
+        expected = info.num_frames(VIDEO_FPS)
         if abs(num_frames - expected) > max(2, 0.02 * expected):
             notes.append(
                 f"decoded {num_frames} frames where the duration gives {expected}: variable frame "
@@ -256,7 +255,7 @@ class ClipProcessor:
                 "tracked (largest, then nearest) one"
             )
         boxes = crop_boxes(track.landmarks, track.valid, self.options.face)  # (T, 4)
-        chunks = kept if kept is not None else media.iter_video_frames(source.video, fps=FPS)
+        chunks = kept if kept is not None else media.iter_video_frames(source.video, fps=VIDEO_FPS)
         crops, start = [], 0
         for chunk in chunks:
             count = min(chunk.shape[0], num_frames - start)
@@ -280,7 +279,7 @@ class ClipProcessor:
             "num_frames": num_frames,
             "source": str(source.video),
             "source_sha256": sha256,
-            "fps": FPS,
+            "fps": VIDEO_FPS,
             "sample_rate": SAMPLE_RATE,
             "pipeline_version": PIPELINE_VERSION,
             "landmark_source": self.options.landmarks,
@@ -321,7 +320,7 @@ def write_preview(
     for t in sorted({0, len(frames) // 2, len(frames) - 1})[:PREVIEW_FRAMES]:
         image = cv2.resize(frames[t], (256, 256), interpolation=cv2.INTER_CUBIC)
         if valid[t]:
-            for x, y in landmarks[t, list(lm.ALL)] * 256:
+            for x, y in landmarks[t, list(ALL)] * 256:
                 cv2.circle(image, (round(float(x)), round(float(y))), 1, (0, 255, 0), -1, cv2.LINE_AA)
         cv2.imwrite(str(folder / f"{clip_id}_{t:05d}.png"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
 
@@ -464,7 +463,7 @@ def rebuild_manifest(dst: str | os.PathLike[str]) -> int:
             face_ratio=float(meta.get("face_ratio", "0")),
             multi_face_frames=int(meta.get("multi_face_frames", "0")),
             notes=json.loads(meta.get("notes", "[]")),
-            fps=float(meta.get("fps", FPS)),
+            fps=float(meta.get("fps", VIDEO_FPS)),
             sample_rate=int(meta.get("sample_rate", SAMPLE_RATE)),
         )
         lines.append(json.dumps(record, sort_keys=True))

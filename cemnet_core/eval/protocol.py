@@ -50,6 +50,7 @@ import cv2
 import numpy as np
 import torch
 
+from cemnet_core.contracts import ALL, ALL_MOUTH, MOUTH, POSE
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data.clips import Clip, load_clip
 from cemnet_core.data.manifest import ClipRecord, read_manifest, split_records
@@ -181,14 +182,14 @@ def generate_pair(
     if reference_frames is not None:
         chosen = np.asarray(reference_frames, dtype=np.int64)
     else:
-        chosen = usable[choose_references(lm.select(reference.landmarks[usable], lm.MOUTH), count)]
+        chosen = usable[choose_references(lm.select(reference.landmarks[usable], MOUTH), count)]
     ref_frames = resize_frames(reference.frames[chosen], pipeline.image_size)  # (N, S, S, 3)
-    ref_all = lm.select(reference.landmarks[chosen], lm.ALL)  # (N, 135, 2)
+    ref_all = lm.select(reference.landmarks[chosen], ALL)  # (N, 135, 2)
     mouth = None  # predicted by the pipeline
     if method == COPY_METHOD:
-        mouth = torch.from_numpy(ref_all[0, lm.ALL_MOUTH]).expand(T, -1, -1).clone()  # (T, 57, 2)
+        mouth = torch.from_numpy(ref_all[0, ALL_MOUTH]).expand(T, -1, -1).clone()  # (T, 57, 2)
     elif landmarks == "truth":
-        mouth = torch.from_numpy(lm.select(target.landmarks, lm.MOUTH).astype(np.float32))  # (T, 57, 2)
+        mouth = torch.from_numpy(lm.select(target.landmarks, MOUTH).astype(np.float32))  # (T, 57, 2)
     identity = None
     if mouth is None and pipeline.use_ebm:
         if judges.identity_of_references is None:
@@ -199,7 +200,7 @@ def generate_pair(
     animation = pipeline.animate(
         pipeline.references(ref_frames, ref_all, identity),
         MelArray(target.mel),
-        lm.select(target.landmarks, lm.POSE),  # (T, 78, 2)
+        lm.select(target.landmarks, POSE),  # (T, 78, 2)
         resize_frames(target.frames, pipeline.image_size),
         mouth=mouth,
         batch_size=batch_size,
@@ -216,7 +217,7 @@ def score_pair(generated: Generated, target: Clip, emotion: str, judges: Judges)
         "ssim": metrics.ssim(frames[valid], truth[valid]),
     }
     if judges.mouth is None:
-        true_mouth = lm.select(target.landmarks, lm.MOUTH).astype(np.float64)  # (T, 57, 2)
+        true_mouth = lm.select(target.landmarks, MOUTH).astype(np.float64)  # (T, 57, 2)
         true_mouth[~valid] = np.nan
         scores["m_lmd"] = metrics.landmark_distance(generated.mouth, true_mouth, scale=CROP)
     else:

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from cemnet_core.bundle import release_spec
+from cemnet_core.contracts import IDENTITY_DIM
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.emotion_datasets import EBMDataset
 from cemnet_core.data.manifest import ClipRecord
@@ -55,7 +56,7 @@ from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
-from cemnet_core.models.identity import EMBEDDING_DIM, IdentityEncoder
+from cemnet_core.models.identity import IdentityEncoder
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.release import load_model
 from cemnet_core.train.distributed import DistEnv
@@ -130,7 +131,7 @@ def clip_identities(records: list[ClipRecord], frames: int) -> torch.Tensor:
     are cached per clip file (path, modification time, ``frames``) for the life of the process, so train,
     validation and resumed tasks over the same corpus compute each one once.
     """
-    table = np.zeros((len(records), EMBEDDING_DIM), dtype=np.float32)
+    table = np.zeros((len(records), IDENTITY_DIM), dtype=np.float32)
     for row, record in enumerate(records):
         path = Path(record.path).resolve()
         table[row] = _clip_identity(str(path), path.stat().st_mtime_ns, frames)
@@ -148,7 +149,7 @@ def _clip_identity(path: str, mtime_ns: int, frames: int) -> np.ndarray:
     clip = load_clip(path, ("frames", "landmarks", "valid"))
     valid = np.flatnonzero(clip.valid)
     if len(valid) == 0:
-        return np.zeros(EMBEDDING_DIM, dtype=np.float32)
+        return np.zeros(IDENTITY_DIM, dtype=np.float32)
     chosen = valid[np.linspace(0, len(valid) - 1, min(frames, len(valid))).round().astype(int)]
     size = np.array(clip.frames.shape[2:0:-1], dtype=np.float64)  # (W, H) of the crop
     encoder = _identity_encoder()
@@ -178,7 +179,7 @@ class FrozenUpstream:
         wanted = {
             "target_emotion_dim": upstream.aee.config.emotion_dim,
             "source_emotion_dim": upstream.image_emotion.config.feature_dim,
-            "identity_dim": EMBEDDING_DIM,
+            "identity_dim": IDENTITY_DIM,
         }
         wrong = {key: value for key, value in wanted.items() if getattr(config.model, key) != value}
         if wrong:
