@@ -86,7 +86,7 @@ class GenerateConfig:
     intensity: float = 1.0
     fps: float = VIDEO_FPS
     batch_size: int = 16
-    num_refs: int = 5
+    num_refs: int | None = None  # None: as many as the model was trained with (N, 5 in the paper)
     chunk_frames: int = 100
     max_reference_frames: int = MAX_REFERENCE_FRAMES
     max_side: int = MAX_SIDE
@@ -102,7 +102,8 @@ class GenerateConfig:
             raise ConfigError(f"intensity must be between 0 and 3, got {self.intensity}")
         if self.fps != VIDEO_FPS:
             raise ConfigError(f"--fps {self.fps:g} is not supported: the models run at 25 fps; use --fps 25")
-        if min(self.batch_size, self.num_refs, self.chunk_frames, self.max_reference_frames) < 1:
+        refs = 1 if self.num_refs is None else self.num_refs
+        if min(self.batch_size, refs, self.chunk_frames, self.max_reference_frames) < 1:
             raise ConfigError("batch size, references, chunk frames and reference frames must be >= 1")
 
 
@@ -221,7 +222,7 @@ def _scene(
 ) -> _Scene:
     size = pipeline.image_size
     normalised = refs.normalised  # (n, 478, 2)
-    chosen = choose_references(lm.select(normalised, MOUTH), config.num_refs)
+    chosen = choose_references(lm.select(normalised, MOUTH), config.num_refs or pipeline.num_refs)
     references = pipeline.references(
         refs.crops(chosen, size), lm.select(normalised[chosen], ALL), _identity(refs, chosen)
     )

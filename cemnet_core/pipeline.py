@@ -214,6 +214,11 @@ class CEMNetPipeline(nn.Module):
         return int(self.audio_to_mouth.config.num_frames)
 
     @property
+    def num_refs(self) -> int:
+        """References N the models were trained with (Audio2Mouth's ``num_refs``; 5 in the paper)."""
+        return int(self.audio_to_mouth.config.num_refs)
+
+    @property
     def image_size(self) -> int:
         """Side of the renderer's square frames."""
         return int(self.renderer.config.image_size)

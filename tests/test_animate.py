@@ -13,7 +13,7 @@ import pytest
 import torch
 from test_pipeline import save_tiny_bundle, tiny_models
 
-from cemnet_core.data import landmarks as lm
+from cemnet_core import contracts as lm
 from cemnet_core.data import media
 from cemnet_core.data.audio import log_mel, mel_windows
 from cemnet_core.data.clips import Clip
@@ -21,7 +21,7 @@ from cemnet_core.data.mel_stream import MelArray
 from cemnet_core.eval import protocol
 from cemnet_core.generate import GenerateConfig, generate
 from cemnet_core.models.identity import IdentityEncoder, mean_identity
-from cemnet_core.pipeline import CEMNetPipeline
+from cemnet_core.pipeline import Animation, CEMNetPipeline
 from cemnet_core.references import load_references
 
 PORTRAIT = "image/sadtalker__people_0.png"
@@ -57,7 +57,8 @@ def test_animate_in_chunks_equals_one_call_and_fills_the_last_window(pipeline: C
         for a, b in ((0, 2 * T), (2 * T, total))
     ]
     torch.testing.assert_close(torch.cat([p.mouth for p in parts]), whole.mouth, rtol=0, atol=1e-6)
-    assert np.abs(np.concatenate([p.frames for p in parts]).astype(int) - whole.frames).max() <= 1
+    chunked = np.concatenate([p.frames for p in parts]).astype(int)
+    assert np.abs(chunked - whole.frames).max() <= 1  # other renderer batches round apart by 1 level at most
 
     # The last window is the video's last frame repeated up to T frames (its mel window and pose).
     index = np.minimum(np.arange(3 * T, 4 * T), total - 1)
@@ -91,22 +92,22 @@ def test_generate_and_eval_give_the_same_frames(
     pipeline = CEMNetPipeline.from_bundle(save_tiny_bundle(tmp_path / "bundle"), "cpu")
     T, size = pipeline.window, pipeline.image_size
     audio = media.load_audio(real_data / SPEECH)
-    total = 4 * T + 3  # chunks of 2T frames and a short last window
+    total = 4 * T + 1  # chunks of 2T frames, the last one a single frame: a short last window
     audio = audio[: total * 640]
     wav = media.write_audio(tmp_path / "speech.wav", audio)
 
-    calls: list[tuple[np.ndarray, np.ndarray]] = []
+    calls: list[Animation] = []
     animate = CEMNetPipeline.animate
 
     def spy(self: CEMNetPipeline, refs, mel, pose, targets, **kwargs):  # type: ignore[no-untyped-def]
         result = animate(self, refs, mel, pose, targets, **kwargs)
-        calls.append((targets, result.frames))
+        calls.append(result)
         return result
 
     monkeypatch.setattr(CEMNetPipeline, "animate", spy)
-    config = GenerateConfig(device="cpu", chunk_frames=2 * T, batch_size=4)
+    config = GenerateConfig(device="cpu", chunk_frames=2 * T, batch_size=T)  # the same renderer batches
     generate(real_data / PORTRAIT, wav, tmp_path / "out.mp4", config=config, pipeline=pipeline)
-    generated = np.concatenate([frames for _, frames in calls])  # (total, S, S, 3) rendered crops
+    generated = np.concatenate([call.frames for call in calls])  # (total, S, S, 3) rendered crops
     assert len(calls) == 3 and len(generated) == total
 
     # The same inputs as an evaluation pair: the portrait's crop as every frame of target and reference.
@@ -122,6 +123,11 @@ def test_generate_and_eval_give_the_same_frames(
     )
     identity = mean_identity(IdentityEncoder().embed_batch(refs.frames[:1], landmarks=refs.landmarks[:1]))
     judges = protocol.Judges(None, None, identity_of_references=lambda *_: identity)  # type: ignore[arg-type]
-    evaluated = protocol.generate_pair(pipeline, clip, clip, "cemnet", judges, batch_size=4)
-    assert np.abs(evaluated.frames.astype(int) - generated).max() <= 1
-    assert (evaluated.frames == generated).mean() > 0.999
+    evaluated = protocol.generate_pair(pipeline, clip, clip, "cemnet", judges, batch_size=T)
+    # The last, short window included. The mouths agree to float rounding (generate predicts 2 windows per
+    # call, eval all of them in one), which can move a rendered value by one 8-bit level, nowhere more.
+    assert len(calls) == 4  # eval went through animate too, once for the clip
+    mouths = np.concatenate([call.mouth.numpy() for call in calls[:3]])
+    np.testing.assert_allclose(evaluated.mouth, mouths, rtol=0, atol=1e-6)
+    difference = np.abs(evaluated.frames.astype(int) - generated)
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3

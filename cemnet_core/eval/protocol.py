@@ -178,7 +178,7 @@ def generate_pair(
     usable = np.flatnonzero(reference.valid)
     if usable.size == 0 or not target.valid.any():
         raise DataError("a clip of the pair has no face in any frame; re-run preprocessing or drop the clip")
-    count = int(pipeline.audio_to_mouth.config.num_refs)  # N (5 in the paper)
+    count = pipeline.num_refs  # N (5 in the paper)
     if reference_frames is not None:
         chosen = np.asarray(reference_frames, dtype=np.int64)
     else:
@@ -341,7 +341,7 @@ def evaluate(
 
 def self_references(target: Clip, pipelines: dict[str, CEMNetPipeline], seed: int) -> np.ndarray:
     """The ``self`` setting's references: N random valid frames of the target (seeded by run and clip)."""
-    count = int(next(iter(pipelines.values())).audio_to_mouth.config.num_refs)
+    count = next(iter(pipelines.values())).num_refs
     valid = np.flatnonzero(target.valid)
     digest = target.meta.get("source_sha256", "")[:8]
     salt = int(digest, 16) if digest and all(c in "0123456789abcdef" for c in digest) else 0
