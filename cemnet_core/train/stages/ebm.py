@@ -56,7 +56,7 @@ from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
-from cemnet_core.models.identity import IdentityEncoder
+from cemnet_core.models.identity import IdentityEncoder, mean_identity
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.release import load_model
 from cemnet_core.train.distributed import DistEnv
@@ -154,8 +154,7 @@ def _clip_identity(path: str, mtime_ns: int, frames: int) -> np.ndarray:
     size = np.array(clip.frames.shape[2:0:-1], dtype=np.float64)  # (W, H) of the crop
     encoder = _identity_encoder()
     embeddings = [encoder.embed(clip.frames[i], landmarks=clip.landmarks[i] * size) for i in chosen]
-    mean = np.mean(embeddings, axis=0)  # (128,)
-    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+    return mean_identity(np.stack(embeddings))
 
 
 @dataclass
