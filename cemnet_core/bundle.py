@@ -15,8 +15,8 @@ The Table IV ablations (Sec. IV-F) are other trained networks in ``<bundle>/abla
 - ``"a2m"`` (:data:`A2M_BASELINE`, "Audio2Mouth without emotion") needs no extra weights.
 
 A bundle is named by a path, or by a name under ``$CEMNET_WEIGHTS_DIR`` (:func:`resolve_bundle`, default
-:data:`DEFAULT_BUNDLE`). This module only names folders; loading them is
-:meth:`cemnet_core.pipeline.CEMNetPipeline.from_bundle`.
+:data:`DEFAULT_BUNDLE`). :func:`load_bundle` loads the frozen network of every role for one variant and
+refuses an EBM that does not fit it (:meth:`cemnet_core.pipeline.CEMNetPipeline.from_bundle` chains them).
 """
 
 from __future__ import annotations
@@ -25,7 +25,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-from cemnet_core.errors import WeightsError
+from torch import nn
+
+from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.release import load_model
 
 DEFAULT_BUNDLE = "cemnet"  # $CEMNET_WEIGHTS_DIR/cemnet when --weights is not given
 # role -> (model kind, folder names tried in order; the first is what `cemnet export` writes).
@@ -133,3 +136,65 @@ def find_ablation_release(bundle: str | os.PathLike[str], ablation: str, role: s
             f'"w/o {ablation.upper()}" ablation; {_ablation_help(bundle, ablation)}'
         )
     return folder
+
+
+def choose_variant(ablation: str | None, use_aee: bool = True, use_ebm: bool = True) -> str | None:
+    """The variant of :data:`VARIANTS` that ``ablation`` and the ``use_aee`` / ``use_ebm`` switches name.
+
+    ``use_aee=False`` is ``ablation="aee"``; ``use_ebm=False`` is ``ablation="a2m"``.
+
+    Raises:
+        ConfigError: an unknown ablation, or switches that contradict ``ablation``.
+    """
+    if ablation not in VARIANTS:
+        raise ConfigError(f"unknown ablation {ablation!r}; use aee, ebm or a2m (or none for CEM-Net)")
+    implied = [name for name, on in (("aee", not use_aee), (A2M_BASELINE, not use_ebm)) if on]
+    if len(implied) > 1 or (implied and ablation not in (None, implied[0])):
+        raise ConfigError(
+            f"use_aee={use_aee}, use_ebm={use_ebm} and ablation={ablation!r} disagree; choose one ablation"
+        )
+    return ablation or (implied[0] if implied else None)
+
+
+def load_bundle(bundle: str | os.PathLike[str], ablation: str | None = None) -> dict[str, nn.Module | None]:
+    """The frozen network of every role of :data:`WEIGHT_BUNDLE_LAYOUT` for ``ablation`` (a key of
+    :data:`VARIANTS`); ``emotion_memory`` is None for the :data:`A2M_BASELINE`.
+
+    Raises:
+        WeightsError: a release folder is missing (for an ablation: with how to train it), unreadable,
+            does not fit its model, or an EBM does not fit the emotion encoder it is paired with.
+    """
+    bundle = Path(bundle)
+    replaced = ABLATION_LAYOUT[ablation][1] if ablation in ABLATION_LAYOUT else ()
+    models: dict[str, nn.Module | None] = {}
+    for role, (kind, _) in WEIGHT_BUNDLE_LAYOUT.items():
+        if role == "emotion_memory" and ablation == A2M_BASELINE:
+            models[role] = None
+        elif role in replaced:
+            assert ablation is not None
+            models[role] = load_model(find_ablation_release(bundle, ablation, role), kind)
+        else:
+            models[role] = load_model(find_release(bundle, role), kind)
+    memory, enhancer = models["emotion_memory"], models["emotion_enhancer"]
+    if memory is not None and enhancer is not None:
+        _check_memory(memory, enhancer, ablation, bundle)
+    return models
+
+
+def _check_memory(memory: nn.Module, enhancer: nn.Module, ablation: str | None, bundle: Path) -> None:
+    """Refuse an EBM that is not the one the variant needs (memory on/off, AEE embedding width)."""
+    wants_memory = ablation != "ebm"
+    if bool(memory.config.use_memory) != wants_memory:
+        variant = '"w/o EBM" ablation (ablations/wo_ebm/emotion_memory/)' if ablation == "ebm" else "model"
+        raise WeightsError(
+            f"{bundle}: the EBM of the {variant} was trained with model.use_memory="
+            f"{str(not wants_memory).lower()} but needs use_memory={str(wants_memory).lower()}; "
+            "retrain that EBM and export it there"
+        )
+    width = int(enhancer.config.emotion_dim)
+    if int(memory.config.target_emotion_dim) != width:
+        raise WeightsError(
+            f"{bundle}: the EBM expects {memory.config.target_emotion_dim}-d target emotions but its emotion "
+            f"encoder gives {width}-d ones; train the EBM on that encoder (ebm stage `aee=` pointing at it) "
+            "and export both into the same folder"
+        )

@@ -45,28 +45,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cemnet_core.bundle import (
-    A2M_BASELINE,
-    ABLATION_LAYOUT,
-    VARIANTS,
-    WEIGHT_BUNDLE_LAYOUT,
-    find_ablation_release,
-    find_release,
-)
+from cemnet_core.bundle import choose_variant, load_bundle
 from cemnet_core.contracts import EMOTIONS, IDENTITY_DIM, MEL_PER_FRAME, MEL_WINDOW, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.data.audio import mel_window_start
 from cemnet_core.data.landmarks import draw_sketch
-from cemnet_core.errors import ConfigError, WeightsError
+from cemnet_core.errors import ConfigError
 from cemnet_core.models.renderer import mask_lower_half
-from cemnet_core.release import load_model
 
 LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
 LABEL_LR = 0.1
@@ -161,11 +152,11 @@ class CEMNetPipeline(nn.Module):
         use_aee: bool = True,
         use_ebm: bool = True,
     ) -> CEMNetPipeline:
-        """Load every stage from a weights folder laid out as :data:`WEIGHT_BUNDLE_LAYOUT` says.
+        """Load every stage from a weights folder (:mod:`cemnet_core.bundle` says which folder is which).
 
         Args:
             ablation: None for CEM-Net; ``"aee"`` / ``"ebm"`` for the Table IV ablations, whose differing
-                roles come from ``<bundle>/ablations/`` (:data:`ABLATION_LAYOUT`); ``"a2m"`` for the
+                roles come from ``<bundle>/ablations/`` (``bundle.ABLATION_LAYOUT``); ``"a2m"`` for the
                 Audio2Mouth-without-emotion baseline (no EBM).
             use_aee: False is the same as ``ablation="aee"``.
             use_ebm: False is the same as ``ablation="a2m"``.
@@ -175,30 +166,8 @@ class CEMNetPipeline(nn.Module):
             WeightsError: a release folder is missing (for an ablation: with how to train it), unreadable,
                 does not fit its model, or an EBM does not fit the emotion encoder it is paired with.
         """
-        if ablation not in VARIANTS:
-            raise ConfigError(f"unknown ablation {ablation!r}; use aee, ebm or a2m (or none for CEM-Net)")
-        implied = [name for name, on in (("aee", not use_aee), (A2M_BASELINE, not use_ebm)) if on]
-        if len(implied) > 1 or (implied and ablation not in (None, implied[0])):
-            raise ConfigError(
-                f"use_aee={use_aee}, use_ebm={use_ebm} and ablation={ablation!r} disagree; "
-                "choose one ablation"
-            )
-        ablation = ablation or (implied[0] if implied else None)
-        bundle = Path(bundle)
-        replaced = ABLATION_LAYOUT[ablation][1] if ablation in ABLATION_LAYOUT else ()
-        models: dict[str, Any] = {}
-        for role, (kind, _) in WEIGHT_BUNDLE_LAYOUT.items():
-            if role == "emotion_memory" and ablation == A2M_BASELINE:
-                models[role] = None
-            elif role in replaced:
-                assert ablation is not None
-                models[role] = load_model(find_ablation_release(bundle, ablation, role), kind)
-            else:
-                models[role] = load_model(find_release(bundle, role), kind)
-        memory = models["emotion_memory"]
-        if memory is not None:
-            _check_memory(memory, models["emotion_enhancer"], ablation, bundle)
-        pipeline = cls(**models, use_ebm=memory is not None)
+        models = load_bundle(bundle, choose_variant(ablation, use_aee=use_aee, use_ebm=use_ebm))
+        pipeline = cls(**models, use_ebm=models["emotion_memory"] is not None)
         return pipeline.to(torch.device(device) if device is not None else default_device())
 
     # ------------------------------------------------------------------ sizes
@@ -488,25 +457,6 @@ class CEMNetPipeline(nn.Module):
             intensity=intensity,
         )  # (windows, T, 57, 2)
         return predicted.reshape(windows * window, *predicted.shape[2:])[:n].cpu()  # (n, 57, 2)
-
-
-def _check_memory(memory: nn.Module, enhancer: nn.Module, ablation: str | None, bundle: Path) -> None:
-    """Refuse an EBM that is not the one the variant needs (memory on/off, AEE embedding width)."""
-    wants_memory = ablation != "ebm"
-    if bool(memory.config.use_memory) != wants_memory:
-        variant = '"w/o EBM" ablation (ablations/wo_ebm/emotion_memory/)' if ablation == "ebm" else "model"
-        raise WeightsError(
-            f"{bundle}: the EBM of the {variant} was trained with model.use_memory="
-            f"{str(not wants_memory).lower()} but needs use_memory={str(wants_memory).lower()}; "
-            "retrain that EBM and export it there"
-        )
-    width = int(enhancer.config.emotion_dim)
-    if int(memory.config.target_emotion_dim) != width:
-        raise WeightsError(
-            f"{bundle}: the EBM expects {memory.config.target_emotion_dim}-d target emotions but its emotion "
-            f"encoder gives {width}-d ones; train the EBM on that encoder (ebm stage `aee=` pointing at it) "
-            "and export both into the same folder"
-        )
 
 
 def compose_landmarks(pose: torch.Tensor, mouth: torch.Tensor) -> torch.Tensor:
