@@ -12,7 +12,7 @@ from rich.markup import escape
 
 from cemnet_cli.options import BatchSizeOption, DeviceOption, OutputOption
 from cemnet_cli.progress import count_bar
-from cemnet_core.contracts import EMOTIONS
+from cemnet_core.contracts import EMOTIONS, VIDEO_FPS
 from cemnet_core.generate import GenerateConfig, generate
 
 
@@ -40,7 +40,9 @@ def generate_command(
     ] = None,
     device: DeviceOption = None,
     batch_size: BatchSizeOption = 16,
-    fps: Annotated[float, typer.Option("--fps", help="Output frame rate (the models run at 25).")] = 25.0,
+    fps: Annotated[
+        float, typer.Option("--fps", help="Output frame rate (the models run at 25).")
+    ] = VIDEO_FPS,
 ) -> None:
     """Make REF say AUDIO, with the emotion of the voice (or --emotion), as an H.264 + AAC mp4."""
     config = GenerateConfig(

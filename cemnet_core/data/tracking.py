@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from cemnet_core.contracts import N_LANDMARKS
+from cemnet_core.contracts import N_LANDMARKS, VIDEO_FPS
 from cemnet_core.data.face_mesh import (
     FaceMesh,
     OneEuroFilter,
@@ -74,7 +74,7 @@ class FaceTracker:
         self,
         model_path: str | os.PathLike[str] | None = None,
         config: FaceConfig = FaceConfig(),
-        fps: float = 25.0,
+        fps: float = VIDEO_FPS,
     ) -> None:
         if config.num_faces < 1:
             raise ValueError(f"FaceConfig.num_faces must be >= 1, got {config.num_faces}")

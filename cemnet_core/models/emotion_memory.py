@@ -102,8 +102,8 @@ class EmotionBridgingMemoryConfig:
     def tiny(cls) -> EmotionBridgingMemoryConfig:
         """A small model for tests."""
         return cls(
-            target_emotion_dim=8, source_emotion_dim=6, identity_dim=128, dim=16, key_dim=12, hidden=16,
-            memory_slots=5, landmark_base_channels=2, landmark_residual_blocks=1,
+            target_emotion_dim=8, source_emotion_dim=6, identity_dim=IDENTITY_DIM, dim=16, key_dim=12,
+            hidden=16, memory_slots=5, landmark_base_channels=2, landmark_residual_blocks=1,
         )  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
