@@ -63,7 +63,8 @@ from cemnet_core.data.clips import load_clip
 from cemnet_core.data.manifest import MANIFEST_NAME
 from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.eval.lipsync import evaluate_sync
-from cemnet_core.models.syncnet import SyncNet, load_syncnet
+from cemnet_core.models.syncnet import SyncNet
+from cemnet_core.pretrained import load_syncnet
 from cemnet_core.train.stages import STAGES, export_run, train_stage
 
 

@@ -45,8 +45,9 @@ from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.errors import ConfigError, DataError, WeightsError
 from cemnet_core.eval.lipsync import SyncScores, evaluate_sync
 from cemnet_core.eval.metrics import fer_index
-from cemnet_core.models.image_emotion import load_fer_classifier, to_fer_input
-from cemnet_core.models.syncnet import SyncNet, load_syncnet
+from cemnet_core.models.image_emotion import to_fer_input
+from cemnet_core.models.syncnet import SyncNet
+from cemnet_core.pretrained import load_fer_classifier, load_syncnet
 from cemnet_core.release import load_model, save_release
 
 JUDGE_KIND = "eval_judge"

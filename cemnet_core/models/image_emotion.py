@@ -6,7 +6,7 @@ emotion accuracy (EA, Sec. IV-D) with the Deepface emotion model.
 
 Deviation from the paper: both roles are filled here by one pretrained FER2013 mini-Xception (the Keras model
 shipped as ``fer2013.mini_xception``; Deepface's own weights are not obtainable offline). CEM-Net fine-tunes a
-copy (:class:`ImageEmotionExtractor`), while the untouched original (:func:`load_fer_classifier`) stays
+copy (:class:`ImageEmotionExtractor`), while the untouched original (``pretrained.load_fer_classifier``) stays
 frozen as the EA judge, so the metric never sees the weights that training moved.
 
 The port reproduces the Keras graph exactly (tested against an independent numpy forward pass):
@@ -31,7 +31,6 @@ import copy
 import itertools
 import json
 import math
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,10 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cemnet_core import weights
 from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.errors import ConfigError, WeightsError
-from cemnet_core.release import load_model, save_model
 
 FER_WEIGHTS = "fer2013.mini_xception"
 # ITU-R BT.601 luma weights, as cv2.cvtColor(..., COLOR_RGB2GRAY) uses in the original FER pipeline.
@@ -350,35 +347,4 @@ def load_mini_xception_hdf5(hdf5_path: str | Path) -> MiniXception:
             f"{hdf5_path}: weight shapes do not match the mini-Xception graph ({expected} vs {got})."
         )
     model.load_state_dict({k: v.contiguous() for k, v in state.items()}, strict=False)
-    return model.eval()
-
-
-def convert_mini_xception(hdf5_path: str | os.PathLike[str], dst_folder: str | os.PathLike[str]) -> Path:
-    """Convert the Keras FER2013 mini-Xception HDF5 into a release folder (kind ``mini_xception``).
-
-    The HDF5 is read with h5py only (nothing is unpickled); the folder gets ``model.safetensors``,
-    ``config.json`` and ``checksums.json``. Returns the folder.
-    """
-    model = load_mini_xception_hdf5(hdf5_path)
-    return save_model(dst_folder, model)
-
-
-def load_fer_classifier(source: str | os.PathLike[str] | None = None) -> MiniXception:
-    """The untouched FER2013 classifier, frozen in eval mode: the emotion-accuracy (EA) judge.
-
-    source: None (the registry's ``fer2013.mini_xception`` HDF5), that ``.hdf5`` file by path (both
-    sha256-checked), or a ``mini_xception`` release folder written by :func:`convert_mini_xception`.
-    """
-    if source is None:
-        model = load_mini_xception_hdf5(weights.resolve(FER_WEIGHTS))
-    elif Path(source).is_dir():
-        model = load_model(source, "mini_xception")
-    elif Path(source).is_file():  # the judge must be the pinned original: check its sha256
-        model = load_mini_xception_hdf5(weights.resolve(FER_WEIGHTS, path=source))
-    else:
-        raise WeightsError(
-            f"{source} does not exist; give the FER2013 mini-Xception .hdf5 file or a mini_xception "
-            "release folder, or leave it out to use the weights registry"
-        )
-    model.requires_grad_(False)
     return model.eval()

@@ -150,7 +150,7 @@ class FacePerceptualFeatures(nn.Module):
     """Frozen FER2013 mini-Xception returning its stem and residual-block activations (module docstring).
 
     ``FacePerceptualFeatures(classifier)`` wraps a :class:`~cemnet_core.models.image_emotion.MiniXception`
-    (``load_fer_classifier()`` gives the pretrained one; a random one serves tests).
+    (``pretrained.load_fer_classifier()`` gives the pretrained one; a random one serves tests).
     """
 
     def __init__(self, classifier: nn.Module) -> None:

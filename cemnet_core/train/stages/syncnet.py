@@ -3,7 +3,7 @@
 The paper scores lip sync with SyncNet confidence (LSE-C / LSE-D) from the original ``syncnet_v2.model``.
 Where those weights are unavailable, this stage trains the same network (``models/syncnet.py``,
 syncnet_python's ``S``) on any preprocessed talking-face corpus, and ``cemnet export`` writes a ``syncnet/``
-release folder that :func:`cemnet_core.models.syncnet.load_syncnet` (and so the LipSync judge) reads.
+release folder that :func:`cemnet_core.pretrained.load_syncnet` (and so the LipSync judge) reads.
 Scores of such an expert are ours: they rank videos by sync but are not comparable with published LSE numbers.
 
 Items come from :class:`cemnet_core.data.sync_dataset.SyncNetDataset`: ``windows`` consecutive 5-frame
