@@ -34,6 +34,7 @@ from torch import nn
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
 from cemnet_core.fileio import temp_beside, write_error
+from cemnet_core.models import MODEL_KINDS, build_model
 from cemnet_core.weights import sha256_file
 
 MODEL_FILE = "model.safetensors"
@@ -250,8 +251,6 @@ def model_kind(model: nn.Module) -> str:
     Raises:
         WeightsError: the class is not registered (pass ``kind=`` to :func:`save_model`).
     """
-    from cemnet_core.models import MODEL_KINDS  # the models import this module: resolve it at call time
-
     kinds = [kind for kind, (_, model_cls) in sorted(MODEL_KINDS.items()) if type(model) is model_cls]
     if len(kinds) != 1:
         raise WeightsError(
@@ -292,12 +291,7 @@ def load_model(
         ConfigError: its config is not one the model's config class accepts.
     """
     release = load_release(folder, kind=kind)
-    if build is None:
-        from cemnet_core.models import build_model  # the models import this module: resolve it at call time
-
-        model = build_model(release.kind, release.config)
-    else:
-        model = build(release.config)
+    model = build_model(release.kind, release.config) if build is None else build(release.config)
     load_state_into(model, release)
     if frozen:
         model.eval().requires_grad_(False)
