@@ -6,8 +6,9 @@ into its lip stream's input. Around it:
 
 - the MFCC audio front end: :mod:`cemnet_core.data.mfcc`;
 - the LSE-C / LSE-D scoring of ``SyncNetInstance.evaluate``: :mod:`cemnet_core.eval.lipsync`;
-- the conversion of syncnet_python's checkpoint into a release folder:
-  :mod:`cemnet_core.models.syncnet_convert`.
+- syncnet_python's checkpoint read safely and mapped onto this network:
+  :mod:`cemnet_core.models.syncnet_convert`; its release folders written and loaded:
+  :mod:`cemnet_core.pretrained`.
 
 The two streams:
 
