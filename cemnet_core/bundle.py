@@ -106,6 +106,12 @@ def find_release(bundle: str | os.PathLike[str], role: str) -> Path:
     )
 
 
+def find_optional_release(bundle: str | os.PathLike[str], role: str) -> Path | None:
+    """The release folder of ``role`` (a key of :data:`OPTIONAL_LAYOUT`) in the bundle, or None."""
+    _, names = OPTIONAL_LAYOUT[role]
+    return next((Path(bundle) / name for name in names if (Path(bundle) / name).is_dir()), None)
+
+
 def _ablation_help(bundle: Path, ablation: str) -> str:
     """How to train and export the release folders of ``ablation`` into ``bundle`` (for error messages)."""
     folder = ablation_folder(bundle, ablation)

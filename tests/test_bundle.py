@@ -12,6 +12,7 @@ from cemnet_core.bundle import (
     WEIGHT_BUNDLE_LAYOUT,
     ablation_folder,
     find_ablation_release,
+    find_optional_release,
     find_release,
     release_spec,
     resolve_bundle,
@@ -45,6 +46,9 @@ def test_find_release_tries_the_aliases_and_says_what_a_bundle_holds(tmp_path: P
         find_release(tmp_path, "renderer")
     with pytest.raises(WeightsError, match="does not exist"):
         find_release(tmp_path / "missing", "renderer")
+    assert find_optional_release(tmp_path, "syncnet") is None
+    (tmp_path / "syncnet").mkdir()
+    assert find_optional_release(tmp_path, "syncnet") == tmp_path / "syncnet"
 
 
 @pytest.mark.parametrize("ablation", sorted(ABLATION_LAYOUT))

@@ -50,6 +50,7 @@ import cv2
 import numpy as np
 import torch
 
+from cemnet_core.bundle import find_optional_release
 from cemnet_core.contracts import ALL, ALL_MOUTH, MOUTH, POSE
 from cemnet_core.data import landmarks as lm
 from cemnet_core.data.clips import Clip, load_clip
@@ -361,9 +362,8 @@ def default_judges(data: str | os.PathLike[str], weights: str | os.PathLike[str]
     """
     from cemnet_core.eval import judges as j
 
-    lipsync = None
-    if weights is not None and (Path(weights) / "syncnet").is_dir():
-        lipsync = j.load_lipsync_judge(Path(weights) / "syncnet")
+    folder = find_optional_release(weights, "syncnet") if weights is not None else None
+    lipsync = j.load_lipsync_judge(folder) if folder is not None else None
     if _uses_true_landmarks(read_manifest(data)):
         emotion, identity = j.corpus_judges(data)
         return Judges(emotion, identity, lipsync, None, dlib_reference_identity)
