@@ -82,7 +82,6 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(axis=-1) / np.maximum(norms, 1e-12)
 
 
-
 def mean_identity(embeddings: np.ndarray) -> np.ndarray:
     """The identity of a set of references: the mean of their embeddings (n, 128), L2-normalised -> (128,).
 
@@ -90,6 +89,7 @@ def mean_identity(embeddings: np.ndarray) -> np.ndarray:
     """
     mean = np.mean(embeddings, axis=0)  # (128,)
     return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32)
+
 
 class IdentityEncoder:
     """dlib face recognition embeddings (128-d, L2-normalised) of faces in RGB images.
