@@ -56,7 +56,7 @@ from cemnet_core.data import landmarks as lm
 from cemnet_core.data import media
 from cemnet_core.data.mel_stream import MelStream
 from cemnet_core.errors import ConfigError, Interrupted, MediaError, OutputError
-from cemnet_core.models.identity import IdentityEncoder, mean_identity
+from cemnet_core.identity import IdentityEncoder, mean_identity
 from cemnet_core.pipeline import CEMNetPipeline, ReferenceSet
 from cemnet_core.references import (
     MAX_REFERENCE_FRAMES,

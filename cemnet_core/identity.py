@@ -6,7 +6,8 @@ CEM-Net adds an identity condition to the cross-emotion feature of the Emotion B
 Deviation from the paper: the paper uses ArcFace pre-trained on CASIA-WebFace; its weights are not
 obtainable offline, so this module uses dlib's face recognition ResNet (``dlib.face_recognition_resnet_v1``,
 128-d, trained for face verification: same person when the L2 distance of dlib's raw descriptors < 0.6).
-It is a fixed, pretrained judge: nothing here is trained.
+It is a fixed, pretrained network: nothing here is trained. Being dlib's (not a torch model) and finding
+its files through the weights registry (:mod:`cemnet_core.weights`), it sits above ``models/``.
 
 Pipeline of :meth:`IdentityEncoder.embed`:
 

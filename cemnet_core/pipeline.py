@@ -348,7 +348,7 @@ class CEMNetPipeline(nn.Module):
 
         crops: (N, S, S, 3) uint8 reference crops at :attr:`image_size`; landmarks: (N, 135, 2) their
         ``ALL`` landmarks, crop-normalised; identity: (128,) their mean identity embedding
-        (:func:`~cemnet_core.models.identity.mean_identity`), or None (zeros) when no EBM reads it.
+        (:func:`~cemnet_core.identity.mean_identity`), or None (zeros) when no EBM reads it.
         """
         images = to_images(crops)  # (N, 3, S, S)
         points = torch.as_tensor(landmarks)  # (N, 135, 2)

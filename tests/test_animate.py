@@ -20,7 +20,7 @@ from cemnet_core.data.clips import Clip
 from cemnet_core.data.mel_stream import MelArray
 from cemnet_core.eval import protocol
 from cemnet_core.generate import GenerateConfig, generate
-from cemnet_core.models.identity import IdentityEncoder, mean_identity
+from cemnet_core.identity import IdentityEncoder, mean_identity
 from cemnet_core.pipeline import Animation, CEMNetPipeline
 from cemnet_core.references import load_references
 

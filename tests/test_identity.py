@@ -12,7 +12,7 @@ from cemnet_core.contracts import IDENTITY_DIM as EMBEDDING_DIM
 from cemnet_core.data.faces import detect_image_landmarks
 from cemnet_core.data.media import iter_video_frames, read_image
 from cemnet_core.errors import ChecksumError, NoFaceError, WeightsError
-from cemnet_core.models.identity import IdentityEncoder, cosine, landmark_box
+from cemnet_core.identity import IdentityEncoder, cosine, landmark_box
 
 # Labelled portraits of real_data/image (speaker column of MANIFEST.tsv).
 SPEAKERS = {

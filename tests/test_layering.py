@@ -39,15 +39,8 @@ FOUNDATION = frozenset(
 )
 MAX_LINES = 500
 
-# (importing module, imported module) -> why the rule cannot hold yet.
-_REGISTRY_LOOKUP = (
-    "IdentityEncoder() resolves its dlib files through the weights registry inside the model module (its "
-    "tests build it without paths and rely on the sha256 check of given paths); moving the lookup to the "
-    "callers changes that interface. Pending: a decision on IdentityEncoder's constructor (issue 11)"
-)
-PENDING: dict[tuple[str, str], str] = {
-    ("cemnet_core.models.identity", "cemnet_core.weights"): _REGISTRY_LOOKUP,
-}
+# (importing module, imported module) -> why the rule cannot hold yet (none today).
+PENDING: dict[tuple[str, str], str] = {}
 
 
 # -- reading the imports -------------------------------------------------------------------------------------

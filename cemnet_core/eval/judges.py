@@ -128,7 +128,7 @@ class DlibIdentityJudge:
         recognition_model: str | os.PathLike[str] | None = None,
         shape_predictor: str | os.PathLike[str] | None = None,
     ) -> None:
-        from cemnet_core.models.identity import IdentityEncoder
+        from cemnet_core.identity import IdentityEncoder
 
         self.encoder = IdentityEncoder(recognition_model, shape_predictor)
 

@@ -59,7 +59,7 @@ from cemnet_core.data.mel_stream import MelArray
 from cemnet_core.errors import ConfigError, DataError
 from cemnet_core.eval import metrics
 from cemnet_core.eval.judges import EmotionJudge, IdentityJudge, LipSyncJudge, MediaPipeMouthJudge
-from cemnet_core.models.identity import mean_identity
+from cemnet_core.identity import mean_identity
 from cemnet_core.pipeline import CEMNetPipeline
 from cemnet_core.references import choose_references
 
@@ -135,7 +135,7 @@ class Judges:
 
 def dlib_reference_identity(images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """Mean dlib embedding (128,) of reference crops (N, S, S, 3); landmarks (N, 478, 2) crop-normalised."""
-    from cemnet_core.models.identity import IdentityEncoder
+    from cemnet_core.identity import IdentityEncoder
 
     side = images.shape[1]
     return mean_identity(IdentityEncoder().embed_batch(images, landmarks=landmarks * side))

@@ -53,10 +53,10 @@ from cemnet_core.data.clips import load_clip
 from cemnet_core.data.emotion_datasets import EBMDataset
 from cemnet_core.data.manifest import ClipRecord
 from cemnet_core.errors import ConfigError
+from cemnet_core.identity import IdentityEncoder, mean_identity
 from cemnet_core.models.audio_to_mouth import AudioToMouth
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer
 from cemnet_core.models.emotion_memory import EmotionBridgingMemory, EmotionBridgingMemoryConfig
-from cemnet_core.models.identity import IdentityEncoder, mean_identity
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.release import load_model
 from cemnet_core.train.distributed import DistEnv
