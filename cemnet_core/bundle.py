@@ -53,13 +53,18 @@ A2M_BASELINE = "a2m"  # Audio2Mouth without emotion: no EBM, no extra weights
 VARIANTS = (None, *ABLATION_LAYOUT, A2M_BASELINE)
 
 
+def export_folder(role: str) -> str:
+    """The folder name ``cemnet export`` writes ``role``'s release into (the first of its layout row)."""
+    return {**WEIGHT_BUNDLE_LAYOUT, **OPTIONAL_LAYOUT}[role][1][0]
+
+
 def release_spec(role: str, model: str, config: Any) -> dict[str, tuple[str, str, Any]]:
     """A stage's ``releases()`` for ``role``: ``{folder: (model name in the task, kind, config)}``.
 
     The folder is the one export writes for that role (the first name in its layout row).
     """
-    kind, names = {**WEIGHT_BUNDLE_LAYOUT, **OPTIONAL_LAYOUT}[role]
-    return {names[0]: (model, kind, config)}
+    kind = {**WEIGHT_BUNDLE_LAYOUT, **OPTIONAL_LAYOUT}[role][0]
+    return {export_folder(role): (model, kind, config)}
 
 
 def ablation_folder(bundle: str | os.PathLike[str], ablation: str) -> Path:

@@ -56,7 +56,7 @@ from typing import Any, Protocol
 
 import torch
 
-from cemnet_core.bundle import ablation_folder
+from cemnet_core.bundle import ablation_folder, export_folder
 from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import CemnetError, ConfigError, DataError, OutputError
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
@@ -357,10 +357,10 @@ def _upstream_overrides(paths: _Paths, plan: StagePlan) -> list[str]:
     (an ablation folder that holds its own AEE, "w/o AEE", gives that one)."""
     if plan.stage != "ebm":
         return []
-    folders = {key: paths.weights / name
-               for key, name in (("a2m", "audio_to_mouth"), ("aee", "emotion_enhancer"),
+    folders = {key: paths.weights / export_folder(role)
+               for key, role in (("a2m", "audio_to_mouth"), ("aee", "emotion_enhancer"),
                                  ("image_emotion", "image_emotion"))}  # fmt: skip
-    own_aee = _export_dir(paths, plan) / "emotion_enhancer"
+    own_aee = _export_dir(paths, plan) / export_folder("emotion_enhancer")
     if plan.ablation and own_aee.is_dir():
         folders["aee"] = own_aee
     return [f"{key}={json.dumps(str(folder))}" for key, folder in folders.items()]
