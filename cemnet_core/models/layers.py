@@ -19,7 +19,38 @@ import torch
 from torch import nn
 
 
-class ConvBlock2d(nn.Module):
+class _ConvBlock(nn.Module):
+    """``conv -> batch norm -> activation``, with the input added before the activation if residual.
+
+    The one body of :class:`ConvBlock2d` and :class:`ConvBlock1d`, which only choose the layers.
+    """
+
+    def __init__(
+        self,
+        conv: nn.Conv1d | nn.Conv2d,
+        norm: nn.BatchNorm1d | nn.BatchNorm2d,
+        residual: bool,
+        final_tanh: bool,
+    ) -> None:
+        super().__init__()
+        if residual and (conv.in_channels != conv.out_channels or any(step != 1 for step in conv.stride)):
+            raise ValueError(
+                f"a residual {type(self).__name__} needs in_channels == out_channels and stride 1"
+            )
+        self.conv = conv
+        self.norm = norm
+        self.activation = nn.Tanh() if final_tanh else nn.ReLU()
+        self.residual = residual
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x: (B, C_in, H, W) -> (B, C_out, H', W') for the 2-D block, (B, C_in, L) -> (B, C_out, L') 1-D."""
+        out = self.norm(self.conv(x))
+        if self.residual:
+            out = out + x
+        return self.activation(out)
+
+
+class ConvBlock2d(_ConvBlock):
     """``Conv2d -> BatchNorm2d -> activation``, with the input added before the activation if residual."""
 
     def __init__(
@@ -32,23 +63,11 @@ class ConvBlock2d(nn.Module):
         residual: bool = False,
         final_tanh: bool = False,
     ) -> None:
-        super().__init__()
-        if residual and (in_channels != out_channels or stride not in (1, (1, 1))):
-            raise ValueError("a residual ConvBlock2d needs in_channels == out_channels and stride 1")
-        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
-        self.norm = nn.BatchNorm2d(out_channels)
-        self.activation = nn.Tanh() if final_tanh else nn.ReLU()
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C_in, H, W) -> (B, C_out, H', W')."""
-        out = self.norm(self.conv(x))
-        if self.residual:
-            out = out + x
-        return self.activation(out)
+        conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride, padding)
+        super().__init__(conv, nn.BatchNorm2d(out_channels), residual, final_tanh)
 
 
-class ConvBlock1d(nn.Module):
+class ConvBlock1d(_ConvBlock):
     """``Conv1d -> BatchNorm1d -> activation``, with the input added before the activation if residual."""
 
     def __init__(
@@ -61,20 +80,8 @@ class ConvBlock1d(nn.Module):
         residual: bool = False,
         final_tanh: bool = False,
     ) -> None:
-        super().__init__()
-        if residual and (in_channels != out_channels or stride != 1):
-            raise ValueError("a residual ConvBlock1d needs in_channels == out_channels and stride 1")
-        self.conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding)
-        self.norm = nn.BatchNorm1d(out_channels)
-        self.activation = nn.Tanh() if final_tanh else nn.ReLU()
-        self.residual = residual
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x: (B, C_in, L) -> (B, C_out, L')."""
-        out = self.norm(self.conv(x))
-        if self.residual:
-            out = out + x
-        return self.activation(out)
+        conv = nn.Conv1d(in_channels, out_channels, kernel_size, stride, padding)
+        super().__init__(conv, nn.BatchNorm1d(out_channels), residual, final_tanh)
 
 
 class LandmarkEncoder(nn.Module):
