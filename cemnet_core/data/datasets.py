@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,12 @@ class _ClipCache:
 
 
 class _ClipDataset(Dataset[Item]):
-    """What every dataset here shares: records of one split, labels, seeding and the clip cache."""
+    """What every dataset here shares: records of one split, labels, seeding and the clip cache.
+
+    By default ``samples_per_clip`` items are drawn per clip and epoch, item ``i`` by ``_make(i % clips,
+    rng)`` (or the next clip that gives one); a dataset with other items overrides ``__len__`` and
+    ``__getitem__``.
+    """
 
     def __init__(
         self,
@@ -80,6 +85,7 @@ class _ClipDataset(Dataset[Item]):
         fractions: tuple[float, float, float],
         cache_size: int,
         labelled: bool,
+        samples_per_clip: int = 1,
     ) -> None:
         self.root = Path(root)
         every = read_manifest(self.root)
@@ -95,6 +101,7 @@ class _ClipDataset(Dataset[Item]):
                 )
         self.records: list[ClipRecord] = records
         self.split, self.seed, self.epoch = split, seed, 0
+        self.samples_per_clip = samples_per_clip
         self._cache = _ClipCache(keys, cache_size)
 
     @property
@@ -109,23 +116,43 @@ class _ClipDataset(Dataset[Item]):
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng((self.seed, self.epoch, index))
 
-    def _first_usable(self, index: int, make: Callable[[int, np.random.Generator], Item | None]) -> Item:
-        """``make(clip_index, rng)`` for the item's clip, else for the next clips while it gives ``None``."""
+    def _first_usable(
+        self,
+        index: int,
+        make: Callable[[int, np.random.Generator], Item | None],
+        clips: Sequence[int] | None = None,
+        none_usable: str | None = None,
+    ) -> Item:
+        """``make(clip_index, rng)`` for the item's clip, else for the next clips while it gives ``None``.
+
+        ``clips`` are the clip indices items are drawn from (all records by default), item ``index`` from
+        ``clips[index % len(clips)]`` first; ``none_usable`` replaces the message of the ``DataError``
+        raised when no clip gives one.
+        """
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} items")
         rng = self._rng(index)
-        count = len(self.records)
+        clips = range(len(self.records)) if clips is None else clips
+        count = len(clips)
         for offset in range(count):
-            item = make((index + offset) % count, rng)
+            item = make(clips[(index + offset) % count], rng)
             if item is not None:
                 return item
         raise DataError(
-            f"no clip in split {self.split!r} of {self.root} has enough valid (face) frames for "
+            none_usable
+            or f"no clip in split {self.split!r} of {self.root} has enough valid (face) frames for "
             "this dataset; check the face_ratio column of manifest.jsonl or preprocess more data"
         )
 
+    def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
+        """One item drawn from clip ``clip_index``, or ``None`` when that clip cannot give one."""
+        raise NotImplementedError
+
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.records) * self.samples_per_clip
+
+    def __getitem__(self, index: int) -> Item:
+        return self._first_usable(index, self._make)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -138,6 +165,25 @@ def _window_starts(valid: np.ndarray, length: int) -> np.ndarray:
         return np.zeros((0,), dtype=np.int64)
     counts = np.convolve(valid, np.ones(length, dtype=np.int64), mode="valid")  # (T-length+1,)
     return np.flatnonzero(counts == length)
+
+
+def _draw_window(valid: np.ndarray, length: int, rng: np.random.Generator) -> int | None:
+    """First frame of a random run of ``length`` consecutive valid frames; ``None`` if there is none."""
+    starts = _window_starts(valid, length)
+    if len(starts) == 0:
+        return None
+    return int(rng.choice(starts))
+
+
+def _window_targets(clip: Clip, start: int, length: int) -> Item:
+    """What Audio2Mouth sees and predicts for frames ``start .. start+length-1`` (Sec. III-A): their mel
+    windows ``mel (T,16,80)``, ``pose (T,78,2)`` (input) and ``mouth (T,57,2)`` (target)."""
+    window = np.arange(start, start + length)
+    return {
+        "mel": _f32(_mel_windows_at(clip.mel, start, length)),  # (T, 16, 80)
+        "pose": _f32(select(clip.landmarks[window], POSE)),  # (T, 78, 2)
+        "mouth": _f32(select(clip.landmarks[window], MOUTH)),  # (T, 57, 2)
+    }
 
 
 def _spread_references(
@@ -225,22 +271,15 @@ class Audio2MouthDataset(_ClipDataset):
         cache_size: int = 16,
     ) -> None:
         _check_positive(n_refs=n_refs, t_frames=t_frames, samples_per_clip=samples_per_clip)
-        super().__init__(root, split, ("landmarks", "valid", "mel"), seed, fractions, cache_size, False)
-        self.n_refs, self.t_frames, self.samples_per_clip = n_refs, t_frames, samples_per_clip
-
-    def __len__(self) -> int:
-        return len(self.records) * self.samples_per_clip
-
-    def __getitem__(self, index: int) -> Item:
-        return self._first_usable(index, self._make)
+        keys = ("landmarks", "valid", "mel")
+        super().__init__(root, split, keys, seed, fractions, cache_size, False, samples_per_clip)
+        self.n_refs, self.t_frames = n_refs, t_frames
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
         clip = self._cache.get(self.records[clip_index])
-        starts = _window_starts(clip.valid, self.t_frames)
-        if len(starts) == 0:
+        start = _draw_window(clip.valid, self.t_frames, rng)
+        if start is None:
             return None
-        start = int(rng.choice(starts))
-        window = np.arange(start, start + self.t_frames)
         outside = np.flatnonzero(clip.valid)
         outside = outside[(outside < start) | (outside >= start + self.t_frames)]
         if len(outside) == 0:
@@ -248,9 +287,7 @@ class Audio2MouthDataset(_ClipDataset):
         refs = _spread_references(clip.landmarks, outside, self.n_refs, rng)
         return {
             "ref_landmarks": _f32(select(clip.landmarks[refs], ALL)),  # (N, 135, 2)
-            "mel": _f32(_mel_windows_at(clip.mel, start, self.t_frames)),  # (T, 16, 80)
-            "pose": _f32(select(clip.landmarks[window], POSE)),  # (T, 78, 2)
-            "mouth": _f32(select(clip.landmarks[window], MOUTH)),  # (T, 57, 2)
+            **_window_targets(clip, start, self.t_frames),  # mel, pose, mouth
             "clip": _label(clip_index),
             "start": _label(start),
         }
@@ -278,14 +315,9 @@ class RendererDataset(_ClipDataset):
         cache_size: int = 8,
     ) -> None:
         _check_positive(n_refs=n_refs, samples_per_clip=samples_per_clip)
-        super().__init__(root, split, ("frames", "landmarks", "valid"), seed, fractions, cache_size, False)
-        self.n_refs, self.samples_per_clip = n_refs, samples_per_clip
-
-    def __len__(self) -> int:
-        return len(self.records) * self.samples_per_clip
-
-    def __getitem__(self, index: int) -> Item:
-        return self._first_usable(index, self._make)
+        keys = ("frames", "landmarks", "valid")
+        super().__init__(root, split, keys, seed, fractions, cache_size, False, samples_per_clip)
+        self.n_refs = n_refs
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
         clip = self._cache.get(self.records[clip_index])

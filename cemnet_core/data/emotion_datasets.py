@@ -24,20 +24,20 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from cemnet_core.contracts import ALL, MOUTH, POSE
+from cemnet_core.contracts import ALL
 from cemnet_core.data.alignment import warp_to
 from cemnet_core.data.datasets import (
     Item,
     _check_positive,
     _ClipDataset,
+    _draw_window,
     _f32,
     _images,
     _label,
-    _mel_windows_at,
     _segment,
     _spaced_segments,
     _spread_references,
-    _window_starts,
+    _window_targets,
 )
 from cemnet_core.data.landmarks import select
 from cemnet_core.data.manifest import DEFAULT_FRACTIONS, group_by
@@ -208,14 +208,10 @@ class EmotionImageDataset(_ClipDataset):
         cache_size: int = 8,
     ) -> None:
         _check_positive(samples_per_clip=samples_per_clip)
-        super().__init__(root, split, ("frames", "valid"), seed, fractions, cache_size, True)
-        self.augment, self.samples_per_clip = augment, samples_per_clip
-
-    def __len__(self) -> int:
-        return len(self.records) * self.samples_per_clip
-
-    def __getitem__(self, index: int) -> Item:
-        return self._first_usable(index, self._make)
+        super().__init__(
+            root, split, ("frames", "valid"), seed, fractions, cache_size, True, samples_per_clip
+        )
+        self.augment = augment
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
         record = self.records[clip_index]
@@ -325,26 +321,18 @@ class EBMDataset(_ClipDataset):
         return len(self.targets)
 
     def __getitem__(self, index: int) -> Item:
-        if not 0 <= index < len(self):
-            raise IndexError(f"index {index} out of range for {len(self)} items")
-        rng = self._rng(index)
-        for offset in range(len(self.targets)):
-            item = self._make(self.targets[(index + offset) % len(self.targets)], rng)
-            if item is not None:
-                return item
-        raise DataError(
+        none_usable = (
             f"no target clip in split {self.split!r} of {self.root} has {self.t_frames} valid "
             "frames in a row and a reference clip with valid frames; preprocess more data"
         )
+        return self._first_usable(index, self._make, self.targets, none_usable)
 
     def _make(self, target_index: int, rng: np.random.Generator) -> Item | None:
         target_record = self.records[target_index]
         target = self._cache.get(target_record)
-        starts = _window_starts(target.valid, self.t_frames)
-        if len(starts) == 0:
+        start = _draw_window(target.valid, self.t_frames, rng)
+        if start is None:
             return None
-        start = int(rng.choice(starts))
-        window = np.arange(start, start + self.t_frames)
         for ref_index in rng.permutation(self._references(target_index)):
             ref_record = self.records[int(ref_index)]
             ref = self._cache.get(ref_record)
@@ -356,9 +344,7 @@ class EBMDataset(_ClipDataset):
                 "ref_landmarks": _f32(select(ref.landmarks[frames], ALL)),  # (N, 135, 2)
                 "ref_landmarks_478": _f32(ref.landmarks[frames]),  # (N, 478, 2)
                 "ref_images": _images(ref.frames[frames]),  # (N, 3, 128, 128)
-                "mel": _f32(_mel_windows_at(target.mel, start, self.t_frames)),  # (T, 16, 80)
-                "pose": _f32(select(target.landmarks[window], POSE)),  # (T, 78, 2)
-                "mouth": _f32(select(target.landmarks[window], MOUTH)),  # (T, 57, 2)
+                **_window_targets(target, start, self.t_frames),  # mel, pose, mouth
                 "emotion_mel": _f32(
                     _spaced_segments(target.mel, self.segment_frames, self.emotion_segments)
                 ),  # (G, S, 80)

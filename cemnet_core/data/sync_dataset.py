@@ -111,15 +111,11 @@ class SyncNetDataset(_ClipDataset):
         cache_size: int = 8,
     ) -> None:
         _check_positive(samples_per_clip=samples_per_clip, windows=windows, max_offset=max_offset)
-        super().__init__(root, split, ("frames", "valid"), seed, fractions, cache_size, False)
-        self.samples_per_clip, self.windows, self.max_offset = samples_per_clip, windows, max_offset
+        super().__init__(
+            root, split, ("frames", "valid"), seed, fractions, cache_size, False, samples_per_clip
+        )
+        self.windows, self.max_offset = windows, max_offset
         self._mfcc = _ClipMfcc()
-
-    def __len__(self) -> int:
-        return len(self.records) * self.samples_per_clip
-
-    def __getitem__(self, index: int) -> Item:
-        return self._first_usable(index, self._make)
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
         N, V = self.windows, self.max_offset
