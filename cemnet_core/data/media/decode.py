@@ -15,7 +15,7 @@ import numpy as np
 
 from cemnet_core.contracts import SAMPLE_RATE, VIDEO_FPS
 from cemnet_core.data.ffmpeg_messages import ffmpeg_reason
-from cemnet_core.data.media.probe import _check_input, ffmpeg_exe, probe
+from cemnet_core.data.media.probe import _check_input, ffmpeg_command, probe
 from cemnet_core.errors import MediaError
 
 
@@ -25,7 +25,7 @@ class _Decoder:
     def __init__(self, path: Path, args: list[str]) -> None:
         self.path = path
         self._stderr: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in finish/close)
-        command = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", str(path), *args, "-"]
+        command = ffmpeg_command("-i", str(path), *args, "-")
         self.process = subprocess.Popen(
             command, stdout=subprocess.PIPE, stderr=self._stderr, bufsize=0, process_group=0
         )

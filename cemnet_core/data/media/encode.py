@@ -19,7 +19,7 @@ import numpy as np
 from cemnet_core.contracts import SAMPLE_RATE, VIDEO_FPS
 from cemnet_core.data.ffmpeg_messages import disk_full, ffmpeg_reason
 from cemnet_core.data.media.decode import iter_audio
-from cemnet_core.data.media.probe import _check_input, ffmpeg_exe, probe
+from cemnet_core.data.media.probe import _check_input, ffmpeg_command, probe
 from cemnet_core.errors import InputError, MediaError, OutputError
 from cemnet_core.fileio import temp_beside
 
@@ -59,24 +59,9 @@ def _check_audio_array(audio: np.ndarray) -> np.ndarray:
 
 def _encode_audio(path: Path, fmt: str, codec: str, audio: np.ndarray, sample_rate: int) -> None:
     """Encode float32 mono samples into ``path`` (which must exist) with ffmpeg, from a pipe."""
-    command = [
-        ffmpeg_exe(),
-        "-hide_banner",
-        "-nostdin",
-        "-v",
-        "error",
-        "-y",
-        "-f",
-        "f32le",
-        "-ar",
-        str(sample_rate),
-        "-ac",
-        "1",
-        "-i",
-        "-",
-        "-c:a",
-        codec,
-    ]
+    command = ffmpeg_command(
+        "-y", "-f", "f32le", "-ar", str(sample_rate), "-ac", "1", "-i", "-", "-c:a", codec
+    )
     if codec == "aac":
         command += ["-b:a", "128k", "-movflags", "+faststart"]
     command += ["-f", fmt, str(path)]
@@ -174,12 +159,7 @@ class VideoWriter:
         assert self._temp is not None
         self._shape = (height, width)
         out_h, out_w = height + height % 2, width + width % 2
-        command = [
-            ffmpeg_exe(),
-            "-hide_banner",
-            "-nostdin",
-            "-v",
-            "error",
+        command = ffmpeg_command(
             "-y",
             "-f",
             "rawvideo",
@@ -191,7 +171,7 @@ class VideoWriter:
             f"{self.fps}",
             "-i",
             "-",
-        ]
+        )
         if self._audio_array is not None:
             self._temp_audio = _temp_output(self.path, ".wav")
             _encode_audio(self._temp_audio, "wav", "pcm_f32le", self._audio_array, self.sample_rate)

@@ -1,6 +1,6 @@
 """What a media file holds, from the stream summary ``ffmpeg -i FILE`` prints (``ffprobe`` is not shipped
-with ``imageio-ffmpeg``): :class:`MediaInfo`, :func:`probe`; the ffmpeg binary and the input checks every
-decode shares.
+with ``imageio-ffmpeg``): :class:`MediaInfo`, :func:`probe`; the ffmpeg binary, the command line every
+decode and encode starts with (:func:`ffmpeg_command`) and the input checks every decode shares.
 """
 
 from __future__ import annotations
@@ -21,6 +21,12 @@ from cemnet_core.errors import MediaError
 def ffmpeg_exe() -> str:
     """Path of the ffmpeg binary shipped by ``imageio-ffmpeg``."""
     return imageio_ffmpeg.get_ffmpeg_exe()
+
+
+def ffmpeg_command(*args: str) -> list[str]:
+    """The argument list of an ffmpeg run that never reads the terminal and prints only errors (the
+    decoders' and encoders' stderr is the error's reason): ``ffmpeg -hide_banner -nostdin -v error ARGS``."""
+    return [ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", *args]
 
 
 @dataclass(frozen=True)
