@@ -144,12 +144,10 @@ def broadcast_module_state(modules: Iterable[nn.Module], env: DistEnv, buffers_o
 
 def all_reduce_mean(values: Mapping[str, float], env: DistEnv) -> dict[str, float]:
     """The mean over ranks of each named float (every rank must pass the same names)."""
-    if not env.is_distributed or not values:
-        return dict(values)
-    names = sorted(values)
-    packed = torch.tensor([float(values[name]) for name in names], dtype=torch.float64, device=_comm(env))
-    dist.all_reduce(packed, op=dist.ReduceOp.SUM)
-    return {name: float(total) / env.world_size for name, total in zip(names, packed.tolist(), strict=True)}
+    totals = all_reduce_sum(values, env)
+    if not env.is_distributed:
+        return totals
+    return {name: total / env.world_size for name, total in totals.items()}
 
 
 def all_reduce_sum(values: Mapping[str, float], env: DistEnv) -> dict[str, float]:
