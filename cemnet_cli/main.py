@@ -48,6 +48,15 @@ def print_error(exc: CemnetError) -> None:
     err_console.print(f"{label}: {escape(str(exc))}", highlight=False, soft_wrap=True)
 
 
+def _report(exc: CemnetError | KeyboardInterrupt) -> int:
+    """Print the one line for a user error or a Ctrl-C; returns the exit code (the caller exits with it)."""
+    if isinstance(exc, KeyboardInterrupt):
+        err_console.print("[yellow]interrupted[/]: stopped by Ctrl-C; finished work was kept.")
+        return Interrupted.exit_code
+    print_error(exc)
+    return exc.exit_code
+
+
 def report_errors(command: Callable[P, R]) -> Callable[P, R]:
     """Wrap a command: CemnetError -> one line + its exit code; Ctrl-C -> one line + 130 (unless --debug)."""
     if getattr(command, "__cemnet_guarded__", False):
@@ -57,16 +66,10 @@ def report_errors(command: Callable[P, R]) -> Callable[P, R]:
     def guarded(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except CemnetError as exc:
+        except (CemnetError, KeyboardInterrupt) as exc:
             if debug_enabled():
                 raise
-            print_error(exc)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            if debug_enabled():
-                raise
-            err_console.print("[yellow]interrupted[/]: stopped by Ctrl-C; finished work was kept.")
-            raise typer.Exit(Interrupted.exit_code) from None
+            raise typer.Exit(_report(exc)) from None
 
     guarded.__cemnet_guarded__ = True  # type: ignore[attr-defined]
     return guarded
@@ -133,16 +136,10 @@ def main(argv: list[str] | None = None) -> None:
         _state["debug"] = True
     try:
         app(args=argv, standalone_mode=True)
-    except KeyboardInterrupt:  # outside a command (while importing or parsing)
+    except (CemnetError, KeyboardInterrupt) as exc:  # outside a command (while importing or parsing)
         if debug_enabled():
             raise
-        err_console.print("[yellow]interrupted[/]: stopped by Ctrl-C; finished work was kept.")
-        sys.exit(Interrupted.exit_code)
-    except CemnetError as exc:
-        if debug_enabled():
-            raise
-        print_error(exc)
-        sys.exit(exc.exit_code)
+        sys.exit(_report(exc))
 
 
 if __name__ == "__main__":
