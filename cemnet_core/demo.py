@@ -59,6 +59,7 @@ import torch
 from cemnet_core.bundle import ablation_folder, export_folder
 from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import CemnetError, ConfigError, DataError, OutputError
+from cemnet_core.fileio import make_folder
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
 
 CONFIG_FILE = "demo_config.json"
@@ -193,10 +194,7 @@ def _run_steps(steps: list[_Step], log: DemoLog) -> tuple[dict[str, float], list
 
 def _claim_folder(out: Path, config: DemoConfig) -> None:
     """Create ``out`` and record ``config`` there; refuse a folder made with other settings."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out}: {exc.strerror or exc}; choose a writable --out") from exc
+    make_folder(out, "choose a writable --out")
     path = out / CONFIG_FILE
     wanted = config.to_dict()
     if path.is_file():

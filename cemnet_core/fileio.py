@@ -52,6 +52,17 @@ def temp_beside(path: str | os.PathLike[str], suffix: str = ".tmp") -> Path:
     return Path(name)
 
 
+def make_folder(folder: str | os.PathLike[str], remedy: str = "choose a writable folder") -> Path:
+    """Create ``folder`` and its parents (fine if it exists); an :class:`OutputError` ending in ``remedy``
+    (what the user should do) if it cannot be created."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create {folder}: {exc.strerror or exc}; {remedy}") from exc
+    return folder
+
+
 def disk_full(path: str | os.PathLike[str], exc: BaseException) -> bool:
     """Whether writing ``path`` failed with ``exc`` because its disk (or quota) is full.
 

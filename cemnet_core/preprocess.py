@@ -48,6 +48,7 @@ from cemnet_core.data.faces import (
 from cemnet_core.data.layouts import SourceClip, discover
 from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.errors import CemnetError, InputError, Interrupted, OutputError
+from cemnet_core.fileio import make_folder
 from cemnet_core.workers import check_stop, run_pool, run_serial
 
 MANIFEST_NAME = "manifest.jsonl"
@@ -394,11 +395,7 @@ def preprocess(
         raise InputError(f"--landmarks {options.landmarks!r}: use one of {', '.join(LANDMARK_SOURCES)}")
     if workers < 1:
         raise InputError(f"--workers {workers}: need at least 1")
-    dst = Path(dst)
-    try:
-        dst.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {dst}: {exc.strerror}; choose a writable output folder") from exc
+    dst = make_folder(dst, "choose a writable output folder")
     sources = discover(layout, src)
     todo, skipped = _select(sources, dst, shard)
     summary = PreprocessSummary(total=len(todo) + skipped, skipped=skipped)

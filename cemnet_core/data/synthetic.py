@@ -57,6 +57,7 @@ from cemnet_core.data.synthetic_voice import (
     synthesize,
 )
 from cemnet_core.errors import ConfigError, OutputError
+from cemnet_core.fileio import make_folder
 
 LEVEL_INTENSITY: dict[int, float] = {1: 0.45, 2: 0.75, 3: 1.0}
 SYNTH_VERSION = 1
@@ -411,10 +412,7 @@ def _prepare_root(root: Path, jobs: list[ClipJob], overwrite: bool) -> None:
                     path = root / clip[key]
                     if str(path) not in keep:
                         path.unlink(missing_ok=True)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {root}: {exc.strerror or exc}; choose a writable folder") from exc
+    make_folder(root)
 
 
 def synth(

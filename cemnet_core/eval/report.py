@@ -27,6 +27,7 @@ from rich.text import Text
 
 from cemnet_core.errors import OutputError
 from cemnet_core.eval.protocol import METHOD_DESCRIPTIONS, METRICS, EvalResult
+from cemnet_core.fileio import make_folder
 from cemnet_core.weights import sha256_file
 
 LABELS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "m_lmd": "M-LMD↓", "ea": "EA↑", "csim": "CSIM↑",
@@ -99,11 +100,7 @@ def _json_safe(value: Any) -> Any:
 
 def write_results(result: EvalResult, out: str | os.PathLike[str], config: dict[str, Any]) -> dict[str, Path]:
     """Write ``results.json`` and ``results.csv`` into ``out``; returns their paths."""
-    out = Path(out)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {out}: {exc.strerror or exc}; choose a writable --out") from exc
+    out = make_folder(out, "choose a writable --out")
     summary = {
         s: {m: {k: {"mean": v[0], "std": v[1]} for k, v in vals.items()} for m, vals in methods.items()}
         for s, methods in result.summary.items()
