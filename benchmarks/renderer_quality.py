@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from cemnet_core.data.datasets import RendererDataset
+from cemnet_core.data.images import to_uint8
 from cemnet_core.eval import metrics
 from cemnet_core.models.renderer import FaceRenderer, RendererConfig, mask_lower_half
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
@@ -46,11 +47,6 @@ from cemnet_core.train.stages import export_run, train_stage
 def log(message: str) -> None:
     """Progress line with a wall-clock stamp."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def _u8(images: torch.Tensor) -> np.ndarray:
-    """(B, 3, H, W) in [0, 1] -> (B, H, W, 3) uint8."""
-    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).numpy()
 
 
 def _copy_reference(renderer: FaceRenderer, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -83,10 +79,10 @@ def measure(
     for start in range(0, len(picks), 8):
         batch_items = [dataset[int(i)] for i in picks[start : start + 8]]
         batch = {k: torch.stack([item[k] for item in batch_items]) for k in batch_items[0]}
-        truth_all.append(_u8(batch["target_image"]))
-        rows["copy reference"].append(_u8(_copy_reference(prior, batch)))
+        truth_all.append(to_uint8(batch["target_image"]))
+        rows["copy reference"].append(to_uint8(_copy_reference(prior, batch)))
         for name, model in models.items():
-            rows[name].append(_u8(_render(model, batch)))
+            rows[name].append(to_uint8(_render(model, batch)))
     truth = np.concatenate(truth_all)
     half = truth.shape[1] // 2
     scores = {}

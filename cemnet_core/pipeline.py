@@ -55,6 +55,7 @@ from torch import nn
 from cemnet_core.bundle import choose_variant, load_bundle
 from cemnet_core.contracts import EMOTIONS, IDENTITY_DIM, MEL_PER_FRAME, MEL_WINDOW, N_ALL, N_MOUTH, N_POSE
 from cemnet_core.data.audio import mel_window_start
+from cemnet_core.data.images import to_images, to_uint8
 from cemnet_core.data.landmarks import draw_sketch
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.renderer import mask_lower_half
@@ -89,16 +90,6 @@ class Animation:
     frames: np.ndarray  # (n, S, S, 3) uint8 crops
     mouth: torch.Tensor  # (n, 57, 2) MOUTH landmarks, crop-normalised (CPU)
     landmarks: torch.Tensor  # (n, 135, 2) ALL landmarks: pose + mouth
-
-
-def to_images(frames: np.ndarray) -> torch.Tensor:
-    """(n, H, W, 3) uint8 -> (n, 3, H, W) float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
-
-
-def to_uint8(images: torch.Tensor) -> np.ndarray:
-    """(n, 3, H, W) float in [0, 1] -> (n, H, W, 3) uint8 (clamped, rounded), on the CPU."""
-    return (images.clamp(0, 1) * 255).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def default_device() -> torch.device:
@@ -299,7 +290,7 @@ class CEMNetPipeline(nn.Module):
         flat = landmarks.detach().reshape(-1, N_ALL, 2).cpu().numpy()  # (M, 135, 2)
         size = self.image_size
         drawn = np.stack([draw_sketch(points, size=size) for points in flat])  # (M, H, W, 3)
-        images = torch.from_numpy(drawn).permute(0, 3, 1, 2).float() / 255.0  # (M, 3, H, W)
+        images = to_images(drawn)  # (M, 3, H, W)
         return images.reshape(*landmarks.shape[:-2], 3, size, size).to(self.device)
 
     @torch.no_grad()

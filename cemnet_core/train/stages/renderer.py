@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import RendererDataset
+from cemnet_core.data.images import to_uint8
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig, discriminator_loss
 from cemnet_core.models.perceptual import FacePerceptualFeatures, VGG19Features, perceptual_loss
 from cemnet_core.models.renderer import (
@@ -196,7 +197,7 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         row = torch.cat(
             [batch["target_sketch"][0], batch["target_image"][0], output.warped[0], output.image[0]], -1
         )
-        return {"render": (row.float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()}
+        return {"render": to_uint8(row[None])[0]}
 
     warmup = config.warmup_steps
     return TrainTask(
