@@ -33,7 +33,7 @@ from torch import nn
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
-from cemnet_core.fileio import temp_beside, write_error
+from cemnet_core.fileio import make_folder, temp_beside, write_error
 from cemnet_core.models import MODEL_KINDS, build_model
 from cemnet_core.weights import sha256_file
 
@@ -106,10 +106,7 @@ def save_release(
     tensors = {key: value.detach().to("cpu").contiguous().clone() for key, value in state.items()}
     metadata = {"cemnet_version": __version__, "kind": kind}
     document = json.dumps({"kind": kind, "config": config_dict, "cemnet_version": __version__}, indent=2)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot create {folder}: {exc.strerror or exc}; choose a writable folder") from exc
+    make_folder(folder)
     data = canonical_safetensors(safetensors_bytes(tensors, metadata=metadata))
     _atomic_write(folder / MODEL_FILE, lambda temp: temp.write_bytes(data))
     _atomic_write(folder / CONFIG_FILE, lambda temp: temp.write_text(document + "\n", encoding="utf-8"))

@@ -33,6 +33,7 @@ from typing import Any
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
+from cemnet_core.fileio import make_folder
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -294,13 +295,7 @@ def _download_url(entry: WeightsEntry, progress: ProgressCallback | None) -> Pat
     """Stream ``entry.url`` into ``<cache>/<name>/<sha>/<filename>.part`` (resumed), verify, rename."""
     target = _url_cache_path(entry)
     partial = target.with_name(target.name + ".part")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(
-            f"cannot create the download cache {target.parent}: {exc.strerror or exc}; set "
-            "CEMNET_CACHE to a writable folder"
-        ) from exc
+    make_folder(target.parent, "set CEMNET_CACHE to a writable folder")  # the download cache
     done = partial.stat().st_size if partial.exists() else 0
     request = urllib.request.Request(entry.url, headers={"User-Agent": f"cemnet/{__version__}"})
     if done:
