@@ -1,0 +1,133 @@
+"""Where generation time goes: ``CEMNetPipeline.animate`` part by part, against the renderer alone.
+
+    CEMNET_WEIGHTS_DIR=../shared/assets .venv/bin/python benchmarks/animate_profile.py \
+        --real-data ../shared/data/real [--size paper] [--frames 100] [--batches 1,2,4,8,16] [--threads 2]
+
+Randomly initialised release folders of every stage at ``--size``; the references are a real portrait and
+the audio real speech. For each renderer batch size it runs ``animate`` over ``--frames`` frames (the one
+inference path of generate and eval: Audio2Mouth, AEE, EBM, sketches, renderer; no paste-back, watermark or
+encoding) and prints frames/s with the time in each part, beside the renderer alone on the same inputs at the
+same batch (the ceiling for this design), in the same process. The first call of each kind is a warm-up and not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+from generate_throughput import SPEECH, make_bundle
+
+from cemnet_core.contracts import ALL, MOUTH, POSE
+from cemnet_core.data import media
+from cemnet_core.data.audio import log_mel
+from cemnet_core.data.images import to_images
+from cemnet_core.data.landmarks import select
+from cemnet_core.data.mel_stream import MelArray
+from cemnet_core.generate import GenerateConfig
+from cemnet_core.identity import IdentityEncoder, mean_identity
+from cemnet_core.pipeline import CEMNetPipeline
+from cemnet_core.references import choose_references, load_references
+
+PORTRAIT = "image/sadtalker__people_0.png"
+TIMES: dict[str, float] = defaultdict(float)
+
+
+@contextlib.contextmanager
+def timed(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        TIMES[name] += time.perf_counter() - started
+
+
+def instrument(pipeline: CEMNetPipeline) -> None:
+    """Time each part of the pipeline through wrappers on its methods and sub-models (this process only)."""
+    for name in ("audio_to_mouth", "emotion_memory", "renderer"):
+        module = getattr(pipeline, name)
+        forward = module.forward
+
+        def wrapped(*args, _forward=forward, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            with timed(_name):
+                return _forward(*args, **kwargs)
+
+        module.forward = wrapped  # type: ignore[method-assign]
+    for name in ("target_emotion", "sketches"):
+        method = getattr(pipeline, name)
+
+        def wrapped_method(*args, _method=method, _name=name, **kwargs):  # type: ignore[no-untyped-def]
+            with timed(_name):
+                return _method(*args, **kwargs)
+
+        setattr(pipeline, name, wrapped_method)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--real-data", type=Path, required=True)
+    parser.add_argument("--size", default="paper", choices=("tiny", "paper"))
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--batches", default="1,2,4,8,16")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch threads: {torch.get_num_threads()}, size {args.size}, {args.frames} frames")
+    with tempfile.TemporaryDirectory() as tmp:
+        pipeline = CEMNetPipeline.from_bundle(make_bundle(Path(tmp) / "bundle", args.size), "cpu")
+    refs = load_references(args.real_data / PORTRAIT, GenerateConfig())
+    size, n = pipeline.image_size, args.frames
+    normalised = refs.normalised
+    chosen = choose_references(select(normalised, MOUTH), pipeline.num_refs)
+    identity = mean_identity(IdentityEncoder().embed_batch(refs.frames[:1], landmarks=refs.landmarks[:1]))
+    speech = media.load_audio(args.real_data / SPEECH)
+    mel = MelArray(log_mel(np.resize(speech, n * 640).astype(np.float32)))
+    pose = np.repeat(select(normalised[:1], POSE), n, axis=0)  # (n, 78, 2)
+    targets = np.repeat(refs.crops([0], size), n, axis=0)  # (n, S, S, 3)
+    references = pipeline.references(refs.crops(chosen, size), select(normalised[chosen], ALL), identity)
+    instrument(pipeline)
+    for batch in (int(b) for b in args.batches.split(",")):
+        warm = pipeline.window * -(-2 * batch // pipeline.window)  # whole windows, two renderer batches
+        pipeline.animate(references, mel, pose[:warm], targets[:warm], total=n, batch_size=batch)
+        TIMES.clear()
+        started = time.perf_counter()
+        animation = pipeline.animate(references, mel, pose, targets, batch_size=batch)
+        elapsed = time.perf_counter() - started
+        parts = {
+            name: TIMES[name] for name in ("audio_to_mouth", "target_emotion", "emotion_memory", "sketches")
+        }
+        render = TIMES["renderer"]
+        other = elapsed - render - sum(parts.values())
+        TIMES.clear()
+        for b0 in range(0, n, batch):  # the renderer alone on the same inputs: the ceiling
+            b1 = min(b0 + batch, n)
+            crops = to_images(targets[b0:b1])
+            pipeline.render(
+                references.images,
+                references.sketches,
+                references.landmarks,
+                animation.landmarks[b0:b1],
+                crops,
+            )
+        alone = TIMES["renderer"]  # the network only: no sketch drawing
+        shares = ", ".join(f"{k} {v / elapsed:.0%}" for k, v in parts.items())
+        print(
+            f"batch {batch:>2}: animate {n / elapsed:6.2f} frames/s; renderer alone {n / alone:6.2f} "
+            f"frames/s "
+            f"(animate / renderer alone = {alone / elapsed:.2f}); renderer {render / elapsed:.0%}, {shares}, "
+            f"other {other / elapsed:.0%}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
