@@ -7,7 +7,8 @@ Randomly initialised release folders of every stage at ``--size``; the reference
 the audio real speech. For each renderer batch size it runs ``animate`` over ``--frames`` frames (the one
 inference path of generate and eval: Audio2Mouth, AEE, EBM, sketches, renderer; no paste-back, watermark or
 encoding) and prints frames/s with the time in each part, beside the renderer alone on the same inputs at the
-same batch (the ceiling for this design), in the same process. The first call of each kind is a warm-up and not timed.
+same batch (the ceiling for this design), in the same process. The first call of each kind is a warm-up, not
+timed.
 """
 
 from __future__ import annotations
