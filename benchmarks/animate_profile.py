@@ -96,38 +96,39 @@ def main() -> None:
     targets = np.repeat(refs.crops([0], size), n, axis=0)  # (n, S, S, 3)
     references = pipeline.references(refs.crops(chosen, size), select(normalised[chosen], ALL), identity)
     instrument(pipeline)
-    for batch in (int(b) for b in args.batches.split(",")):
+
+    def measure(batch: int) -> tuple[float, float, str, np.ndarray]:
+        """(animate frames/s, renderer-alone frames/s, the parts' shares, the frames) at one batch size."""
         warm = pipeline.window * -(-2 * batch // pipeline.window)  # whole windows, two renderer batches
         pipeline.animate(references, mel, pose[:warm], targets[:warm], total=n, batch_size=batch)
         TIMES.clear()
         started = time.perf_counter()
         animation = pipeline.animate(references, mel, pose, targets, batch_size=batch)
         elapsed = time.perf_counter() - started
-        parts = {
-            name: TIMES[name] for name in ("audio_to_mouth", "target_emotion", "emotion_memory", "sketches")
-        }
-        render = TIMES["renderer"]
-        other = elapsed - render - sum(parts.values())
+        names = ("renderer", "audio_to_mouth", "target_emotion", "emotion_memory", "sketches")
+        parts = {name: TIMES[name] for name in names}
+        parts["other"] = elapsed - sum(parts.values())
         TIMES.clear()
         for b0 in range(0, n, batch):  # the renderer alone on the same inputs: the ceiling
             b1 = min(b0 + batch, n)
-            crops = to_images(targets[b0:b1])
-            pipeline.render(
-                references.images,
-                references.sketches,
-                references.landmarks,
-                animation.landmarks[b0:b1],
-                crops,
-            )
-        alone = TIMES["renderer"]  # the network only: no sketch drawing
+            landmarks, crops = animation.landmarks[b0:b1], to_images(targets[b0:b1])
+            pipeline.render(references.images, references.sketches, references.landmarks, landmarks, crops)
         shares = ", ".join(f"{k} {v / elapsed:.0%}" for k, v in parts.items())
-        print(
-            f"batch {batch:>2}: animate {n / elapsed:6.2f} frames/s; renderer alone {n / alone:6.2f} "
-            f"frames/s "
-            f"(animate / renderer alone = {alone / elapsed:.2f}); renderer {render / elapsed:.0%}, {shares}, "
-            f"other {other / elapsed:.0%}",
-            flush=True,
-        )
+        return n / elapsed, n / TIMES["renderer"], shares, animation.frames
+
+    formats = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
+    for batch in (int(b) for b in args.batches.split(",")):
+        results = {}
+        for name, memory_format in formats.items():
+            pipeline.renderer.to(memory_format=memory_format)
+            results[name] = measure(batch)
+            fps, alone, shares, _ = results[name]
+            print(f"batch {batch:>2} {name:>13}: animate {fps:6.2f} frames/s, renderer alone {alone:6.2f} "
+                  f"(animate / alone {fps / alone:.2f}); {shares}", flush=True)  # fmt: skip
+        (base, *_, frames_a), (fast, *_, frames_b) = results.values()
+        levels = int(np.abs(frames_a.astype(int) - frames_b).max())
+        ratio = fast / base
+        print(f"batch {batch:>2}: channels-last / NCHW = {ratio:.2f}x; frames differ by <= {levels} level(s)")
 
 
 if __name__ == "__main__":

@@ -39,7 +39,7 @@ def generate_command(
         Path | None, typer.Option("--pose-video", help="Video whose head motion the face follows.")
     ] = None,
     device: DeviceOption = None,
-    batch_size: BatchSizeOption = 16,
+    batch_size: BatchSizeOption = None,
     fps: Annotated[
         float, typer.Option("--fps", help="Output frame rate (the models run at 25).")
     ] = VIDEO_FPS,

@@ -47,4 +47,11 @@ RunOption = Annotated[
 ]
 OutputOption = Annotated[Path | None, typer.Option("--out", "-o", help="Output file.", show_default=False)]
 WorkersOption = Annotated[int, typer.Option("--workers", "-j", help="Worker processes.", min=1)]
-BatchSizeOption = Annotated[int, typer.Option("--batch-size", help="Items per batch.", min=1)]
+BatchSizeOption = Annotated[
+    int | None,
+    typer.Option(
+        "--batch-size",
+        help="Frames per renderer batch (default: the fastest measured, 2 on CPU and 16 on CUDA).",
+        min=1,
+    ),
+]

@@ -85,7 +85,7 @@ class GenerateConfig:
     emotion: str = "auto"
     intensity: float = 1.0
     fps: float = VIDEO_FPS
-    batch_size: int = 16
+    batch_size: int | None = None  # None: the fastest measured for the device (pipeline.render_batch)
     num_refs: int | None = None  # None: as many as the model was trained with (N, 5 in the paper)
     chunk_frames: int = 100
     max_reference_frames: int = MAX_REFERENCE_FRAMES
@@ -103,7 +103,8 @@ class GenerateConfig:
         if self.fps != VIDEO_FPS:
             raise ConfigError(f"--fps {self.fps:g} is not supported: the models run at 25 fps; use --fps 25")
         refs = 1 if self.num_refs is None else self.num_refs
-        if min(self.batch_size, refs, self.chunk_frames, self.max_reference_frames) < 1:
+        batch = 1 if self.batch_size is None else self.batch_size
+        if min(batch, refs, self.chunk_frames, self.max_reference_frames) < 1:
             raise ConfigError("batch size, references, chunk frames and reference frames must be >= 1")
 
 

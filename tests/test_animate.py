@@ -76,6 +76,21 @@ def test_animate_in_chunks_equals_one_call_and_fills_the_last_window(pipeline: C
     torch.testing.assert_close(whole.mouth[3 * T :], expected, rtol=0, atol=1e-6)
 
 
+def test_batch_size_and_memory_format_change_frames_by_one_level_at_most(pipeline: CEMNetPipeline) -> None:
+    T = pipeline.window
+    refs, mel, pose, targets = _inputs(pipeline, 3 * T + 1)
+    one = pipeline.animate(refs, MelArray(mel), pose, targets, batch_size=1)
+    default = pipeline.animate(refs, MelArray(mel), pose, targets)  # the device's batch size
+    assert np.abs(default.frames.astype(int) - one.frames).max() <= 1
+    pipeline.renderer.to(memory_format=torch.channels_last)
+    try:
+        many = pipeline.animate(refs, MelArray(mel), pose, targets, batch_size=len(pose))
+    finally:
+        pipeline.renderer.to(memory_format=torch.contiguous_format)
+    torch.testing.assert_close(many.mouth, one.mouth, rtol=0, atol=1e-6)
+    assert np.abs(many.frames.astype(int) - one.frames).max() <= 1  # within 1/255: float rounding only
+
+
 def test_animate_refuses_chunks_that_are_not_whole_windows(pipeline: CEMNetPipeline) -> None:
     T = pipeline.window
     refs, mel, pose, targets = _inputs(pipeline, 2 * T)

@@ -163,7 +163,7 @@ def generate_pair(
     reference: Clip,
     method: str,
     judges: Judges,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     reference_frames: np.ndarray | None = None,
     landmarks: str = "predicted",
 ) -> Generated:
