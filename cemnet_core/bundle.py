@@ -14,9 +14,11 @@ The Table IV ablations (Sec. IV-F) are other trained networks in ``<bundle>/abla
 - ``"ebm"`` ("w/o EBM"): ``ablations/wo_ebm/emotion_memory/``;
 - ``"a2m"`` (:data:`A2M_BASELINE`, "Audio2Mouth without emotion") needs no extra weights.
 
-A bundle is named by a path, or by a name under ``$CEMNET_WEIGHTS_DIR`` (:func:`resolve_bundle`, default
-:data:`DEFAULT_BUNDLE`). :func:`load_bundle` loads the frozen network of every role for one variant and
-refuses an EBM that does not fit it (:meth:`cemnet_core.pipeline.CEMNetPipeline.from_bundle` chains them).
+A bundle is named by a path, by a name under ``$CEMNET_WEIGHTS_DIR`` (:func:`resolve_bundle`, default
+:data:`DEFAULT_BUNDLE`) or as a Hub model repo ``hf://OWNER/REPO[@REVISION]`` (:mod:`cemnet_core.hub`, which
+downloads and checks it; :func:`push_bundle` publishes one, :func:`bundle_files` lists what it sends).
+:func:`load_bundle` loads the frozen network of every role for one variant and refuses an EBM that does not
+fit it (:meth:`cemnet_core.pipeline.CEMNetPipeline.from_bundle` chains them).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from typing import Any
 
 from torch import nn
 
+from cemnet_core import hub
 from cemnet_core.errors import ConfigError, WeightsError
-from cemnet_core.release import load_model
+from cemnet_core.release import load_model, verified_files
 
 DEFAULT_BUNDLE = "cemnet"  # $CEMNET_WEIGHTS_DIR/cemnet when --weights is not given
 # role -> (model kind, folder names tried in order; the first is what `cemnet export` writes).
@@ -73,13 +76,18 @@ def ablation_folder(bundle: str | os.PathLike[str], ablation: str) -> Path:
 
 
 def resolve_bundle(weights: str | os.PathLike[str] | None) -> Path:
-    """A weights folder: an existing folder, or a named bundle ``$CEMNET_WEIGHTS_DIR/<name>`` (default
-    ``cemnet``).
+    """A weights folder: an existing folder, a named bundle ``$CEMNET_WEIGHTS_DIR/<name>`` (default
+    ``cemnet``), or a Hub bundle ``hf://OWNER/REPO[@REVISION]`` downloaded into the Hub cache and checked
+    (:func:`cemnet_core.hub.download_bundle`; it warns when no revision pins it).
 
     Raises:
-        WeightsError: neither exists.
+        WeightsError: no such folder; the Hub bundle cannot be had (offline, unknown repo or revision).
+        ChecksumError: a file of a downloaded release differs from its ``checksums.json``.
+        InputError: a malformed ``hf://`` name.
     """
     name = str(weights) if weights is not None else DEFAULT_BUNDLE
+    if hub.is_hub_name(name):
+        return hub.download_bundle(hub.parse_hub_name(name))
     if Path(name).is_dir():
         return Path(name)
     root = os.environ.get("CEMNET_WEIGHTS_DIR", "")
@@ -115,6 +123,56 @@ def find_optional_release(bundle: str | os.PathLike[str], role: str) -> Path | N
     """The release folder of ``role`` (a key of :data:`OPTIONAL_LAYOUT`) in the bundle, or None."""
     _, names = OPTIONAL_LAYOUT[role]
     return next((Path(bundle) / name for name in names if (Path(bundle) / name).is_dir()), None)
+
+
+def bundle_files(bundle: str | os.PathLike[str]) -> list[str]:
+    """The files that publish a bundle, relative to it, checked: every role's release folder, the optional
+    releases and the ablation releases present, each as its ``checksums.json`` and the files it lists.
+
+    Raises:
+        WeightsError: a role's release folder is missing, or a release has no ``checksums.json``.
+        ChecksumError: a file differs from its release's ``checksums.json``.
+    """
+    bundle = Path(bundle)
+    folders = [find_release(bundle, role) for role in WEIGHT_BUNDLE_LAYOUT]
+    folders += [folder for role in OPTIONAL_LAYOUT if (folder := find_optional_release(bundle, role))]
+    folders += [
+        folder
+        for ablation, (_, roles) in ABLATION_LAYOUT.items()
+        for role in roles
+        if (folder := ablation_folder(bundle, ablation) / WEIGHT_BUNDLE_LAYOUT[role][1][0]).is_dir()
+    ]
+    return [
+        (folder / name).relative_to(bundle).as_posix()
+        for folder in folders
+        for name in verified_files(folder)
+    ]
+
+
+def push_bundle(
+    bundle: str | os.PathLike[str],
+    repo_id: str,
+    *,
+    revision: str | None = None,
+    private: bool = False,
+    dry_run: bool = False,
+) -> tuple[list[str], hub.HubBundle | None]:
+    """Check a bundle folder (:func:`bundle_files`) and upload its files to the Hub model repo ``repo_id``.
+
+    Returns the files and the bundle pinned to the new commit (None for ``dry_run``: nothing is sent).
+    revision: the branch to commit to (default: the repo's default branch); private: a new repo's visibility.
+
+    Raises:
+        InputError: ``repo_id`` is not OWNER/REPO. WeightsError / ChecksumError: see :func:`bundle_files` and
+            :func:`cemnet_core.hub.upload_bundle`.
+    """
+    repo_id = hub.check_repo_id(repo_id)
+    if not Path(bundle).is_dir():
+        raise WeightsError(f"weights folder {bundle} does not exist; give the folder `cemnet export` wrote")
+    files = bundle_files(bundle)
+    if dry_run:
+        return files, None
+    return files, hub.upload_bundle(bundle, files, repo_id, revision=revision, private=private)
 
 
 def _ablation_help(bundle: Path, ablation: str) -> str:

@@ -140,6 +140,36 @@ def write_manifest(folder: str | os.PathLike[str]) -> Path:
     return target
 
 
+def _read_manifest(folder: Path) -> dict[str, tuple[int, str]] | None:
+    """``checksums.json`` as {file name: (size, sha256)}; None when the folder has none."""
+    manifest = folder / CHECKSUMS_FILE
+    if not manifest.is_file():
+        return None
+    try:
+        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
+        return {str(name): (int(item["size"]), str(item["sha256"]).lower()) for name, item in files.items()}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise WeightsError(
+            f"{manifest} is unreadable ({exc}); export the release again or download it again"
+        ) from exc
+
+
+def verified_files(folder: str | os.PathLike[str]) -> list[str]:
+    """The files of a release folder that pass their checks: ``checksums.json`` and every file it lists.
+
+    Raises:
+        WeightsError: the folder has no ``checksums.json`` (its files could not be checked).
+        ChecksumError: a listed file is missing or differs (:func:`verify_manifest`).
+    """
+    folder = Path(folder)
+    if not verify_manifest(folder):
+        raise WeightsError(
+            f"{folder} has no {CHECKSUMS_FILE}, so its files cannot be checked; export the release again "
+            "(`cemnet export RUN DST` writes one)"
+        )
+    return [CHECKSUMS_FILE, *sorted(_read_manifest(folder) or {})]
+
+
 def verify_manifest(folder: str | os.PathLike[str]) -> bool:
     """Check every file listed in ``folder/checksums.json``; False when there is no manifest (not checked).
 
@@ -148,18 +178,9 @@ def verify_manifest(folder: str | os.PathLike[str]) -> bool:
         WeightsError: the manifest itself cannot be read.
     """
     folder = Path(folder)
-    manifest = folder / CHECKSUMS_FILE
-    if not manifest.is_file():
+    expected = _read_manifest(folder)
+    if expected is None:
         return False
-    try:
-        files = json.loads(manifest.read_text(encoding="utf-8"))["files"]
-        expected = {
-            str(name): (int(item["size"]), str(item["sha256"]).lower()) for name, item in files.items()
-        }
-    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise WeightsError(
-            f"{manifest} is unreadable ({exc}); export the release again or download it again"
-        ) from exc
     redo = "export it again (`cemnet export RUN DST`) or download the release again"
     for name, (size, sha256) in sorted(expected.items()):
         path = folder / name

@@ -10,8 +10,9 @@ name into a local path, trying in order:
     4. a download (unless ``download=False`` or ``HF_HUB_OFFLINE=1``)
 
 and refuses any file whose sha256 differs from the pinned one (:class:`ChecksumError`, the file is never
-returned; a bad download is deleted). Entries without a pinned sha256 are refused outright. This is the only
-module that touches the network; nothing downloaded is unpickled here.
+returned; a bad download is deleted). Entries without a pinned sha256 are refused outright. With
+:mod:`cemnet_core.hub` (weights bundles on the Hub; it uses this module's endpoint, cache and offline
+helpers), this is the only module that touches the network; nothing downloaded is unpickled here.
 
 Release folders of our own sub-models (``model.safetensors`` + ``config.json`` + ``checksums.json``) are
 :mod:`cemnet_core.release`; both share :func:`sha256_file`.
@@ -268,12 +269,26 @@ def find_local(entry: WeightsEntry, weights_dir: str | os.PathLike[str] | None =
 # ---------------------------------------------------------------- downloads
 
 
-def _download_hub(entry: WeightsEntry) -> Path:
-    from huggingface_hub import constants, hf_hub_download
+def hub_endpoint() -> str | None:
+    """The Hub to talk to: ``HF_ENDPOINT`` (a mirror, a private Hub, a test server), else None (the Hub)."""
+    return os.environ.get("HF_ENDPOINT") or None
 
-    # huggingface_hub reads HF_HUB_OFFLINE once, at import; this module reads it at every call (is_offline)
-    # and only gets here when it is unset, so the library must not keep an offline flag from an earlier env.
+
+def allow_hub_requests() -> None:
+    """Let huggingface_hub send requests; call only when :func:`offline` is False, just before one.
+
+    The library reads HF_HUB_OFFLINE once, at import; this module reads it at every call (:func:`offline`),
+    so the library must not keep an offline flag from an earlier environment.
+    """
+    from huggingface_hub import constants
+
     constants.HF_HUB_OFFLINE = False
+
+
+def _download_hub(entry: WeightsEntry) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    allow_hub_requests()
     try:
         return Path(
             hf_hub_download(
@@ -281,7 +296,7 @@ def _download_hub(entry: WeightsEntry) -> Path:
                 entry.path_in_repo or entry.filename,
                 revision=entry.revision,
                 cache_dir=hub_cache_dir(),
-                endpoint=os.environ.get("HF_ENDPOINT") or None,
+                endpoint=hub_endpoint(),
             )
         )
     except Exception as exc:  # huggingface_hub raises HTTP, network and filesystem errors of many types
@@ -336,7 +351,7 @@ def _download_url(entry: WeightsEntry, progress: ProgressCallback | None) -> Pat
     return target
 
 
-def _discard_bad_download(path: Path) -> None:
+def discard_bad_download(path: Path) -> None:
     """Delete a downloaded file that failed its checksum (and the Hub blob behind a cache symlink)."""
     real = path.resolve()
     path.unlink(missing_ok=True)
@@ -378,7 +393,7 @@ def resolve(
     try:
         return verify_file(fetched, entry)
     except ChecksumError:
-        _discard_bad_download(fetched)
+        discard_bad_download(fetched)
         raise
 
 

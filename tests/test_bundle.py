@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,14 +12,16 @@ from cemnet_core.bundle import (
     OPTIONAL_LAYOUT,
     WEIGHT_BUNDLE_LAYOUT,
     ablation_folder,
+    bundle_files,
     find_ablation_release,
     find_optional_release,
     find_release,
     release_spec,
     resolve_bundle,
 )
-from cemnet_core.errors import WeightsError
+from cemnet_core.errors import ChecksumError, WeightsError
 from cemnet_core.models import MODEL_KINDS
+from cemnet_core.release import write_manifest
 from cemnet_core.train.stages import STAGES
 
 
@@ -77,3 +80,44 @@ def test_resolve_bundle_takes_a_folder_or_a_name_under_the_weights_dir(
     monkeypatch.chdir(tmp_path / "mine")  # no ./cemnet folder here either
     with pytest.raises(WeightsError, match="no weights folder 'cemnet'"):
         resolve_bundle(None)
+
+
+def _stand_in_bundle(folder: Path) -> Path:
+    """Release folders of every role with stand-in files and their checksums.json (no model loads them)."""
+    for _, names in WEIGHT_BUNDLE_LAYOUT.values():
+        (folder / names[0]).mkdir(parents=True)
+        (folder / names[0] / "model.safetensors").write_bytes(bytes(range(256)))
+        (folder / names[0] / "config.json").write_text("{}\n", encoding="utf-8")
+        write_manifest(folder / names[0])
+    return folder
+
+
+def test_bundle_files_are_every_checked_release_file(tmp_path: Path) -> None:
+    bundle = _stand_in_bundle(tmp_path / "bundle")
+    (bundle / "notes.txt").write_text("not part of any release")
+    ablation = ablation_folder(bundle, "ebm") / "emotion_memory"
+    shutil.copytree(bundle / "emotion_memory", ablation)
+    expected = [
+        f"{folder}/{name}"
+        for folder in [
+            *(names[0] for _, names in WEIGHT_BUNDLE_LAYOUT.values()),
+            "ablations/wo_ebm/emotion_memory",
+        ]
+        for name in ("checksums.json", "config.json", "model.safetensors")
+    ]
+    assert bundle_files(bundle) == expected
+
+
+def test_bundle_files_refuse_a_missing_role_a_changed_file_or_no_checksums(tmp_path: Path) -> None:
+    bundle = _stand_in_bundle(tmp_path / "bundle")
+    (bundle / "renderer" / "config.json").write_text('{"changed": true}\n', encoding="utf-8")
+    with pytest.raises(ChecksumError, match=r"renderer/config\.json has \d+ bytes where checksums\.json"):
+        bundle_files(bundle)
+    (bundle / "renderer" / "checksums.json").unlink()
+    with pytest.raises(
+        WeightsError, match=r"renderer has no checksums\.json, so its files cannot be checked"
+    ):
+        bundle_files(bundle)
+    shutil.rmtree(bundle / "renderer")
+    with pytest.raises(WeightsError, match="has no renderer/ release folder"):
+        bundle_files(bundle)

@@ -5,18 +5,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from fake_hub import REVISION, FakeHub
 
 from cemnet_core import weights
 from cemnet_core.errors import ChecksumError, WeightsError
 
-REVISION = "0123456789abcdef0123456789abcdef01234567"
 PAYLOAD = bytes(range(256)) * 64  # 16 KiB
 SHARED_ASSETS = (
     "mediapipe.face_landmarker",
@@ -26,59 +22,10 @@ SHARED_ASSETS = (
 )
 
 
-@dataclass
-class FakeHub:
-    """State of the local server: what it serves and which requests it saw."""
-
-    url: str = ""
-    files: dict[str, bytes] = field(default_factory=dict)  # request path -> body
-    requests: list[tuple[str, str, str]] = field(default_factory=list)  # (method, path, Range header)
-
-
-def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def _serve(self, with_body: bool) -> None:
-            hub.requests.append((self.command, self.path, self.headers.get("Range", "")))
-            body = hub.files.get(self.path)
-            if body is None:
-                self.send_response(404)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            start = 0
-            if self.headers.get("Range", "").startswith("bytes=") and not self.path.count("/resolve/"):
-                start = int(self.headers["Range"][6:].split("-")[0])
-                self.send_response(206)
-                self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-            else:
-                self.send_response(200)
-            self.send_header("Content-Length", str(len(body) - start))
-            self.send_header("ETag", f'"{hashlib.sha256(body).hexdigest()}"')
-            self.send_header("X-Repo-Commit", REVISION)
-            self.end_headers()
-            if with_body:
-                self.wfile.write(body[start:])
-
-        def do_HEAD(self) -> None:
-            self._serve(with_body=False)
-
-        def do_GET(self) -> None:
-            self._serve(with_body=True)
-
-        def log_message(self, format: str, *args: object) -> None:  # keep test output quiet
-            pass
-
-    return Handler
-
-
 @pytest.fixture
-def hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
-    """A Hub + URL host on 127.0.0.1, a registry of two tiny files it serves, and empty caches."""
-    state = FakeHub()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(state))
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
+def hub(fake_hub: FakeHub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeHub:
+    """The fake Hub + URL host (``fake_hub``), serving a registry of two tiny files."""
+    state = fake_hub
     digest = hashlib.sha256(PAYLOAD).hexdigest()
     registry = tmp_path / "weights.toml"
     registry.write_text(
@@ -106,17 +53,7 @@ url = "{state.url}/files/tiny_url.bin"
     state.files[f"/cemnet/tiny/resolve/{REVISION}/model.safetensors"] = PAYLOAD
     state.files["/files/tiny_url.bin"] = PAYLOAD
     monkeypatch.setenv("CEMNET_WEIGHTS_TOML", str(registry))
-    monkeypatch.setenv("HF_ENDPOINT", state.url)
-    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf_home"))
-    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf_home" / "hub"))
-    monkeypatch.setenv("CEMNET_CACHE", str(tmp_path / "cemnet_cache"))
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("CEMNET_WEIGHTS_DIR", raising=False)
-    yield state
-    server.shutdown()
-    server.server_close()
+    return state
 
 
 def _flip_one_byte(source: Path, target: Path) -> Path:
