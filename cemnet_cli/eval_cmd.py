@@ -10,12 +10,19 @@ from rich.console import Console
 
 from cemnet_cli.options import DataOption, DeviceOption
 from cemnet_cli.progress import count_bar
+from cemnet_cli.weights_cmd import local_weights
 from cemnet_core.errors import ConfigError
 
 
 def eval_command(
     data: DataOption,
-    weights: Annotated[Path, typer.Option("--weights", help="Weights bundle written by `cemnet export`.")],
+    weights: Annotated[
+        str,
+        typer.Option(
+            "--weights",
+            help="Weights bundle written by `cemnet export`, or on the Hub: hf://OWNER/REPO[@REVISION].",
+        ),
+    ],
     setting: Annotated[
         str, typer.Option("--setting", help="cross-emotion, neutral-base, both (those two) or self.")
     ] = "both",
@@ -45,6 +52,7 @@ def eval_command(
     if landmarks not in LANDMARK_SOURCES:
         raise ConfigError(f"--landmarks must be one of {', '.join(LANDMARK_SOURCES)}, got {landmarks!r}")
     settings = SETTINGS if setting == "both" else (setting,)
+    weights = local_weights(weights) or weights
     with count_bar("eval") as progress:
         result, table, paths = evaluate_and_report(
             data, weights, out, settings, runs, tuple(ablate or ()), split, max_clips, device, progress,

@@ -12,6 +12,7 @@ from rich.markup import escape
 
 from cemnet_cli.options import BatchSizeOption, DeviceOption, OutputOption
 from cemnet_cli.progress import count_bar
+from cemnet_cli.weights_cmd import local_weights
 from cemnet_core.contracts import EMOTIONS, VIDEO_FPS
 from cemnet_core.generate import GenerateConfig, generate
 
@@ -24,8 +25,8 @@ def generate_command(
         str | None,
         typer.Option(
             "--weights",
-            help="Weights folder from `cemnet export`, or the name of one under "
-            "CEMNET_WEIGHTS_DIR (default: cemnet).",
+            help="Weights folder from `cemnet export`, the name of one under CEMNET_WEIGHTS_DIR "
+            "(default: cemnet), or a Hub bundle hf://OWNER/REPO[@REVISION].",
             show_default=False,
         ),
     ] = None,
@@ -49,6 +50,7 @@ def generate_command(
         emotion=emotion, intensity=intensity, fps=fps, batch_size=batch_size, device=device
     )
     target = out if out is not None else Path(f"{audio.stem}_talking.mp4")
+    weights = local_weights(weights)
     err = Console(stderr=True)
     bar = count_bar("generate", "frames", console=err, rate_from_first_report=True, terminal_only=True)
     with bar as report, warnings.catch_warnings():  # core's warnings come back in result.skipped

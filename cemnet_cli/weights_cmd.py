@@ -1,11 +1,15 @@
-"""``cemnet weights list|pull|verify|path``: the pretrained files of ``weights.toml`` (core: weights.py)."""
+"""``cemnet weights list|pull|verify|path``: the pretrained files of ``weights.toml`` (core: weights.py);
+``cemnet weights push``: a weights bundle to the Hub (core: bundle.py, hub.py)."""
 
 from __future__ import annotations
 
+import warnings
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -18,10 +22,13 @@ from rich.table import Table
 
 from cemnet_cli.options import FLAG, WeightsDirOption
 from cemnet_core import weights
+from cemnet_core.bundle import push_bundle, resolve_bundle
 from cemnet_core.errors import ChecksumError
+from cemnet_core.hub import UnpinnedBundleWarning, is_hub_name
 
 weights_app = typer.Typer(
-    help="Pretrained files: list, download (pull), verify, locate.", no_args_is_help=True
+    help="Pretrained files: list, download (pull), verify, locate; publish a weights bundle (push).",
+    no_args_is_help=True,
 )
 console = Console()
 
@@ -129,6 +136,49 @@ def path_command(
 ) -> None:
     """Print the local, verified path of one registered file."""
     typer.echo(str(weights.resolve(name, weights_dir=weights_dir, download=download)))
+
+
+@weights_app.command("push")
+def push_command(
+    bundle: Annotated[Path, typer.Argument(help="Weights bundle folder (what `cemnet export` wrote).")],
+    repo: Annotated[str, typer.Argument(help="Hub model repo OWNER/REPO (created if missing).")],
+    revision: Annotated[
+        str | None, typer.Option("--revision", help="Branch to commit to (default: the repo's main branch).")
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", metavar=FLAG, help="Create the repo private (if it is new).")
+    ] = False,
+    dry_run: Annotated[
+        bool,
+        typer.Option("--dry-run", metavar=FLAG, help="Check the bundle and list its files; send nothing."),
+    ] = False,
+) -> None:
+    """Publish a weights bundle as a Hub model repo, after checking every role and every checksum."""
+    files, pushed = push_bundle(bundle, repo, revision=revision, private=private, dry_run=dry_run)
+    for name in files:
+        typer.echo(name)
+    if pushed is None:
+        typer.echo(f"{len(files)} files would be uploaded to {repo} (dry run: nothing sent)")
+    else:
+        typer.echo(f"pushed {len(files)} files: use --weights {pushed}")
+
+
+def local_weights(weights_name: str | None) -> str | None:
+    """A command's ``--weights`` as given, or for a Hub bundle (``hf://...``) its checked local snapshot.
+
+    An unpinned Hub bundle's warning is printed as one line (other warnings of the download are dropped).
+    """
+    if weights_name is None or not is_hub_name(weights_name):
+        return weights_name
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnpinnedBundleWarning)
+        folder = resolve_bundle(weights_name)
+    for warning in caught:
+        if issubclass(warning.category, UnpinnedBundleWarning):
+            Console(stderr=True).print(
+                f"[yellow]warning[/]: {escape(str(warning.message))}", highlight=False, soft_wrap=True
+            )
+    return str(folder)
 
 
 def register(app: typer.Typer) -> None:

@@ -1,4 +1,5 @@
-"""``cemnet weights list|pull|verify|path`` end to end with CliRunner on the shared assets."""
+"""``cemnet weights list|pull|verify|path`` end to end with CliRunner on the shared assets; ``weights push``
+and ``--weights hf://...`` against the local fake Hub."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fake_hub import FakeHub
 from typer.testing import CliRunner
 
 from cemnet_cli.main import app
 from cemnet_core import weights
+from cemnet_core.bundle import WEIGHT_BUNDLE_LAYOUT, load_bundle, resolve_bundle
 
 runner = CliRunner()
 SHARED_ASSETS = (
@@ -83,3 +86,85 @@ def test_offline_pull_of_a_missing_file_says_how_to_get_it(tmp_path: Path) -> No
     assert "HF_HUB_OFFLINE" in result.stderr and "--weights-dir" in result.stderr
     refused = runner.invoke(app, ["weights", "path", "syncnet.v2"])
     assert refused.exit_code == 4 and "no pinned sha256" in refused.stderr
+
+
+def _bundle_listing() -> list[str]:
+    return [
+        f"{names[0]}/{name}"
+        for _, names in WEIGHT_BUNDLE_LAYOUT.values()
+        for name in ("checksums.json", "config.json", "model.safetensors")
+    ]
+
+
+def test_push_dry_run_lists_exactly_the_files_and_sends_nothing(tiny_bundle: Path) -> None:
+    result = runner.invoke(app, ["weights", "push", str(tiny_bundle), "cemnet/tiny", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert lines[:-1] == _bundle_listing()
+    assert lines[-1] == "15 files would be uploaded to cemnet/tiny (dry run: nothing sent)"
+
+
+def test_push_refuses_an_invalid_bundle_before_uploading(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = shutil.copytree(tiny_bundle, tmp_path / "bundle")
+    damaged = bundle / "emotion_memory" / "model.safetensors"
+    data = bytearray(damaged.read_bytes())
+    data[-1] ^= 1
+    damaged.write_bytes(bytes(data))
+    result = runner.invoke(app, ["weights", "push", str(bundle), "cemnet/tiny"])
+    assert result.exit_code == 4 and str(damaged) in result.stderr
+    shutil.rmtree(bundle / "renderer")
+    result = runner.invoke(app, ["weights", "push", str(bundle), "cemnet/tiny", "--dry-run"])
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 4 and len(lines) == 1 and "has no renderer/ release folder" in lines[0]
+    bad = runner.invoke(app, ["weights", "push", str(tiny_bundle), "not-a-repo"])
+    assert bad.exit_code == 2 and "write OWNER/REPO" in bad.stderr
+
+
+def test_push_then_download_round_trip(
+    tiny_bundle: Path, fake_hub: FakeHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")  # the fake Hub takes any token
+    result = runner.invoke(app, ["weights", "push", str(tiny_bundle), "me/cemnet", "--private"])
+    assert result.exit_code == 0, result.output
+    assert fake_hub.created == [{"name": "cemnet", "organization": "me", "visibility": "private"}]
+    commit = fake_hub.branches["me/cemnet"]["main"]
+    assert result.stdout.strip().splitlines()[-1] == f"pushed 15 files: use --weights hf://me/cemnet@{commit}"
+    assert sorted(fake_hub.commits[commit]) == sorted(_bundle_listing())
+    folder = resolve_bundle(f"hf://me/cemnet@{commit}")
+    assert set(load_bundle(folder)) == set(WEIGHT_BUNDLE_LAYOUT)  # every release loads from the download
+    for name in _bundle_listing():
+        assert (folder / name).read_bytes() == (tiny_bundle / name).read_bytes()
+
+
+def test_generate_and_eval_refuse_a_malformed_hub_name_in_one_line(tmp_path: Path) -> None:
+    for command in (
+        [
+            "generate",
+            "--ref",
+            str(tmp_path),
+            "--audio",
+            str(tmp_path / "a.wav"),
+            "--weights",
+            "hf://only-owner",
+        ],
+        ["eval", "--data", str(tmp_path), "--weights", "hf://a/b@"],
+    ):
+        result = runner.invoke(app, command)
+        lines = result.stderr.strip().splitlines()
+        assert result.exit_code == 2 and len(lines) == 1, result.output
+        assert "is not a Hub weights bundle; write hf://OWNER/REPO" in lines[0]
+
+
+def test_offline_generate_with_a_cold_cache_says_what_to_do(tmp_path: Path) -> None:
+    command = [
+        "generate",
+        "--ref",
+        str(tmp_path),
+        "--audio",
+        str(tmp_path / "a.wav"),
+        "--weights",
+        "hf://a/b",
+    ]
+    result = runner.invoke(app, command)
+    lines = result.stderr.strip().splitlines()
+    assert result.exit_code == 4 and len(lines) == 1 and "HF_HUB_OFFLINE is set; unset" in lines[0]
