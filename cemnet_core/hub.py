@@ -104,15 +104,15 @@ def download_bundle(bundle: HubBundle) -> Path:
     if not local_only:
         weights.allow_hub_requests()
     try:
-        folder = Path(
-            snapshot_download(
+        with weights.hub_quietly():
+            fetched = snapshot_download(
                 bundle.repo_id,
                 revision=bundle.revision,
                 cache_dir=cache,
                 endpoint=weights.hub_endpoint(),
                 local_files_only=local_only,
             )
-        )
+        folder = Path(fetched)
     except LocalEntryNotFoundError as exc:
         if local_only:
             raise WeightsError(
@@ -208,13 +208,14 @@ def upload_bundle(
         api.create_repo(repo_id, private=private, exist_ok=True)
         if revision is not None:
             api.create_branch(repo_id, branch=revision, exist_ok=True)
-        commit = api.upload_folder(
-            folder_path=folder,
-            repo_id=repo_id,
-            revision=revision,
-            allow_patterns=[glob.escape(name) for name in files],  # exactly these files
-            commit_message=f"CEM-Net weights bundle ({len(files)} files)",
-        )
+        with weights.hub_quietly():
+            commit = api.upload_folder(
+                folder_path=folder,
+                repo_id=repo_id,
+                revision=revision,
+                allow_patterns=[glob.escape(name) for name in files],  # exactly these files
+                commit_message=f"CEM-Net weights bundle ({len(files)} files)",
+            )
     except HfHubHTTPError as exc:
         status = exc.response.status_code
         how = "log in with `hf auth login` (or set HF_TOKEN) as a user who may write to it"

@@ -174,7 +174,7 @@ class CEMNetPipeline(nn.Module):
         target = torch.device(device) if device is not None else default_device()
         pipeline.to(target)
         if target.type == "cpu":  # oneDNN runs the renderer 1.06-1.16x faster channels-last at batch 1-4,
-            pipeline.renderer.to(memory_format=torch.channels_last)  # outputs equal to 3e-6 (animate_profile.py)
+            pipeline.renderer.to(memory_format=torch.channels_last)  # outputs equal to 3e-6 (animate_profile)
         return pipeline
 
     # ------------------------------------------------------------------ sizes

@@ -20,13 +20,14 @@ Release folders of our own sub-models (``model.safetensors`` + ``config.json`` +
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import tomllib
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -285,20 +286,34 @@ def allow_hub_requests() -> None:
     constants.HF_HUB_OFFLINE = False
 
 
+@contextlib.contextmanager
+def hub_quietly() -> Iterator[None]:
+    """Turn huggingface_hub's own tqdm bars off for the block: core draws nothing on the console."""
+    from huggingface_hub.utils import are_progress_bars_disabled, disable_progress_bars, enable_progress_bars
+
+    was_disabled = are_progress_bars_disabled()
+    disable_progress_bars()
+    try:
+        yield
+    finally:
+        if not was_disabled:
+            enable_progress_bars()
+
+
 def _download_hub(entry: WeightsEntry) -> Path:
     from huggingface_hub import hf_hub_download
 
     allow_hub_requests()
     try:
-        return Path(
-            hf_hub_download(
+        with hub_quietly():
+            fetched = hf_hub_download(
                 entry.repo_id,
                 entry.path_in_repo or entry.filename,
                 revision=entry.revision,
                 cache_dir=hub_cache_dir(),
                 endpoint=hub_endpoint(),
             )
-        )
+        return Path(fetched)
     except Exception as exc:  # huggingface_hub raises HTTP, network and filesystem errors of many types
         raise WeightsError(
             f"cannot download {entry.name} from {entry.source}: {exc}; check the network, "
