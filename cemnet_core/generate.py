@@ -284,7 +284,9 @@ def generate(
 ) -> GenerateResult:
     """Write a talking-face video of the face in ``ref`` saying ``audio`` to ``out`` (module docstring).
 
-    ``pipeline`` skips loading ``weights`` (evaluation and benchmarks reuse one). ``progress(done, total)``
+    ``weights``: a bundle folder, a bundle name under ``$CEMNET_WEIGHTS_DIR`` or ``hf://OWNER/REPO[@REVISION]``
+    (:func:`cemnet_core.bundle.resolve_bundle`). ``pipeline`` skips loading ``weights`` (evaluation and
+    benchmarks reuse one). ``progress(done, total)``
     is called after every chunk.
 
     Raises:
