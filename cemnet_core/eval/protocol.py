@@ -33,13 +33,19 @@ from the bundle's ``ablations/`` folder by :meth:`CEMNetPipeline.from_bundle`):
 - ``w/o EBM`` (``--ablate ebm``): no memories, the cross-emotion features go straight into the landmark
   decoder (an EBM trained with ``use_memory=false``);
 - baselines: ``a2m (no emotion)``, the Audio2Mouth mouth without any emotion model, and
-  ``copy-reference``, the first reference's mouth held still; both rendered by the full model's renderer.
+  ``copy-reference``, the first reference's mouth held still; both rendered by the full model's renderer;
+- ``ground truth`` (Table II's "Ground Truth" row, run with the baselines): the judges' scores of the target
+  clip's own frames, scored once per pair by :func:`score_pair` like every method (frames at its pipeline's
+  crop size, the clip's true mouth, the references the methods used). Its EA is the emotion judge's accuracy
+  on real frames, its LSE-C / LSE-D the expert's on real sync, its CSIM real frames vs the references; PSNR of
+  a clip with itself is infinite (shown n/a, Table II's "-"), SSIM 1 and M-LMD 0, as in Table II.
 
 Shapes: ``T`` frames, ``N`` references, ``S`` crop side.
 """
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -68,7 +74,7 @@ SELF = "self"  # Table III's self-reconstruction
 ALL_SETTINGS = (*SETTINGS, SELF)
 LANDMARK_SOURCES = ("predicted", "truth")
 ABLATIONS = ("aee", "ebm")
-A2M_METHOD, COPY_METHOD = "a2m (no emotion)", "copy-reference"
+A2M_METHOD, COPY_METHOD, TRUTH_METHOD = "a2m (no emotion)", "copy-reference", "ground truth"
 METHOD_DESCRIPTIONS = {
     "cemnet": "CEM-Net, the full model (AEE + EBM)",
     "w/o AEE": "AEE replaced by an audio emotion classifier without softmax (no cross-reconstruction), "
@@ -76,6 +82,8 @@ METHOD_DESCRIPTIONS = {
     "w/o EBM": "no Emotion Bridging Memory: cross-emotion features straight into the landmark decoder",
     A2M_METHOD: "baseline: Audio2Mouth without emotion (no AEE, no EBM)",
     COPY_METHOD: "baseline: the first reference's mouth held still",
+    TRUTH_METHOD: "the target's own frames scored by the same judges (Table II's Ground Truth row; "
+    "PSNR n/a, SSIM 1 and M-LMD 0: the clip against itself)",
 }
 METRICS = ("psnr", "ssim", "m_lmd", "ea", "csim", "lse_c", "lse_d")
 CROP = 128
@@ -157,6 +165,33 @@ def resize_frames(frames: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA) for frame in frames])
 
 
+def pair_references(
+    pipeline: CEMNetPipeline, target: Clip, reference: Clip, reference_frames: np.ndarray | None = None
+) -> np.ndarray:
+    """Frame indices (N,) of ``reference`` that a method of ``pipeline`` uses as its N references:
+    ``reference_frames`` when given (the ``self`` setting), else the N most different mouths."""
+    usable = np.flatnonzero(reference.valid)
+    if usable.size == 0 or not target.valid.any():
+        raise DataError("a clip of the pair has no face in any frame; re-run preprocessing or drop the clip")
+    if reference_frames is not None:
+        return np.asarray(reference_frames, dtype=np.int64)
+    count = pipeline.num_refs  # N (5 in the paper)
+    return usable[choose_references(lm.select(reference.landmarks[usable], MOUTH), count)]
+
+
+def ground_truth_pair(
+    pipeline: CEMNetPipeline, target: Clip, reference: Clip, reference_frames: np.ndarray | None = None
+) -> Generated:
+    """The ``ground truth`` method: the target's own frames at ``pipeline``'s crop size, its true mouth
+    (T, 57, 2) and the references a method of ``pipeline`` would use, for :func:`score_pair`."""
+    chosen = pair_references(pipeline, target, reference, reference_frames)
+    return Generated(
+        resize_frames(target.frames, pipeline.image_size),
+        lm.select(target.landmarks, MOUTH).astype(np.float32),  # (T, 57, 2)
+        resize_frames(reference.frames[chosen], pipeline.image_size),  # (N, S, S, 3)
+    )
+
+
 def generate_pair(
     pipeline: CEMNetPipeline,
     target: Clip,
@@ -176,14 +211,7 @@ def generate_pair(
     if landmarks not in LANDMARK_SOURCES:
         raise ConfigError(f"landmarks must be one of {', '.join(LANDMARK_SOURCES)}, got {landmarks!r}")
     T = target.num_frames
-    usable = np.flatnonzero(reference.valid)
-    if usable.size == 0 or not target.valid.any():
-        raise DataError("a clip of the pair has no face in any frame; re-run preprocessing or drop the clip")
-    count = pipeline.num_refs  # N (5 in the paper)
-    if reference_frames is not None:
-        chosen = np.asarray(reference_frames, dtype=np.int64)
-    else:
-        chosen = usable[choose_references(lm.select(reference.landmarks[usable], MOUTH), count)]
+    chosen = pair_references(pipeline, target, reference, reference_frames)
     ref_frames = resize_frames(reference.frames[chosen], pipeline.image_size)  # (N, S, S, 3)
     ref_all = lm.select(reference.landmarks[chosen], ALL)  # (N, 135, 2)
     mouth = None  # predicted by the pipeline
@@ -272,12 +300,12 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, tuple
 
 def methods_for(ablate: tuple[str, ...], baselines: bool) -> list[str]:
     """The methods to run: the full model, one row per ablation, and the baselines (``a2m (no emotion)``,
-    ``copy-reference``) when ``baselines``; see :data:`METHOD_DESCRIPTIONS`."""
+    ``copy-reference``) and ``ground truth`` when ``baselines``; see :data:`METHOD_DESCRIPTIONS`."""
     unknown = sorted(set(ablate) - set(ABLATIONS))
     if unknown:
         raise ConfigError(f"unknown ablation(s) {unknown}; use aee and/or ebm")
     methods = ["cemnet"] + [f"w/o {name.upper()}" for name in ABLATIONS if name in ablate]
-    return methods + ([A2M_METHOD, COPY_METHOD] if baselines else [])
+    return methods + ([A2M_METHOD, COPY_METHOD, TRUTH_METHOD] if baselines else [])
 
 
 def evaluate(
@@ -292,7 +320,8 @@ def evaluate(
     landmarks: str = "predicted",
 ) -> EvalResult:
     """Run every method of ``pipelines`` (method name -> pipeline; ``copy-reference`` uses only its
-    renderer) on every setting for ``runs`` seeds; returns per-clip rows and the summary.
+    renderer, ``ground truth`` only its crop size and number of references) on every setting for ``runs``
+    seeds; returns per-clip rows and the summary.
 
     max_clips: keep only the first targets of the split (quick looks); None for all. landmarks:
     ``"truth"`` renders from the ground truth's mouth landmarks (module docstring).
@@ -322,14 +351,19 @@ def evaluate(
         target, reference = clip(pair.target), clip(pair.reference)
         frames = self_references(target, pipelines, seed) if setting == SELF else None
         for method, pipeline in pipelines.items():
-            generated = generate_pair(pipeline, target, reference, method, judges,
-                                      reference_frames=frames, landmarks=landmarks)  # fmt: skip
+            if method == TRUTH_METHOD:
+                generated = ground_truth_pair(pipeline, target, reference, frames)
+            else:
+                generated = generate_pair(pipeline, target, reference, method, judges,
+                                          reference_frames=frames, landmarks=landmarks)  # fmt: skip
             row = {"setting": setting, "method": method, "seed": seed,
                    "target": pair.target.path.name, "reference": pair.reference.path.name,
                    "speaker": pair.target.speaker, "target_emotion": pair.target.emotion,
                    "reference_emotion": pair.reference.emotion}  # fmt: skip
             row |= score_pair(generated, target, pair.target.emotion, judges)
-            if (setting, seed, pair) == jobs[0]:
+            if method == TRUTH_METHOD:
+                row["psnr"] = math.inf  # a clip vs itself (score_pair caps it at 100 dB); Table II: "-"
+            elif (setting, seed, pair) == jobs[0]:  # the figure draws the ground truth from example_truth
                 result.example_truth = resize_frames(target.frames, generated.frames.shape[1])
                 result.examples[method] = generated.frames
             result.rows.append(row)

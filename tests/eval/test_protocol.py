@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from test_judges import make_eval_corpus
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -82,7 +83,7 @@ def test_pairing_follows_the_settings(corpus: Path) -> None:
 
 def test_methods_and_ablation_names() -> None:
     assert protocol.methods_for(("aee", "ebm"), True) == [
-        "cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference"
+        "cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference", "ground truth"
     ]  # fmt: skip
     assert protocol.methods_for(("ebm",), False) == ["cemnet", "w/o EBM"]
     assert protocol.methods_for((), False) == ["cemnet"]
@@ -153,6 +154,43 @@ def test_score_pair_of_ground_truth_is_perfect(corpus: Path, tmp_path: Path) -> 
     scores = protocol.score_pair(truth, clip, record.emotion, protocol.Judges(emotion_judge, identity_judge))
     assert scores["psnr"] == 100.0 and scores["ssim"] == pytest.approx(1.0) and scores["m_lmd"] == 0.0
     assert scores["csim"] > 0.9
+
+
+def test_ground_truth_row_scores_the_true_frames_once_per_pair(corpus: Path, tmp_path: Path) -> None:
+    from cemnet_core.data.clips import load_clip
+    from cemnet_core.eval import metrics
+
+    emotion_judge, identity_judge = j.corpus_judges(corpus, cache=tmp_path / "judges", steps=20)
+    judges = protocol.Judges(emotion_judge, identity_judge)
+    pipeline = _pipeline()
+    methods = {"cemnet": pipeline, "copy-reference": pipeline}
+    alone = protocol.evaluate(corpus, methods, judges, runs=2, split="all", max_clips=2)
+    both = protocol.evaluate(corpus, methods | {protocol.TRUTH_METHOD: pipeline}, judges, runs=2, split="all",
+                             max_clips=2)  # fmt: skip
+    truth = [row for row in both.rows if row["method"] == protocol.TRUTH_METHOD]
+    others = [row for row in both.rows if row["method"] != protocol.TRUTH_METHOD]
+    assert json.dumps(others) == json.dumps(alone.rows)  # the other methods' rows are untouched (NaN too)
+    assert list(both.examples) == list(alone.examples)  # the figure draws the truth once, from example_truth
+    assert len(truth) == len(alone.rows) // len(methods)  # once per (setting, seed, pair)
+    assert [row["method"] for row in both.rows[:3]] == [*methods, protocol.TRUTH_METHOD]  # last of its pair
+    for row in truth:
+        clip = load_clip(corpus / "clips" / row["target"])
+        frames = protocol.resize_frames(clip.frames, pipeline.image_size)
+        label = [emotion_judge.target_index(row["target_emotion"])] * len(frames)
+        assert row["ea"] == metrics.emotion_accuracy(emotion_judge.logits(frames), label)  # real frames
+        assert row["psnr"] == math.inf and row["ssim"] == pytest.approx(1.0) and row["m_lmd"] == 0.0
+        assert -1 - 1e-6 <= row["csim"] <= 1 + 1e-6
+    for of_setting in both.summary.values():
+        assert list(of_setting)[-1] == protocol.TRUTH_METHOD
+        assert math.isnan(of_setting[protocol.TRUTH_METHOD]["psnr"][0])  # no finite PSNR to average
+    console = Console(width=80, record=True)
+    console.print(report.results_table(both))
+    truth_lines = [
+        line for line in console.export_text().splitlines() if line.split()[:2] == ["ground", "truth"]
+    ]
+    assert len(truth_lines) == len(both.summary) and all(line.split()[2] == "n/a" for line in truth_lines)
+    document = json.loads(report.write_results(both, tmp_path / "out", {})["json"].read_text())
+    assert all(row["psnr"] is None for row in document["clips"] if row["method"] == protocol.TRUTH_METHOD)
 
 
 def test_no_pairs_is_a_data_error(tmp_path: Path) -> None:
