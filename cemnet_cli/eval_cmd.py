@@ -26,7 +26,9 @@ def eval_command(
     setting: Annotated[
         str, typer.Option("--setting", help="cross-emotion, neutral-base, both (those two) or self.")
     ] = "both",
-    runs: Annotated[int, typer.Option("--runs", help="Seeds (pairings) to average over.", min=1)] = 1,
+    runs: Annotated[
+        int, typer.Option("--runs", help="Seeds (pairings) to average over (the paper: 5).", min=1)
+    ] = 5,
     ablate: Annotated[
         list[str] | None, typer.Option("--ablate", help="Also run without a module: aee or ebm (repeatable).")
     ] = None,
@@ -43,7 +45,7 @@ def eval_command(
         typer.Option("--landmarks", help="predicted, or truth: render from the true mouth (renderer only)."),
     ] = "predicted",
 ) -> None:
-    """Score CEM-Net (and its ablations and a copy-the-reference baseline) as in Table II."""
+    """Score CEM-Net (and its ablations, the baselines and the ground truth) as in Table II."""
     from cemnet_core.eval.protocol import ALL_SETTINGS, LANDMARK_SOURCES, SETTINGS
     from cemnet_core.eval.report import evaluate_and_report
 

@@ -61,6 +61,13 @@ def test_demo_metrics_are_finite_numbers(demo: DemoResult) -> None:
     assert all(math.isfinite(number) for number in numbers)
 
 
+def test_demo_table_says_it_is_a_protocol_check_not_a_reproduction(demo: DemoResult) -> None:
+    from cemnet_core.demo import EVAL_TITLE
+
+    assert json.loads(demo.metrics.read_text())["config"]["title"] == EVAL_TITLE
+    assert "procedural corpus" in EVAL_TITLE and "not a reproduction" in EVAL_TITLE
+
+
 def test_demo_every_stage_release_loads(demo: DemoResult) -> None:
     folders = sorted(path.parent for path in demo.weights.rglob("config.json"))
     kinds = {json.loads((folder / "config.json").read_text())["kind"] for folder in folders}

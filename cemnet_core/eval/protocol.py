@@ -82,7 +82,7 @@ METHOD_DESCRIPTIONS = {
     "w/o EBM": "no Emotion Bridging Memory: cross-emotion features straight into the landmark decoder",
     A2M_METHOD: "baseline: Audio2Mouth without emotion (no AEE, no EBM)",
     COPY_METHOD: "baseline: the first reference's mouth held still",
-    TRUTH_METHOD: "the target's own frames scored by the same judges (Table II's Ground Truth row; "
+    TRUTH_METHOD: "the target's own frames, scored like every method (Table II's Ground Truth row; "
     "PSNR n/a, SSIM 1 and M-LMD 0: the clip against itself)",
 }
 METRICS = ("psnr", "ssim", "m_lmd", "ea", "csim", "lse_c", "lse_d")

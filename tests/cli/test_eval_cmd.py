@@ -29,7 +29,8 @@ def test_eval_prints_table_and_writes_reports(tmp_path: Path, weights_dir: Path,
         weights = save_tiny_ablations(save_tiny_bundle(tmp_path / "weights"))
         out = tmp_path / "out"
         arguments = ["eval", "--data", str(data), "--weights", str(weights), "--split", "all",
-                     "--max-clips", "2", "--ablate", "aee", "--ablate", "ebm", "--out", str(out)]  # fmt: skip
+                     "--max-clips", "2", "--ablate", "aee", "--ablate", "ebm", "--out", str(out),
+                     "--runs", "1"]  # fmt: skip
         result = CliRunner().invoke(app, arguments)
     finally:
         torch.set_num_threads(threads)
@@ -66,3 +67,11 @@ def test_eval_rejects_unknown_landmark_source(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["eval", "--data", str(tmp_path), "--weights", str(tmp_path),
                                       "--setting", "self", "--landmarks", "guessed"])  # fmt: skip
     assert result.exit_code == 2 and "--landmarks must be one of predicted, truth" in result.output
+
+
+def test_eval_runs_default_to_the_papers_five() -> None:
+    import inspect
+
+    from cemnet_cli.eval_cmd import eval_command
+
+    assert inspect.signature(eval_command).parameters["runs"].default == 5  # Sec. IV-D: mean over 5 runs

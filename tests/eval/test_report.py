@@ -45,3 +45,16 @@ def test_table_caption_names_the_judges() -> None:
     expected = "judges: emotion by corpus expression CNN (held-out accuracy 0.27); m_lmd by true landmarks"
     assert expected in caption
     assert "judges" not in str(results_table(_result(1)).caption)
+
+
+def test_table_title_says_what_the_run_is() -> None:
+    from cemnet_core.demo import EVAL_TITLE
+    from cemnet_core.eval.report import TITLE
+
+    assert str(results_table(_result(1)).title) == TITLE
+    assert "Table II" in TITLE and "reproduction" not in TITLE  # `cemnet eval` on the user's data
+    console = Console(width=80, record=True)
+    console.print(results_table(_result(1), EVAL_TITLE))
+    heading = " ".join(console.export_text().split("setting / method")[0].split())
+    for words in ("protocol check", "procedural corpus", "tiny models", "not a reproduction of Table II"):
+        assert words in heading  # the demo's table, whole, above the columns
