@@ -37,7 +37,7 @@ def test_eval_prints_table_and_writes_reports(tmp_path: Path, weights_dir: Path,
     assert result.exit_code == 0, result.output
     assert "Table II" in result.output and "w/o EBM: no Emotion Bridging Memory" in result.output
     document = json.loads((out / "results.json").read_text())
-    methods = ["cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference"]
+    methods = ["cemnet", "w/o AEE", "w/o EBM", "a2m (no emotion)", "copy-reference", "ground truth"]
     assert document["config"]["methods"] == methods
     assert document["config"]["method_descriptions"]["w/o AEE"].startswith("AEE replaced by")
     assert set(document["summary"]) == {"neutral-base", "cross-emotion"}
