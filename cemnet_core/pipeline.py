@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Protocol
 
 import numpy as np
 import torch
@@ -57,19 +56,12 @@ from cemnet_core.contracts import EMOTIONS, IDENTITY_DIM, MEL_PER_FRAME, MEL_WIN
 from cemnet_core.data.audio import mel_window_start
 from cemnet_core.data.images import to_images, to_uint8
 from cemnet_core.data.landmarks import draw_sketch
+from cemnet_core.data.mel_stream import MelRows
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.renderer import mask_lower_half
 
 LABEL_STEPS = 200  # most gradient steps of the label -> embedding search (stops once it is read as the label)
 LABEL_LR = 0.1
-
-
-class MelRows(Protocol):
-    """Mel rows of the driving audio, read by range (:mod:`cemnet_core.data.mel_stream`)."""
-
-    num_rows: int
-
-    def rows(self, lo: int, hi: int) -> np.ndarray: ...  # (hi - lo, 80)
 
 
 @dataclass(frozen=True)

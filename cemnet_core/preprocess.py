@@ -402,10 +402,8 @@ def preprocess(
     model_path = landmarker_path() if options.landmarks == "mediapipe" else None
     started = time.perf_counter()
     report = progress if show_progress else None
-    finished = 0
 
     def finish(index: int, result: tuple[str, Any]) -> None:
-        nonlocal finished
         (source, _), (status, payload) = todo[index], result
         if status == "ok":
             _append_line(dst / MANIFEST_NAME, payload)
@@ -417,9 +415,8 @@ def preprocess(
             _append_line(dst / FAILURES_NAME, {**failure, "time": time.strftime("%Y-%m-%dT%H:%M:%S")})
             summary.failed += 1
             summary.failures[source.clip_id] = payload
-        finished += 1
         if report is not None:
-            report(finished, len(todo))
+            report(summary.processed + summary.failed, len(todo))
 
     if report is not None:
         report(0, len(todo))

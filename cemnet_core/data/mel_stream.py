@@ -9,10 +9,19 @@ memory (:class:`MelArray`, evaluation) and audio of any length streamed from a f
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Protocol
 
 import numpy as np
 
 from cemnet_core.data.audio import MelConfig, log_mel
+
+
+class MelRows(Protocol):
+    """Mel rows of the driving audio, read by range: what ``animate`` needs of its mel source."""
+
+    num_rows: int
+
+    def rows(self, lo: int, hi: int) -> np.ndarray: ...  # (hi - lo, 80)
 
 
 class MelArray:

@@ -136,17 +136,13 @@ def test_push_then_download_round_trip(
         assert (folder / name).read_bytes() == (tiny_bundle / name).read_bytes()
 
 
+def _generate_args(tmp_path: Path, weights: str) -> list[str]:
+    return ["generate", "--ref", str(tmp_path), "--audio", str(tmp_path / "a.wav"), "--weights", weights]
+
+
 def test_generate_and_eval_refuse_a_malformed_hub_name_in_one_line(tmp_path: Path) -> None:
     for command in (
-        [
-            "generate",
-            "--ref",
-            str(tmp_path),
-            "--audio",
-            str(tmp_path / "a.wav"),
-            "--weights",
-            "hf://only-owner",
-        ],
+        _generate_args(tmp_path, "hf://only-owner"),
         ["eval", "--data", str(tmp_path), "--weights", "hf://a/b@"],
     ):
         result = runner.invoke(app, command)
@@ -156,15 +152,6 @@ def test_generate_and_eval_refuse_a_malformed_hub_name_in_one_line(tmp_path: Pat
 
 
 def test_offline_generate_with_a_cold_cache_says_what_to_do(tmp_path: Path) -> None:
-    command = [
-        "generate",
-        "--ref",
-        str(tmp_path),
-        "--audio",
-        str(tmp_path / "a.wav"),
-        "--weights",
-        "hf://a/b",
-    ]
-    result = runner.invoke(app, command)
+    result = runner.invoke(app, _generate_args(tmp_path, "hf://a/b"))
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 4 and len(lines) == 1 and "HF_HUB_OFFLINE is set; unset" in lines[0]
