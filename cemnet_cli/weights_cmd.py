@@ -1,5 +1,6 @@
-"""``cemnet weights list|pull|verify|path``: the pretrained files of ``weights.toml`` (core: weights.py);
-``cemnet weights push``: a weights bundle to the Hub (core: bundle.py, hub.py)."""
+"""``cemnet weights list|pull|verify|path|show``: the pretrained files and weights bundles of
+``weights.toml`` (core: weights.py; the starter release is a bundle entry); ``cemnet weights push``: a
+weights bundle to the Hub (core: bundle.py, hub.py)."""
 
 from __future__ import annotations
 
@@ -22,12 +23,13 @@ from rich.table import Table
 
 from cemnet_cli.options import FLAG, WeightsDirOption
 from cemnet_core import weights
-from cemnet_core.bundle import push_bundle, resolve_bundle
+from cemnet_core.bundle import MODEL_CARD, push_bundle, resolve_bundle
 from cemnet_core.errors import ChecksumError
 from cemnet_core.hub import UnpinnedBundleWarning, is_hub_name
 
 weights_app = typer.Typer(
-    help="Pretrained files: list, download (pull), verify, locate; publish a weights bundle (push).",
+    help="Pretrained files and weights bundles: list, download (pull), verify, locate, show a model card; "
+    "publish a weights bundle (push).",
     no_args_is_help=True,
 )
 console = Console()
@@ -45,7 +47,7 @@ def _size(count: int) -> str:
 
 @weights_app.command("list")
 def list_command(weights_dir: WeightsDirOption = None) -> None:
-    """Show every registered file: size, source, whether a copy is present and passes its sha256."""
+    """Show every registered file and bundle: size, source, whether a copy is present and passes its check."""
     table = Table(title="weights.toml")
     table.add_column("name", no_wrap=True)
     table.add_column("size", no_wrap=True, justify="right")
@@ -89,6 +91,11 @@ def pull_command(
             def advance(done: int, total: int | None, task: int = task) -> None:
                 progress.update(task, completed=done, total=total)
 
+            if weights.get_entry(name).bundle:  # a folder: shipped, or a Hub bundle fetched as --weights does
+                path = resolve_bundle(name)
+                progress.update(task, completed=1, total=1)
+                progress.console.print(f"[green]ok[/] {name}: {path}", highlight=False, soft_wrap=True)
+                continue
             path = weights.resolve(name, weights_dir=weights_dir, progress=advance)
             size = path.stat().st_size
             progress.update(task, completed=size, total=size)
@@ -136,6 +143,27 @@ def path_command(
 ) -> None:
     """Print the local, verified path of one registered file."""
     typer.echo(str(weights.resolve(name, weights_dir=weights_dir, download=download)))
+
+
+@weights_app.command("show")
+def show_command(
+    name: Annotated[
+        str, typer.Argument(help="A bundle or file of weights.toml, or a weights folder / hf:// bundle.")
+    ] = "cemnet.starter",
+) -> None:
+    """Print a weights bundle's model card (training data, licences, figures, limits), or a file's entry."""
+    if name in weights.registry() and not weights.get_entry(name).bundle:
+        entry = weights.get_entry(name)
+        sha256 = entry.sha256 or "(not pinned)"
+        typer.echo(f"{name}: {entry.filename}, {_size(entry.size)}, licence {entry.licence}\n"
+                   f"source: {entry.source}\nsha256: {sha256}\n{entry.purpose}")  # fmt: skip
+        return
+    folder = resolve_bundle(local_weights(name))
+    card = folder / MODEL_CARD
+    if not card.is_file():
+        typer.echo(f"{folder} has no model card ({MODEL_CARD}); its release folders hold config.json files")
+        return
+    typer.echo(card.read_text(encoding="utf-8"))
 
 
 @weights_app.command("push")

@@ -14,9 +14,11 @@ The Table IV ablations (Sec. IV-F) are other trained networks in ``<bundle>/abla
 - ``"ebm"`` ("w/o EBM"): ``ablations/wo_ebm/emotion_memory/``;
 - ``"a2m"`` (:data:`A2M_BASELINE`, "Audio2Mouth without emotion") needs no extra weights.
 
-A bundle is named by a path, by a name under ``$CEMNET_WEIGHTS_DIR`` (:func:`resolve_bundle`, default
-:data:`DEFAULT_BUNDLE`) or as a Hub model repo ``hf://OWNER/REPO[@REVISION]`` (:mod:`cemnet_core.hub`, which
-downloads and checks it; :func:`push_bundle` publishes one, :func:`bundle_files` lists what it sends).
+A bundle is named by a path, by a name under ``$CEMNET_WEIGHTS_DIR``, by a bundle entry of ``weights.toml``
+(:data:`STARTER`, the starter release shipped inside the package, or a Hub bundle pinned there), or as a Hub
+model repo ``hf://OWNER/REPO[@REVISION]`` (:mod:`cemnet_core.hub`, which downloads and checks it;
+:func:`push_bundle` publishes one, :func:`bundle_files` lists what it sends). Without a name
+(:func:`resolve_bundle`) it is ``$CEMNET_WEIGHTS_DIR/cemnet`` when that folder exists, else :data:`STARTER`.
 :func:`load_bundle` loads the frozen network of every role for one variant and refuses an EBM that does not
 fit it (:meth:`cemnet_core.pipeline.CEMNetPipeline.from_bundle` chains them).
 """
@@ -32,8 +34,11 @@ from torch import nn
 from cemnet_core import hub
 from cemnet_core.errors import ConfigError, WeightsError
 from cemnet_core.release import load_model, verified_files
+from cemnet_core.weights import get_entry, registry, resolve, verify_file
 
-DEFAULT_BUNDLE = "cemnet"  # $CEMNET_WEIGHTS_DIR/cemnet when --weights is not given
+DEFAULT_BUNDLE = "cemnet"  # $CEMNET_WEIGHTS_DIR/cemnet when --weights is not given, if it exists ...
+STARTER = "cemnet.starter"  # ... else the starter release shipped in the package (weights.toml)
+MODEL_CARD = "README.md"  # a bundle's model card (`cemnet weights show`)
 # role -> (model kind, folder names tried in order; the first is what `cemnet export` writes).
 WEIGHT_BUNDLE_LAYOUT: dict[str, tuple[str, tuple[str, ...]]] = {
     "audio_to_mouth": ("audio_to_mouth", ("audio_to_mouth", "a2m")),
@@ -76,27 +81,52 @@ def ablation_folder(bundle: str | os.PathLike[str], ablation: str) -> Path:
 
 
 def resolve_bundle(weights: str | os.PathLike[str] | None) -> Path:
-    """A weights folder: an existing folder, a named bundle ``$CEMNET_WEIGHTS_DIR/<name>`` (default
-    ``cemnet``), or a Hub bundle ``hf://OWNER/REPO[@REVISION]`` downloaded into the Hub cache and checked
-    (:func:`cemnet_core.hub.download_bundle`; it warns when no revision pins it).
+    """A weights folder: an existing folder, a named bundle ``$CEMNET_WEIGHTS_DIR/<name>``, a bundle entry of
+    ``weights.toml`` (checked against its digest), or a Hub bundle ``hf://OWNER/REPO[@REVISION]``
+    downloaded into the Hub cache and checked (:func:`cemnet_core.hub.download_bundle`; it warns when no
+    revision pins it). None: ``$CEMNET_WEIGHTS_DIR/cemnet`` if it exists, else the shipped :data:`STARTER`.
 
     Raises:
         WeightsError: no such folder; the Hub bundle cannot be had (offline, unknown repo or revision).
-        ChecksumError: a file of a downloaded release differs from its ``checksums.json``.
+        ChecksumError: a file of a downloaded release differs from its ``checksums.json``, or a registered
+            bundle from its digest.
         InputError: a malformed ``hf://`` name.
     """
-    name = str(weights) if weights is not None else DEFAULT_BUNDLE
+    root = os.environ.get("CEMNET_WEIGHTS_DIR", "")
+    if weights is None:
+        default = Path(root) / DEFAULT_BUNDLE
+        return default if root and default.is_dir() else _registered_bundle(STARTER)
+    name = str(weights)
     if hub.is_hub_name(name):
         return hub.download_bundle(hub.parse_hub_name(name))
     if Path(name).is_dir():
         return Path(name)
-    root = os.environ.get("CEMNET_WEIGHTS_DIR", "")
     if root and "/" not in name and (Path(root) / name).is_dir():
         return Path(root) / name
+    if name in registry():
+        return _registered_bundle(name)
     raise WeightsError(
-        f"no weights folder {name!r} (nor {name!r} under CEMNET_WEIGHTS_DIR); train the "
-        "stages and `cemnet export RUN DST` each into one folder, then pass --weights DST"
+        f"no weights folder {name!r} (nor {name!r} under CEMNET_WEIGHTS_DIR, nor a bundle of weights.toml: "
+        f"{', '.join(bundle_names())}); train the stages and `cemnet export RUN DST` each into one folder, "
+        "then pass --weights DST"
     )
+
+
+def bundle_names() -> list[str]:
+    """The weights bundles of ``weights.toml`` (``cemnet weights list`` shows them with the files)."""
+    return [name for name, entry in registry().items() if entry.bundle]
+
+
+def _registered_bundle(name: str) -> Path:
+    """The folder of a bundle entry of ``weights.toml``: shipped (checked against its digest) or from the
+    Hub at its pinned revision (each release checked against its ``checksums.json``, then the digest)."""
+    entry = get_entry(name)
+    if not entry.bundle:
+        raise WeightsError(f"{name} is one file of weights.toml, not a weights bundle; use one of "
+                           f"{', '.join(bundle_names())}")  # fmt: skip
+    if entry.package:
+        return resolve(name)
+    return verify_file(hub.download_bundle(hub.HubBundle(entry.repo_id, entry.revision)), entry)
 
 
 def find_release(bundle: str | os.PathLike[str], role: str) -> Path:

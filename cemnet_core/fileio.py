@@ -5,11 +5,15 @@ target's folder and is renamed into place, so a crash never leaves a partial fil
 creates its files with mode 0600 whatever the umask, and a rename keeps that mode: a video made for
 someone else could not be read by them. :func:`temp_beside` gives the temporary file the mode
 ``0o666 & ~umask`` instead, as ``open(path, "w")`` would.
+
+The file hashes every checked file goes through (:func:`sha256_file`, cached per file version) and the
+digest of a whole folder (:func:`folder_digest`, a weights bundle's) live here too.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import shutil
 import tempfile
@@ -97,3 +101,44 @@ def write_error(
         f"cannot write {what}{path}: {reason[:120] or type(exc).__name__}; check that its folder is "
         "writable, then retry"
     )
+
+
+# ---------------------------------------------------------------- hashes
+
+_HASHED: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_ns) -> sha256
+_BLOCK = 1 << 20
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file, cached in-process by (path, size, mtime)."""
+    path = Path(path).resolve()
+    stat = path.stat()
+    key = (str(path), stat.st_size, stat.st_mtime_ns)
+    if key not in _HASHED:
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            while block := handle.read(_BLOCK):
+                digest.update(block)
+        _HASHED[key] = digest.hexdigest()
+    return _HASHED[key]
+
+
+def folder_sha256(folder: str | os.PathLike[str]) -> dict[str, str]:
+    """Relative path (POSIX) -> sha256 of every visible regular file under ``folder`` (recursively; no
+    dot-files or dot-folders), sorted by path."""
+    folder = Path(folder)
+    files = sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and not any(part.startswith(".") for part in path.relative_to(folder).parts)
+    )
+    return {path.relative_to(folder).as_posix(): sha256_file(path) for path in files}
+
+
+def folder_digest(folder: str | os.PathLike[str]) -> tuple[str, int]:
+    """(sha256, bytes) of a folder: the sha256 of one ``<relative path> <file sha256>`` line per file of
+    :func:`folder_sha256`, and the files' total size (a weights bundle's registry ``sha256`` and ``size``)."""
+    hashes = folder_sha256(folder)
+    lines = "".join(f"{name} {sha256}\n" for name, sha256 in hashes.items())
+    size = sum((Path(folder) / name).stat().st_size for name in hashes)
+    return hashlib.sha256(lines.encode("utf-8")).hexdigest(), size

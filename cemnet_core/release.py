@@ -33,9 +33,8 @@ from torch import nn
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
-from cemnet_core.fileio import make_folder, temp_beside, write_error
+from cemnet_core.fileio import make_folder, sha256_file, temp_beside, write_error
 from cemnet_core.models import MODEL_KINDS, build_model
-from cemnet_core.weights import sha256_file
 
 MODEL_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"

@@ -14,14 +14,19 @@ returned; a bad download is deleted). Entries without a pinned sha256 are refuse
 :mod:`cemnet_core.hub` (weights bundles on the Hub; it uses this module's endpoint, cache and offline
 helpers), this is the only module that touches the network; nothing downloaded is unpickled here.
 
+A ``bundle = true`` entry names a weights *folder* (a CEM-Net weights bundle, :mod:`cemnet_core.bundle`)
+instead of one file: its ``sha256`` is :func:`folder_digest` of the folder (every file's path and sha256) and
+its ``size`` the folder's bytes. With ``package = true`` the folder ships inside this package
+(``cemnet_core/<filename>``, the starter release) and is never downloaded; a Hub bundle
+(``repo_id`` + ``revision``) is fetched by :func:`cemnet_core.bundle.resolve_bundle`.
+
 Release folders of our own sub-models (``model.safetensors`` + ``config.json`` + ``checksums.json``) are
-:mod:`cemnet_core.release`; both share :func:`sha256_file`.
+:mod:`cemnet_core.release`; both hash with :func:`cemnet_core.fileio.sha256_file`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import tomllib
@@ -35,11 +40,11 @@ from typing import Any
 
 from cemnet_core import __version__
 from cemnet_core.errors import ChecksumError, OutputError, WeightsError
-from cemnet_core.fileio import make_folder
+from cemnet_core.fileio import folder_digest, make_folder, sha256_file
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
-_CHUNK = 1 << 20
+_CHUNK = 1 << 20  # download block
 ProgressCallback = Callable[[int, int | None], None]  # (bytes so far, total bytes or None)
 
 
@@ -57,10 +62,16 @@ class WeightsEntry:
     revision: str = ""
     path_in_repo: str = ""
     url: str = ""
+    bundle: bool = False  # a weights bundle folder (sha256: folder_digest), not one file
+    package: bool = False  # shipped inside the cemnet_core package: never downloaded
 
     @property
     def source(self) -> str:
         """Where a download comes from, for messages and ``cemnet weights list``."""
+        if self.package:
+            return f"shipped with cemnet (cemnet_core/{self.filename})"
+        if self.bundle and self.repo_id:
+            return f"hf://{self.repo_id}@{self.revision}"
         if self.repo_id:
             return f"hf://{self.repo_id}@{self.revision[:7]}/{self.path_in_repo or self.filename}"
         return self.url
@@ -89,7 +100,8 @@ def _parse_entry(name: str, table: Mapping[str, Any], origin: Path) -> WeightsEn
     def fail(problem: str) -> WeightsError:
         return WeightsError(f"{origin}: entry [{name}] {problem}; fix weights.toml")
 
-    known = {"filename", "sha256", "size", "licence", "purpose", "repo_id", "revision", "path_in_repo", "url"}
+    known = {"filename", "sha256", "size", "licence", "purpose", "repo_id", "revision", "path_in_repo", "url",
+             "bundle", "package"}  # fmt: skip
     unknown = set(table) - known
     if unknown:
         raise fail(f"has unknown keys {sorted(unknown)}")
@@ -102,9 +114,16 @@ def _parse_entry(name: str, table: Mapping[str, Any], origin: Path) -> WeightsEn
     size = table.get("size", 0)
     if not isinstance(size, int) or size < 0:
         raise fail("needs an integer size >= 0 (0 = unknown)")
+    bundle, package = table.get("bundle", False), table.get("package", False)
+    if not isinstance(bundle, bool) or not isinstance(package, bool):
+        raise fail("needs true or false for bundle and package")
+    if package and not bundle:
+        raise fail("is shipped in the package (package = true), which only a bundle (bundle = true) can be")
     has_hub, has_url = bool(table.get("repo_id")), bool(table.get("url"))
-    if has_hub == has_url:
-        raise fail("needs exactly one source: repo_id + revision, or url")
+    if has_hub + has_url + package != 1:
+        raise fail("needs exactly one source: repo_id + revision, url, or package = true")
+    if bundle and has_url:
+        raise fail("is a bundle, which comes from the package or the Hub (repo_id + revision), not a url")
     if has_hub and not _HEX40.match(str(table.get("revision", ""))):
         raise fail("needs a pinned 40-hex commit as revision (never a branch name)")
     return WeightsEntry(
@@ -118,6 +137,8 @@ def _parse_entry(name: str, table: Mapping[str, Any], origin: Path) -> WeightsEn
         revision=str(table.get("revision", "")),
         path_in_repo=str(table.get("path_in_repo", "")),
         url=str(table.get("url", "")),
+        bundle=bundle,
+        package=package,
     )
 
 
@@ -163,27 +184,30 @@ def get_entry(name: str, entries: Mapping[str, WeightsEntry] | None = None) -> W
 
 # ---------------------------------------------------------------- checksums
 
-_VERIFIED: dict[tuple[str, int, int], str] = {}  # (resolved path, size, mtime_ns) -> sha256
 
-
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file, cached in-process by (path, size, mtime)."""
-    path = Path(path).resolve()
-    stat = path.stat()
-    key = (str(path), stat.st_size, stat.st_mtime_ns)
-    if key not in _VERIFIED:
-        digest = hashlib.sha256()
-        with path.open("rb") as handle:
-            while block := handle.read(_CHUNK):
-                digest.update(block)
-        _VERIFIED[key] = digest.hexdigest()
-    return _VERIFIED[key]
+def _verify_bundle(path: Path, entry: WeightsEntry) -> Path:
+    redo = "reinstall cemnet" if entry.package else f"delete {path} and fetch {entry.name} again"
+    if not path.is_dir():
+        raise WeightsError(f"{entry.name}: {path} is not a folder; {redo}")
+    digest, size = folder_digest(path)
+    if digest != entry.sha256 or (entry.size and size != entry.size):
+        raise ChecksumError(
+            f"{path} ({entry.name}) differs from the weights bundle registered in weights.toml "
+            f"(digest {digest[:12]}..., expected {entry.sha256[:12]}...; {size} bytes, expected "
+            f"{entry.size}): a file was changed, added or removed; {redo}"
+        )
+    return path
 
 
 def verify_file(path: str | os.PathLike[str], entry: WeightsEntry) -> Path:
-    """Return ``path`` if its size and sha256 match ``entry``; ChecksumError naming the file otherwise."""
+    """Return ``path`` if its size and sha256 match ``entry``; ChecksumError naming the file otherwise.
+
+    For a bundle entry ``path`` is a folder and its :func:`folder_digest` is checked.
+    """
     path = Path(path)
     _require_pinned(entry)
+    if entry.bundle:
+        return _verify_bundle(path, entry)
     if not path.is_file():
         raise WeightsError(f"{entry.name}: {path} does not exist")
     size = path.stat().st_size
@@ -247,10 +271,20 @@ def _url_cache_path(entry: WeightsEntry) -> Path:
 
 
 def find_local(entry: WeightsEntry, weights_dir: str | os.PathLike[str] | None = None) -> Path | None:
-    """Where the file already is (local folder, then the caches), without checking or downloading it."""
+    """Where the file already is (local folder, then the caches), without checking or downloading it.
+
+    A shipped bundle (``package = true``) is always ``cemnet_core/<filename>``; other bundles are looked up
+    in the local folder only (a Hub bundle's cache is :mod:`cemnet_core.hub`'s).
+    """
+    if entry.package:
+        shipped = Path(__file__).resolve().parent / entry.filename
+        return shipped if shipped.is_dir() else None
     folder = _weights_dir(weights_dir)
-    if folder is not None and (folder / entry.filename).is_file():
+    present = Path.is_dir if entry.bundle else Path.is_file
+    if folder is not None and present(folder / entry.filename):
         return folder / entry.filename
+    if entry.bundle:
+        return None
     if entry.repo_id:
         from huggingface_hub import try_to_load_from_cache
 
@@ -390,12 +424,16 @@ def resolve(
     entry = get_entry(name)
     _require_pinned(entry)
     if path is not None:
-        if not Path(path).is_file():
+        if not Path(path).exists():
             raise WeightsError(f"{name}: {path} does not exist; give the path of {entry.filename}")
         return verify_file(path, entry)
     local = find_local(entry, weights_dir)
     if local is not None:
         return verify_file(local, entry)
+    if entry.package:
+        raise WeightsError(f"{name} ships with cemnet, but cemnet_core/{entry.filename} is gone; reinstall")
+    if entry.bundle:
+        raise WeightsError(f"{name} is a Hub weights bundle: pass --weights {name} (it is fetched there)")
     how = (
         f"download {entry.filename} from {entry.source} with `cemnet weights pull {name}` where the "
         "network is reachable, or put it in a folder given by --weights-dir / CEMNET_WEIGHTS_DIR"

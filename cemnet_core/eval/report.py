@@ -29,8 +29,7 @@ from rich.text import Text
 
 from cemnet_core.errors import OutputError
 from cemnet_core.eval.protocol import METHOD_DESCRIPTIONS, METRICS, EvalResult
-from cemnet_core.fileio import make_folder
-from cemnet_core.weights import sha256_file
+from cemnet_core.fileio import folder_sha256, make_folder
 
 TITLE = "Table II protocol"  # a reproduction only when run on MEAD with the paper's models
 LABELS = {"psnr": "PSNR↑", "ssim": "SSIM↑", "m_lmd": "M-LMD↓", "ea": "EA↑", "csim": "CSIM↑",
@@ -41,12 +40,7 @@ def weights_sha256(weights: str | os.PathLike[str] | None) -> dict[str, str]:
     """Relative path -> sha256 of every file under the weights folder (empty when None)."""
     if weights is None or not Path(weights).is_dir():
         return {}
-    root = Path(weights)
-    return {
-        path.relative_to(root).as_posix(): sha256_file(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+    return folder_sha256(weights)
 
 
 def _cell(mean: float, std: float, runs: int) -> str:
