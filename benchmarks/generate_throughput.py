@@ -8,6 +8,12 @@
    chunk on, after the weights are loaded).
 2. Memory: peak resident memory (VmHWM) of a fresh process generating ``--short`` and ``--long`` seconds
    with the tiny bundle; the ratio long/short should stay <= 1.2 (the audio is streamed in chunks).
+
+``--weights BUNDLE`` (a folder, ``hf://`` or ``default``: what ``cemnet generate`` uses without
+``--weights``, the shipped starter) instead times that trained bundle on ``--short`` and ``--long`` seconds
+of audio, each in a fresh process: frames/s end to end (references + audio to the written mp4, model
+loading included) and as ``generate`` reports it (from the first chunk on); ``--json FILE`` writes the
+end-to-end figures (the starter's model card reads them).
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ def looped_speech(real_data: Path, seconds: float, path: Path) -> Path:
     return path
 
 
-def run_once(bundle: Path, ref: Path, audio: Path, out: Path) -> dict[str, float]:
+def run_once(bundle: Path | str | None, ref: Path, audio: Path, out: Path) -> dict[str, float]:
     """Generate once in this process; frames/s and this process's peak memory."""
     from cemnet_core.generate import GenerateConfig, generate
 
@@ -82,6 +88,32 @@ def run_once(bundle: Path, ref: Path, audio: Path, out: Path) -> dict[str, float
         "wall_s": time.perf_counter() - started,
         "peak_rss_mib": peak_rss_mib(),
     }
+
+
+def _child(args: argparse.Namespace, bundle: str, ref: Path, audio: Path, out: Path) -> dict[str, float]:
+    """run_once in a fresh process (its own peak memory, no warm caches)."""
+    child = [sys.executable, __file__, "--real-data", str(args.real_data), "--child", bundle, str(ref),
+             str(audio), str(out)]  # fmt: skip
+    output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def time_bundle(args: argparse.Namespace, ref: Path) -> None:
+    """``--weights``: frames/s of a trained bundle on ``--short`` and ``--long`` seconds of speech."""
+    figures = {}
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        for seconds in (args.short, args.long):
+            audio = looped_speech(args.real_data, seconds, tmp / f"audio_{seconds:g}.wav")
+            run = _child(args, args.weights, ref, audio, tmp / "out.mp4")
+            end_to_end = run["frames"] / run["wall_s"]
+            figures[f"{seconds:g} s audio"] = end_to_end
+            print(f"{args.weights}: {seconds:g} s audio, {run['frames']} frames: {end_to_end:.1f} frames/s "
+                  f"end to end (wall {run['wall_s']:.1f} s, model loading included), "
+                  f"{run['frames_per_second']:.1f} frames/s from the first chunk, peak RSS "
+                  f"{run['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
+    if args.json:
+        args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
 
 
 def peak_rss_mib() -> float:
@@ -101,12 +133,18 @@ def main() -> None:
     parser.add_argument("--short", type=float, default=10.0)
     parser.add_argument("--long", type=float, default=300.0)
     parser.add_argument("--sizes", default="tiny,paper")
+    parser.add_argument("--weights", default=None, help="time this trained bundle instead ('default')")
+    parser.add_argument("--json", type=Path, default=None, help="with --weights: write the figures here")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "REF", "AUDIO", "OUT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(run_once(*(Path(p) for p in args.child))))
+        bundle, *paths = args.child
+        print(json.dumps(run_once(None if bundle == "default" else bundle, *(Path(p) for p in paths))))
         return
     ref = args.real_data / PORTRAIT
+    if args.weights:
+        time_bundle(args, ref)
+        return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for size in args.sizes.split(","):
@@ -124,19 +162,7 @@ def main() -> None:
         peaks = {}
         for seconds in (args.short, args.long):
             audio = looped_speech(args.real_data, seconds, tmp / f"audio_{seconds:g}.wav")
-            child = [
-                sys.executable,
-                __file__,
-                "--real-data",
-                str(args.real_data),
-                "--child",
-                str(bundle),
-                str(ref),
-                str(audio),
-                str(tmp / "memory.mp4"),
-            ]
-            output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
-            figures = json.loads(output.strip().splitlines()[-1])
+            figures = _child(args, str(bundle), ref, audio, tmp / "memory.mp4")
             peaks[seconds] = figures["peak_rss_mib"]
             print(
                 f"memory: {seconds:g} s audio -> peak RSS {figures['peak_rss_mib']:.0f} MiB "

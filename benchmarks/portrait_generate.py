@@ -17,12 +17,14 @@ included), one line per portrait:
 - ``fps``: frames per second of the whole ``generate`` call (references + audio to the written mp4).
 
 A contact sheet ``OUT/contact_sheet.png`` shows, per portrait, the reference and three output frames (the
-most closed, the median and the most open mouth), cropped to the face.
+most closed, the median and the most open mouth), cropped to the face; ``OUT/portraits.json`` holds the
+figures (the starter release's model card reads it, ``scripts/build_starter.py --figures``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 from pathlib import Path
@@ -146,16 +148,19 @@ def main() -> None:
     audio = Path(args.audio) if Path(args.audio).is_file() else real / args.audio
     portraits = [Path(p) for p in args.portrait] or [real / "image" / name for name in DEFAULT_PORTRAITS]
     args.out.mkdir(parents=True, exist_ok=True)
-    rows = []
+    rows, figures = [], []
     print(f"{'portrait':<32}{'open p95-p5':>12}{'dE2000 lower':>13}{'dE2000 seam':>12}{'fps':>7}")
     for portrait in portraits:
         scores, row = measure(portrait, audio, args.weights, args.out)
         rows.append(row)
+        figures.append({"portrait": portrait.stem, **scores})
         print(f"{portrait.stem:<32}{scores['open']:>12.3f}{scores['de_lower']:>13.2f}{scores['de_seam']:>12.2f}"
               f"{scores['fps']:>7.1f}", flush=True)  # fmt: skip
     sheet = args.out / "contact_sheet.png"
     cv2.imwrite(str(sheet), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))
     print(f"contact sheet (reference | closed | median | open): {sheet}")
+    summary = {"weights": args.weights or "default", "audio": str(audio), "rows": figures}
+    (args.out / "portraits.json").write_text(json.dumps(summary, indent=1) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":

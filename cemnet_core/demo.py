@@ -335,12 +335,13 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
         )
     run = paths.runs / plan.name
     overrides = [*plan.all_overrides(), *_upstream_overrides(paths, plan)]
+    data = Path(config.real_data) if plan.data == "real" else paths.data
 
     def train_to(steps: int) -> None:
         if checkpoint_path(run, LAST).exists():  # an interrupted or stopped run: continue it exactly
-            train_stage(plan.stage, paths.data, run, resume=True, device=config.device, steps=steps)
+            train_stage(plan.stage, data, run, resume=True, device=config.device, steps=steps)
         else:
-            train_stage(plan.stage, paths.data, run, overrides=overrides, device=config.device, steps=steps)
+            train_stage(plan.stage, data, run, overrides=overrides, device=config.device, steps=steps)
 
     if plan.snapshot is not None and not _exported(paths, plan, plan.snapshot[1]):
         steps, ablation = plan.snapshot

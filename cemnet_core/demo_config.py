@@ -1,8 +1,12 @@
 """The sizes of the ``cemnet demo`` run (:mod:`cemnet_core.demo`): corpus, training stages, evaluation.
 
 :class:`DemoConfig` holds every size of the demo; :class:`StagePlan` is one training stage of it (steps,
-``--set`` overrides, the Table IV ablation it trains). ``DemoConfig.default()`` is the README's run (about
-ten minutes on two CPU cores), ``DemoConfig.quick()`` the same path at the smallest scale (the tests).
+preset, ``--set`` overrides, the corpus it trains on, the Table IV ablation it trains).
+``DemoConfig.default()`` is the README's run (about ten minutes on two CPU cores), ``DemoConfig.quick()``
+the same path at the smallest scale (the tests), and ``DemoConfig.starter(real_data)`` the recipe of the
+starter release shipped with the package (``scripts/build_starter.py``): Audio2Mouth, the renderer and the
+lip-sync expert trained on real talking videos (a processed corpus, ``real_data``), the emotion stages on
+the procedural corpus, which is the only emotion-labelled talking corpus here.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from cemnet_core.errors import ConfigError
 class StagePlan:
     """One training stage of the demo: its name in ``STAGES``, its steps, and ``--set`` overrides.
 
-    The overrides start from the stage's ``tiny`` preset (``preset="tiny"`` comes first). An ``optional``
+    The overrides start from the stage's ``preset`` (``tiny`` unless set; it comes first). An ``optional``
     stage that this build does not register is left out (the LipSync expert, ``syncnet``); any other
     missing stage stops the demo. ``ablation`` (``aee`` or ``ebm``) trains a network of a Table IV ablation
     and exports it where :meth:`CEMNetPipeline.from_bundle` looks for it (``weights/ablations/wo_<name>/``).
@@ -31,6 +35,8 @@ class StagePlan:
     steps: int
     overrides: tuple[str, ...] = ()
     optional: bool = False
+    preset: str = "tiny"  # the stage preset the overrides start from
+    data: str = "corpus"  # "corpus": the demo's procedural corpus; "real": DemoConfig.real_data
     ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
     snapshot: tuple[int, str] | None = None  # (steps, ablation): export there mid-run, then go on
 
@@ -40,8 +46,8 @@ class StagePlan:
         return f"{self.stage}.{self.ablation}" if self.ablation else self.stage
 
     def all_overrides(self) -> list[str]:
-        """``--set`` strings as ``cemnet train`` takes them: the tiny preset, then this plan's values."""
-        return ['preset="tiny"', "loop.progress=false", "loop.tensorboard=false", *self.overrides]
+        """``--set`` strings as ``cemnet train`` takes them: the plan's preset, then its values."""
+        return [f'preset="{self.preset}"', "loop.progress=false", "loop.tensorboard=false", *self.overrides]
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,7 @@ class DemoConfig:
     speech_level: int = 3
     device: str | None = None
     torch_threads: int = 1  # intra-op threads while the demo runs (0: leave torch's default)
+    real_data: str = ""  # a processed real talking corpus, for plans with data="real" (the starter)
 
     def __post_init__(self) -> None:
         if self.speakers < 3:
@@ -83,6 +90,10 @@ class DemoConfig:
             raise ConfigError(f"levels must include 1 (neutral) and {self.speech_level} (the speech)")
         if min(self.sentences, self.workers, self.eval_runs, self.eval_clips) < 1 or self.torch_threads < 0:
             raise ConfigError("sentences, workers, eval_runs and eval_clips must be >= 1, torch_threads >= 0")
+        if any(plan.data not in ("corpus", "real") for plan in self.stages):
+            raise ConfigError("a stage plan's data must be 'corpus' or 'real'")
+        if any(plan.data == "real" for plan in self.stages) and not self.real_data:
+            raise ConfigError("stages that train on real videos need real_data: a `cemnet preprocess` folder")
 
     @classmethod
     def default(cls) -> DemoConfig:
@@ -100,6 +111,38 @@ class DemoConfig:
             stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
                             renderer_size=32, ablate=("aee", "ebm")),
         )  # fmt: skip
+
+    @classmethod
+    def starter(cls, real_data: str) -> DemoConfig:
+        """The starter release's recipe (module docstring), about two and a half hours on two CPU cores.
+
+        Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16), the ``small``
+        renderer (1.5 M, 4000 steps, the same run as ``benchmarks/renderer_quality.py --preset small
+        --steps 4000``) and the ``small`` lip-sync expert. Procedural corpus (6 speakers, the 8 emotions at 3
+        levels): the AEE, the image emotion extractor and the EBM at their tiny sizes, with the Table IV
+        ablations. Everything but the renderer reads N = 5 references and T = 5 frames, as the paper.
+        """
+
+        def loop(val: int) -> tuple[str, ...]:
+            return (f"loop.val_every={val}", "loop.checkpoint_every=500", "loop.log_every=50")
+
+        a2m = ("model.dim=192", "model.feedforward=384", "model.layers=2",
+               "model.audio_channels=[16, 32, 64, 128]", "loop.lr=5e-4", "loop.batch_size=16")  # fmt: skip
+        speakers = 6
+        stages = (
+            StagePlan("a2m", 4000, (*loop(500), *a2m), preset="paper", data="real"),
+            StagePlan("renderer", 4000, (), preset="small", data="real"),
+            StagePlan("aee", 600, (*loop(600), f"model.num_speakers={speakers}", "pretrain_steps=300"),
+                      snapshot=(300, "aee")),
+            StagePlan("emotion", 600, loop(600)),
+            StagePlan("ebm", 1500, loop(1500)),
+            StagePlan("ebm", 1500, loop(1500), ablation="aee"),
+            StagePlan("ebm", 1500, (*loop(1500), "model.use_memory=false"), ablation="ebm"),
+            StagePlan("syncnet", 3000, loop(1000), preset="small", data="real", optional=True),
+        )  # fmt: skip
+        emotions = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
+        return cls(speakers=speakers, sentences=2, emotions=emotions, levels=(1, 2, 3), stages=stages,
+                   eval_clips=2, real_data=real_data)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (``demo_config.json``; :func:`~cemnet_core.configs.config_to_dict`)."""
