@@ -142,7 +142,7 @@ class DemoConfig:
         )  # fmt: skip
         emotions = ("angry", "contempt", "disgusted", "fear", "happy", "neutral", "sad", "surprised")
         return cls(speakers=speakers, sentences=2, emotions=emotions, levels=(1, 2, 3), stages=stages,
-                   eval_clips=2, real_data=real_data)  # fmt: skip
+                   eval_clips=2, real_data=real_data, torch_threads=0)  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (``demo_config.json``; :func:`~cemnet_core.configs.config_to_dict`)."""

@@ -77,9 +77,9 @@ def test_resolve_bundle_takes_a_folder_or_a_name_under_the_weights_dir(
     with pytest.raises(WeightsError, match="no weights folder 'other'"):
         resolve_bundle("other")
     monkeypatch.delenv("CEMNET_WEIGHTS_DIR")
-    monkeypatch.chdir(tmp_path / "mine")  # no ./cemnet folder here either
-    with pytest.raises(WeightsError, match="no weights folder 'cemnet'"):
-        resolve_bundle(None)
+    monkeypatch.chdir(tmp_path / "mine")  # a ./cemnet folder is not the default (the shipped starter is)
+    (tmp_path / "mine" / "cemnet").mkdir()
+    assert resolve_bundle(None).name == "starter"
 
 
 def _stand_in_bundle(folder: Path) -> Path:
