@@ -67,7 +67,7 @@ def test_a_flipped_byte_in_a_shipped_tensor_is_refused(tmp_path: Path) -> None:
     _flip_byte(copy / "renderer" / "model.safetensors")
     with pytest.raises(ChecksumError, match=r"renderer/model\.safetensors does not match the sha256"):
         load_bundle(copy)
-    with pytest.raises(ChecksumError, match="differs from the weights bundle registered in weights.toml"):
+    with pytest.raises(ChecksumError, match=r"differs from the weights bundle registered in weights\.toml"):
         weights.verify_file(copy, weights.get_entry(STARTER))
 
 
