@@ -42,7 +42,7 @@ from cemnet_core.data.manifest import (
     speaker_index,
     split_records,
 )
-from cemnet_core.errors import DataError
+from cemnet_core.errors import ConfigError, DataError
 
 Item = dict[str, torch.Tensor]
 _UPPER_INNER_LIP, _LOWER_INNER_LIP = 13, 14  # MediaPipe indices; their distance is the mouth opening
@@ -301,6 +301,9 @@ class RendererDataset(_ClipDataset):
     landmarks the sketches are drawn from, ``ref_landmarks (N,135,2)`` and ``target_landmarks (135,2)``
     (``ALL`` order, crop-normalised; the renderer's landmark motion prior). References are
     valid frames at least 3 frames away from the target when the clip allows it, spread over mouth shapes.
+    With probability ``single_reference_rate`` an item's N references are instead one such frame repeated:
+    what the renderer gets from a single photo (``cemnet generate --ref portrait.jpg``), where no reference
+    shows the open mouth and the generator has to synthesise it.
     """
 
     def __init__(
@@ -313,11 +316,15 @@ class RendererDataset(_ClipDataset):
         fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
         samples_per_clip: int = 1,
         cache_size: int = 8,
+        single_reference_rate: float = 0.0,
     ) -> None:
         _check_positive(n_refs=n_refs, samples_per_clip=samples_per_clip)
+        if not 0.0 <= single_reference_rate <= 1.0:
+            raise ConfigError(f"single_reference_rate must be in [0, 1], got {single_reference_rate}")
         keys = ("frames", "landmarks", "valid")
         super().__init__(root, split, keys, seed, fractions, cache_size, False, samples_per_clip)
         self.n_refs = n_refs
+        self.single_reference_rate = single_reference_rate
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
         clip = self._cache.get(self.records[clip_index])
@@ -329,6 +336,8 @@ class RendererDataset(_ClipDataset):
         if len(candidates) == 0:
             candidates = valid[valid != target]
         refs = _spread_references(clip.landmarks, candidates, self.n_refs, rng)
+        if self.single_reference_rate and rng.random() < self.single_reference_rate:
+            refs = np.full(self.n_refs, refs[0])  # one photo, repeated
         return {
             "ref_images": _images(clip.frames[refs]),  # (N, 3, 128, 128)
             "ref_sketches": _sketches(clip.landmarks[refs]),  # (N, 3, 128, 128)

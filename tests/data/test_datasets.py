@@ -28,7 +28,7 @@ from cemnet_core.data.emotion_datasets import (
 )
 from cemnet_core.data.landmarks import draw_sketch, select
 from cemnet_core.data.manifest import EMOTION_TO_INDEX, read_manifest
-from cemnet_core.errors import DataError
+from cemnet_core.errors import ConfigError, DataError
 
 SPEAKERS = ("M001", "M002", "W001", "W002")
 EMOTION_STRETCH = {"angry": 0.8, "happy": 1.25, "neutral": 1.0}
@@ -428,3 +428,15 @@ def test_bad_arguments(corpus: Path) -> None:
         RendererDataset(corpus, "training")
     with pytest.raises(IndexError):
         EBMDataset(corpus, "all")[10_000]
+
+
+def test_renderer_single_reference_items_repeat_one_frame(corpus: Path) -> None:
+    always = RendererDataset(corpus, "all", n_refs=3, single_reference_rate=1.0)
+    never = RendererDataset(corpus, "all", n_refs=3)
+    for index in (0, 5, 11):
+        refs = always[index]["ref_images"]
+        assert all(torch.equal(refs[0], ref) for ref in refs[1:])
+        assert torch.equal(always[index]["ref_landmarks"][0], always[index]["ref_landmarks"][2])
+    assert any(not torch.equal(never[i]["ref_images"][0], never[i]["ref_images"][1]) for i in (0, 5, 11))
+    with pytest.raises(ConfigError, match="single_reference_rate"):
+        RendererDataset(corpus, "all", single_reference_rate=1.5)

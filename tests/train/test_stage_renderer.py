@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from corpus import make_corpus
 
+from cemnet_core.errors import ConfigError
 from cemnet_core.release import load_release
 from cemnet_core.train.stages import export_run, train_stage
 
@@ -50,3 +52,20 @@ def test_renderer_learns_and_resumes_exactly(tmp_path: Path) -> None:
     for model in ("renderer", "discriminator"):
         for name, value in first[model].items():
             assert torch.equal(value, second[model][name]), (model, name)
+
+
+def test_renderer_fine_tunes_from_a_release_with_one_photo_references(tmp_path: Path) -> None:
+    data = make_corpus(tmp_path / "data", frames=16)
+    first = tmp_path / "first"
+    train_stage("renderer", data, first, overrides=TINY, device="cpu", steps=2)
+    release = export_run(first, tmp_path / "weights")[0]
+    tuned = tmp_path / "tuned"
+    settings = [*TINY, f"init_from={json.dumps(str(release))}", "single_reference_rate=1.0"]
+    train_stage("renderer", data, tuned, overrides=settings, device="cpu", steps=1)
+    start = torch.load(tuned / "checkpoints" / "last.pt", weights_only=True)["models"]["renderer"]
+    trained = load_release(release).state_dict
+    assert any(not torch.equal(value, start[name]) for name, value in trained.items())  # it trained ...
+    assert max(float((trained[n] - start[n]).abs().max()) for n in trained) < 0.05  # ... from the release
+    with pytest.raises(ConfigError, match="other settings"):
+        train_stage("renderer", data, tmp_path / "bad", device="cpu", steps=1,
+                    overrides=[*settings, "model.generator_res_blocks=2"])  # fmt: skip

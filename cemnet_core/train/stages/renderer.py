@@ -20,6 +20,13 @@ offline, so the default is the pretrained FER2013 mini-Xception of the assets
 (``"fer2013.mini_xception"``, see :mod:`cemnet_core.models.perceptual`); ``""`` gives random VGG19 features
 (tests only).
 
+One-photo references (``single_reference_rate`` > 0, off in every preset): that share of training items
+gets one reference frame repeated N times (:class:`RendererDataset`), which is what ``cemnet generate``
+gives the renderer from a single portrait: no reference shows an open mouth, so the generator learns to
+synthesise it instead of copying it from another reference. ``init_from`` (a renderer release folder)
+starts the renderer from trained weights (fine-tuning, e.g. the starter's one-photo stage); its config
+must equal ``model``.
+
 Presets: ``paper`` (the paper's renderer and loss, no deviation), ``base`` (the paper's sizes with the
 landmark prior, the composite and the pixel term of :mod:`cemnet_core.models.renderer`; the default),
 ``small`` (a quarter of the widths at 128 px, a small discriminator: minutes of CPU training) and ``tiny``
@@ -39,6 +46,7 @@ import torch.nn.functional as F
 from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import RendererDataset
 from cemnet_core.data.images import to_uint8
+from cemnet_core.errors import ConfigError
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig, discriminator_loss
 from cemnet_core.models.perceptual import FacePerceptualFeatures, VGG19Features, perceptual_loss
 from cemnet_core.models.renderer import (
@@ -74,6 +82,8 @@ class Config:
     vgg_weights: str = "fer2013.mini_xception"  # perceptual network (registry name); "" = random VGG19
     samples_per_clip: int = 8
     val_samples_per_clip: int = 2
+    single_reference_rate: float = 0.0  # share of training items with one repeated reference (docstring)
+    init_from: str = ""  # a renderer release folder to start from (fine-tuning); "" = random weights
 
     @classmethod
     def paper(cls) -> Config:
@@ -142,7 +152,16 @@ def _resize(batch: Batch, size: int) -> Batch:
 
 def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     """Renderer + conditional multi-scale discriminator, two Adam optimisers, the phases of the docstring."""
-    renderer = FaceRenderer(config.model).to(env.device)
+    renderer = FaceRenderer(config.model)
+    if config.init_from:
+        from cemnet_core.release import load_model
+
+        start = load_model(config.init_from, "renderer", frozen=False)
+        if start.config != config.model:
+            raise ConfigError(f"init_from {config.init_from} holds a renderer with other settings than "
+                              "model; set model to the config in its config.json")  # fmt: skip
+        renderer.load_state_dict(start.state_dict())
+    renderer = renderer.to(env.device)
     discriminator = PatchDiscriminator(config.discriminator).to(env.device)
     vgg = _vgg(config.vgg_weights, env.device)
     optimizers = {
@@ -152,7 +171,8 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         ),
     }
     sizes = {"n_refs": config.model.num_refs, "seed": config.loop.seed}
-    train_data = RendererDataset(data, "train", samples_per_clip=config.samples_per_clip, **sizes)
+    train_data = RendererDataset(data, "train", samples_per_clip=config.samples_per_clip,
+                                 single_reference_rate=config.single_reference_rate, **sizes)  # fmt: skip
     val_data = RendererDataset(data, "val", samples_per_clip=config.val_samples_per_clip, **sizes)
 
     def render(batch: Batch) -> tuple[Batch, Any]:
