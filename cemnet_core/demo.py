@@ -316,13 +316,17 @@ def _exported(paths: _Paths, plan: StagePlan, ablation: str | None = None) -> bo
     return all((folder / name / "config.json").is_file() for name in _releases(plan))
 
 
+EXPORTED = "exported"  # runs/<name>/exported: the run's final export is in the bundle
+
+
 def _stage_done(paths: _Paths, plan: StagePlan) -> bool:
     from cemnet_core.train.stages import STAGES
 
     if plan.stage not in STAGES:
         return False  # _train says that the stage is missing
     snapshot_done = plan.snapshot is None or _exported(paths, plan, plan.snapshot[1])
-    return snapshot_done and _exported(paths, plan)
+    marked = (paths.runs / plan.name / EXPORTED).is_file()  # a later phase exports over the same folder
+    return snapshot_done and marked and _exported(paths, plan)
 
 
 def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
@@ -334,7 +338,9 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
             f"(it has {', '.join(STAGES)}); the demo cannot go on without it"
         )
     run = paths.runs / plan.name
-    overrides = [*plan.all_overrides(), *_upstream_overrides(paths, plan)]
+    weights = json.dumps(str(paths.weights))[1:-1]  # the bundle folder, as inside a TOML string
+    overrides = [item.replace("{weights}", weights) for item in plan.all_overrides()]
+    overrides += _upstream_overrides(paths, plan)
     data = Path(config.real_data) if plan.data == "real" else paths.data
 
     def train_to(steps: int) -> None:
@@ -349,6 +355,7 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
         export_run(run, _export_dir(paths, plan, ablation))
     train_to(plan.steps)  # ... then resume to the plan's steps
     export_run(run, _export_dir(paths, plan))
+    (run / EXPORTED).write_text(f"{_export_dir(paths, plan)}\n", encoding="utf-8")
 
 
 def _upstream_overrides(paths: _Paths, plan: StagePlan) -> list[str]:

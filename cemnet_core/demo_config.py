@@ -29,6 +29,9 @@ class StagePlan:
     ``snapshot`` (steps, ablation) stops the run after that many steps, exports it to that ablation's
     folder, then resumes it to ``steps`` (``cemnet train --steps`` / ``cemnet export`` / ``--resume``): the
     "w/o AEE" encoder is the ``aee`` run stopped at its ``pretrain_steps`` (classification only).
+    ``phase`` names a further run of a stage already planned (its own run folder ``<name>.<phase>``) that
+    exports over the earlier one: a fine-tuning, whose overrides start it from the earlier export with
+    ``init_from="{weights}/<folder>"`` (``{weights}`` is replaced by the bundle folder being built).
     """
 
     stage: str
@@ -38,12 +41,13 @@ class StagePlan:
     preset: str = "tiny"  # the stage preset the overrides start from
     data: str = "corpus"  # "corpus": the demo's procedural corpus; "real": DemoConfig.real_data
     ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
+    phase: str = ""  # a further run of the stage (runs/<stage>.<phase>), exported over the earlier one
     snapshot: tuple[int, str] | None = None  # (steps, ablation): export there mid-run, then go on
 
     @property
     def name(self) -> str:
-        """The step and run name: ``<stage>`` or ``<stage>.<ablation>``."""
-        return f"{self.stage}.{self.ablation}" if self.ablation else self.stage
+        """The step and run name: ``<stage>``, then ``.<ablation>`` and ``.<phase>`` when set."""
+        return ".".join(part for part in (self.stage, self.ablation, self.phase) if part)
 
     def all_overrides(self) -> list[str]:
         """``--set`` strings as ``cemnet train`` takes them: the plan's preset, then its values."""
@@ -108,8 +112,8 @@ class DemoConfig:
         return cls(
             speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
             eval_ablate=("aee", "ebm"),
-            stages=_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
-                            renderer_size=32, ablate=("aee", "ebm")),
+            stages=(*_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
+                             renderer_size=32, ablate=("aee", "ebm")), _ONE_PHOTO),
         )  # fmt: skip
 
     @classmethod
@@ -117,10 +121,11 @@ class DemoConfig:
         """The starter release's recipe (module docstring), about two and a half hours on two CPU cores.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16), the ``small``
-        renderer (1.5 M, 4000 steps, the same run as ``benchmarks/renderer_quality.py --preset small
-        --steps 4000``) and the ``small`` lip-sync expert. Procedural corpus (6 speakers, the 8 emotions at 3
-        levels): the AEE, the image emotion extractor and the EBM at their tiny sizes, with the Table IV
-        ablations. Everything but the renderer reads N = 5 references and T = 5 frames, as the paper.
+        renderer (1.5 M; 4000 steps, the run of ``benchmarks/renderer_quality.py --preset small --steps
+        4000``, then 1000 steps of fine-tuning in which half the items have one repeated reference, as a
+        single portrait gives ``generate``) and the ``small`` lip-sync expert. Procedural corpus (6
+        speakers, the 8 emotions at 3 levels): the AEE, the image emotion extractor and the EBM at their
+        tiny sizes, with the Table IV ablations. N = 5 references and T = 5 frames, as in the paper.
         """
 
         def loop(val: int) -> tuple[str, ...]:
@@ -132,6 +137,8 @@ class DemoConfig:
         stages = (
             StagePlan("a2m", 4000, (*loop(500), *a2m), preset="paper", data="real"),
             StagePlan("renderer", 4000, (), preset="small", data="real"),
+            StagePlan("renderer", 1000, ('init_from="{weights}/renderer"', "single_reference_rate=0.5"),
+                      preset="small", data="real", phase="onephoto"),
             StagePlan("aee", 600, (*loop(600), f"model.num_speakers={speakers}", "pretrain_steps=300"),
                       snapshot=(300, "aee")),
             StagePlan("emotion", 600, loop(600)),
@@ -147,6 +154,11 @@ class DemoConfig:
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form (``demo_config.json``; :func:`~cemnet_core.configs.config_to_dict`)."""
         return config_to_dict(self)
+
+
+# The quick demo also runs a fine-tuning phase (as the starter does), so the tests cover phases.
+_ONE_PHOTO = StagePlan("renderer", 2, ('init_from="{weights}/renderer"', "single_reference_rate=0.5"),
+                       phase="onephoto")  # fmt: skip
 
 
 def _stages(

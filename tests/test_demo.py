@@ -107,6 +107,17 @@ def test_demo_rerun_skips_finished_steps(demo: DemoResult, weights_dir: Path,
     assert summary["video"] == str(demo.video)
 
 
+def test_demo_phase_fine_tunes_the_earlier_export_and_exports_over_it(demo: DemoResult) -> None:
+    run = demo.out / "runs" / "renderer.onephoto"
+    settings = tomllib.loads((run / "config.toml").read_text())
+    assert settings["init_from"] == str(demo.weights / "renderer")
+    assert settings["single_reference_rate"] == 0.5
+    assert (run / "exported").is_file() and (demo.out / "runs" / "renderer" / "exported").is_file()
+    final = torch.load(run / "checkpoints" / "last.pt", weights_only=True)["models"]["renderer"]
+    shipped = load_stage(demo.weights / "renderer").state_dict()
+    assert all(torch.equal(final[name], value) for name, value in shipped.items())
+
+
 def test_demo_refuses_a_folder_made_with_other_settings(tmp_path: Path) -> None:
     quick = DemoConfig.quick()
     (tmp_path / CONFIG_FILE).write_text(json.dumps(quick.to_dict()))
@@ -126,3 +137,8 @@ def test_demo_config_checks_its_sizes() -> None:
         DemoConfig(speakers=2)
     with pytest.raises(ConfigError, match="neutral"):
         DemoConfig(emotions=("happy",))
+    with pytest.raises(ConfigError, match="need real_data"):
+        DemoConfig(stages=(StagePlan("a2m", 1, data="real"),))
+    with pytest.raises(ConfigError, match="'corpus' or 'real'"):
+        DemoConfig(stages=(StagePlan("a2m", 1, data="mead"),))
+    assert DemoConfig.starter("/data").real_data == "/data"
