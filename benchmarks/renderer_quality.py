@@ -22,7 +22,8 @@ sheet ``WORK/contact_sheet.png`` shows rows of (truth | copy reference | landmar
 training is a fixed number of steps (deterministic, resumable); its wall time is printed, so pick ``--steps``
 for the time budget being measured. A rerun with the same ``--work`` resumes or reuses the run. ``--steps 0``
 scores the untrained renderer only (``--set model.X=Y`` changes its settings); ``--split val`` scores the
-validation speakers, where settings are chosen (never on ``test``).
+validation speakers, where settings are chosen (never on ``test``). ``--release DIR`` scores that trained
+renderer release instead of training one (e.g. the starter's, ``cemnet_core/starter/renderer``).
 """
 
 from __future__ import annotations
@@ -119,6 +120,9 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=96, help="held-out test items to score")
     parser.add_argument("--split", default="test", help="held-out split to score (val: to choose settings)")
     parser.add_argument("--set", action="append", default=[], dest="overrides")
+    parser.add_argument(
+        "--release", type=Path, default=None, help="score this renderer release (no training)"
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     args.work.mkdir(parents=True, exist_ok=True)
@@ -126,6 +130,8 @@ def main() -> None:
     settings = [f'preset="{args.preset}"', "loop.progress=false", "loop.tensorboard=false",
                 f"loop.steps={args.steps}", *args.overrides]  # fmt: skip
     began = time.perf_counter()
+    if args.release is not None:
+        args.steps = 0
     if args.steps > 0:
         if checkpoint_path(run, LAST).exists():
             train_stage("renderer", args.data, run, resume=True, device="cpu", steps=args.steps)
@@ -135,8 +141,8 @@ def main() -> None:
     trained_seconds = time.perf_counter() - began
     from cemnet_core.release import load_model
 
-    release = args.work / "weights" / "renderer"
-    trained = load_model(release, "renderer") if args.steps > 0 else None
+    release = args.release or args.work / "weights" / "renderer"
+    trained = load_model(release, "renderer") if args.steps > 0 or args.release is not None else None
     untrained_settings = {  # --steps 0: the untrained renderer of the preset, with any --set model.X=Y
         key.removeprefix("model."): json.loads(value)
         for key, value in (item.split("=", 1) for item in args.overrides) if key.startswith("model.")
@@ -152,13 +158,20 @@ def main() -> None:
 
     sheet_path = args.work / "contact_sheet.png"
     cv2.imwrite(str(sheet_path), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
-    steps_done = 0
+    steps_done, logged_minutes = 0, 0.0
     metrics_file = run / "metrics.jsonl"
-    if metrics_file.is_file():
-        steps_done = max(json.loads(line).get("step", 0) for line in metrics_file.read_text().splitlines())
+    if metrics_file.is_file() and args.release is None:  # the run's own log: its steps and time span
+        logged = [json.loads(line) for line in metrics_file.read_text().splitlines()]
+        train = [record for record in logged if record.get("split") == "train"]
+        steps_done = max(record.get("step", 0) for record in logged)
+        if len(train) > 1:  # first to last log line, scaled to the whole run (the first line is a step in)
+            span = train[-1]["time"] - train[0]["time"]
+            logged_minutes = span * train[-1]["step"] / max(train[-1]["step"] - train[0]["step"], 1) / 60
     base = scores["copy reference"]["psnr"]
-    print(f"\nrenderer on held-out {args.split} speakers of {args.data} ({args.items} items); training "
-          f"{trained_seconds / 60:.1f} min, {steps_done} steps, preset {args.preset}")  # fmt: skip
+    source = f"release {args.release}" if args.release else (
+        f"training {logged_minutes:.1f} min by its log ({trained_seconds / 60:.1f} min in this call), "
+        f"{steps_done} steps, preset {args.preset}")  # fmt: skip
+    print(f"\nrenderer on held-out {args.split} speakers of {args.data} ({args.items} items); {source}")
     print(f"{'row':<16}{'PSNR':>8}{'SSIM':>8}{'PSNR low':>10}{'SSIM low':>10}{'dB vs copy':>12}")
     for name, row in scores.items():
         print(f"{name:<16}{row['psnr']:>8.2f}{row['ssim']:>8.3f}{row['psnr_lower']:>10.2f}"
