@@ -11,6 +11,7 @@ from fake_hub import FakeHub
 
 from cemnet_core.bundle import WEIGHT_BUNDLE_LAYOUT, resolve_bundle
 from cemnet_core.errors import ChecksumError, InputError, WeightsError
+from cemnet_core.fileio import folder_digest
 from cemnet_core.hub import HubBundle, UnpinnedBundleWarning, parse_hub_name
 from cemnet_core.release import CHECKSUMS_FILE, write_manifest
 
@@ -138,3 +139,20 @@ def test_a_release_without_checksums_is_refused(fake_hub: FakeHub, tmp_path: Pat
         WeightsError, match=rf"renderer/ has no {CHECKSUMS_FILE}, so its download cannot be checked"
     ):
         resolve_bundle(f"hf://{REPO}@{commit}")
+
+
+def test_a_registry_bundle_name_downloads_the_pinned_commit_and_checks_its_digest(
+    published: tuple[FakeHub, str, dict[str, bytes]], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, commit, files = published
+    digest, size = folder_digest(tmp_path / "bundle")
+    registry = tmp_path / "weights.toml"
+    entry = (f'filename = "tiny"\nbundle = true\nrepo_id = "{REPO}"\nrevision = "{commit}"\nsize = {size}\n'
+             'licence = "CC0-1.0"\npurpose = "test bundle"\n')  # fmt: skip
+    registry.write_text(f'[tiny.bundle]\n{entry}sha256 = "{digest}"\n', encoding="utf-8")
+    monkeypatch.setenv("CEMNET_WEIGHTS_TOML", str(registry))
+    folder = resolve_bundle("tiny.bundle")
+    assert folder.name == commit and _snapshot(folder) == files
+    registry.write_text(f'[tiny.bundle]\n{entry}sha256 = "{"0" * 64}"\n', encoding="utf-8")
+    with pytest.raises(ChecksumError, match=r"differs from the weights bundle registered"):
+        resolve_bundle("tiny.bundle")
