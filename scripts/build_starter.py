@@ -117,9 +117,9 @@ def _figures(figures: Path | None) -> str:
     lines = []
     renderer = load("renderer_quality.json")
     if renderer:
-        lines.append("Renderer alone, true landmarks, 96 frames of the 6 held-out test people "
-                     "(`benchmarks/renderer_quality.py --data OUT/real_data --preset small "
-                     "--steps 4000`):\n")  # fmt: skip
+        lines.append("Renderer alone, true landmarks, 96 frames of the held-out test people "
+                     "(`benchmarks/renderer_quality.py --data OUT/real_data --release "
+                     "cemnet_core/starter/renderer`):\n")  # fmt: skip
         lines.append("| row | PSNR | SSIM | PSNR lower half | SSIM lower half |\n|---|---|---|---|---|")
         for row, v in renderer.items():
             lines.append(f"| {row} | {v['psnr']:.2f} | {v['ssim']:.3f} | {v['psnr_lower']:.2f} | "
@@ -129,7 +129,7 @@ def _figures(figures: Path | None) -> str:
     portraits = load("portraits.json")
     if portraits:
         lines.append("\n`cemnet generate` on real portraits the release never saw, driven by real speech "
-                     "(`benchmarks/portrait_generate.py --json`): mouth opening over width, p95 - p5 "
+                     "(`benchmarks/portrait_generate.py`): mouth opening over width, p95 - p5 "
                      "(real talking videos: 0.19-0.29); CIE Delta E 2000 of the lower face against the "
                      "photo and across the jaw line:\n")  # fmt: skip
         lines.append("| portrait | open p95-p5 | dE lower | dE seam |\n|---|---|---|---|")
@@ -198,6 +198,11 @@ no emotion-labelled real talking corpus (MEAD) is available here.
 {figures}
 
 ## What it cannot do
+- Lip motion from a single photo: with one portrait as the reference the rendered mouth barely moves (the
+  portrait figures above; the goal is p95 - p5 >= 0.12). Audio2Mouth itself follows the speech on the
+  held-out real videos (its predicted mouth height varies as much as the true one, correlation 0.73), so
+  the loss is in rendering an open mouth from a closed-mouth photo. A reference video (`--ref clip.mp4`)
+  gives the renderer open-mouth references.
 - Emotion: the emotion modules have seen only drawn faces and synthetic voices; on real faces and real
   speech the emotion of the lower face is weak or wrong. The lip motion comes from Audio2Mouth, trained on
   real video.

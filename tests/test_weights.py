@@ -71,7 +71,8 @@ def _flip_one_byte(source: Path, target: Path) -> Path:
 
 def test_project_registry_lists_every_pretrained_file() -> None:
     entries = weights.load_registry(Path(__file__).parents[1] / "weights.toml")
-    assert set(entries) == {*SHARED_ASSETS, "vgg19.imagenet", "syncnet.v2"}
+    assert set(entries) == {*SHARED_ASSETS, "vgg19.imagenet", "syncnet.v2", "cemnet.starter"}
+    assert entries["cemnet.starter"].bundle and entries["cemnet.starter"].package
     for name in SHARED_ASSETS:
         assert entries[name].pinned and entries[name].size > 0 and entries[name].url.startswith("https://")
     vgg = entries["vgg19.imagenet"]

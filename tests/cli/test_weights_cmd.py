@@ -39,7 +39,8 @@ def test_verify_reports_the_shared_assets(weights_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     for name in SHARED_ASSETS:
         assert f"ok {name}: {weights_dir / weights.get_entry(name).filename}" in result.stdout
-    assert "4 verified, 0 bad" in result.stdout
+    assert "ok cemnet.starter: " in result.stdout  # the shipped starter release, checked by its digest
+    assert "5 verified, 0 bad" in result.stdout
 
 
 def test_verify_names_a_file_with_one_changed_byte(weights_dir: Path, tmp_path: Path) -> None:
@@ -60,7 +61,7 @@ def test_verify_names_a_file_with_one_changed_byte(weights_dir: Path, tmp_path: 
     assert result.exit_code == 4
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and str(bad) in lines[0] and "Traceback" not in result.output
-    assert "3 verified, 1 bad" in result.stdout
+    assert "4 verified, 1 bad" in result.stdout
 
 
 def test_list_shows_every_entry_and_its_state(weights_dir: Path) -> None:
@@ -69,7 +70,7 @@ def test_list_shows_every_entry_and_its_state(weights_dir: Path) -> None:
     assert result.exit_code == 0, result.output
     for name in weights.registry():
         assert name in result.stdout
-    assert result.stdout.count(" yes ") == 4 and "no pinned sha256" in result.stdout
+    assert result.stdout.count(" yes ") == 5 and "no pinned sha256" in result.stdout
 
 
 def test_path_and_pull_use_the_local_folder(weights_dir: Path) -> None:
@@ -155,3 +156,11 @@ def test_offline_generate_with_a_cold_cache_says_what_to_do(tmp_path: Path) -> N
     result = runner.invoke(app, _generate_args(tmp_path, "hf://a/b"))
     lines = result.stderr.strip().splitlines()
     assert result.exit_code == 4 and len(lines) == 1 and "HF_HUB_OFFLINE is set; unset" in lines[0]
+
+
+def test_show_prints_the_starter_model_card_and_a_file_entry() -> None:
+    result = runner.invoke(app, ["weights", "show"])
+    assert result.exit_code == 0, result.output
+    assert "# CEM-Net starter release" in result.stdout and "## What it cannot do" in result.stdout
+    result = runner.invoke(app, ["weights", "show", "dlib.shape_predictor_5"])
+    assert result.exit_code == 0 and "licence CC0-1.0" in result.stdout
