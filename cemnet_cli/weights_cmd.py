@@ -23,7 +23,7 @@ from rich.table import Table
 
 from cemnet_cli.options import FLAG, WeightsDirOption
 from cemnet_core import weights
-from cemnet_core.bundle import MODEL_CARD, push_bundle, resolve_bundle
+from cemnet_core.bundle import MODEL_CARD, bundle_names, push_bundle, resolve_bundle
 from cemnet_core.errors import ChecksumError
 from cemnet_core.hub import UnpinnedBundleWarning, is_hub_name
 
@@ -192,12 +192,16 @@ def push_command(
 
 
 def local_weights(weights_name: str | None) -> str | None:
-    """A command's ``--weights`` as given, or for a Hub bundle (``hf://...``) its checked local snapshot.
+    """A command's ``--weights`` as given, or for a Hub bundle (``hf://...``) its checked local snapshot, or
+    for a bundle of ``weights.toml`` (``cemnet.starter``) its checked folder.
 
     An unpinned Hub bundle's warning is printed as one line (other warnings of the download are dropped).
     """
-    if weights_name is None or not is_hub_name(weights_name):
-        return weights_name
+    if weights_name is None:
+        return None
+    if not is_hub_name(weights_name):
+        registered = weights_name in bundle_names() and not Path(weights_name).is_dir()
+        return str(resolve_bundle(weights_name)) if registered else weights_name
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnpinnedBundleWarning)
         folder = resolve_bundle(weights_name)

@@ -164,3 +164,10 @@ def test_show_prints_the_starter_model_card_and_a_file_entry() -> None:
     assert "# CEM-Net starter release" in result.stdout and "## What it cannot do" in result.stdout
     result = runner.invoke(app, ["weights", "show", "dlib.shape_predictor_5"])
     assert result.exit_code == 0 and "licence CC0-1.0" in result.stdout
+
+
+def test_a_registry_bundle_name_is_resolved_for_every_command() -> None:
+    from cemnet_cli.weights_cmd import local_weights
+
+    assert Path(local_weights("cemnet.starter") or "").name == "starter"
+    assert local_weights("runs/release") == "runs/release" and local_weights(None) is None
