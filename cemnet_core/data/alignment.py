@@ -9,7 +9,8 @@ them frame by frame the second one is warped onto the time axis of the first:
   a Sakoe-Chiba band; the cumulative cost is filled one anti-diagonal at a time so the work is vectorised
   in numpy (no Python loop over cells).
 - :func:`warp_to`: resample ``b`` onto ``a``'s frames along that path (frames of ``b`` matched to the same
-  frame of ``a`` are averaged), so the result has ``a``'s length.
+  frame of ``a`` are averaged), so the result has ``a``'s length; :func:`warp_along` does it for a path
+  already computed (the cross-reconstruction dataset caches paths, not warped mels).
 
 Shapes: ``S`` mel frames, ``F`` mel bins.
 """
@@ -83,8 +84,17 @@ def warp_to(a: np.ndarray, b: np.ndarray, band: float | None = None) -> np.ndarr
     Row ``i`` of the result is the mean of the frames of ``b`` that the path matches to frame ``i`` of ``a``.
     """
     path, _ = dtw_path(a, b, band)
+    return warp_along(path, b, np.asarray(a).shape[0])
+
+
+def warp_along(path: np.ndarray, b: np.ndarray, rows: int) -> np.ndarray:
+    """``b`` (Sb, F) resampled onto ``rows`` frames along a :func:`dtw_path` ``path`` (L, 2): ``(rows, F)``.
+
+    Row ``i`` is the mean of the frames ``b[j]`` with ``(i, j)`` on the path (a cached path can be reused).
+    """
     b = np.asarray(b)
-    rows = np.asarray(a).shape[0]
+    if path.ndim != 2 or path.shape[1] != 2 or path[-1, 0] != rows - 1 or path[-1, 1] != b.shape[0] - 1:
+        raise ValueError(f"path (L, 2) must end at ({rows - 1}, {b.shape[0] - 1}), got shape {path.shape}")
     sums = np.zeros((rows, b.shape[1]), dtype=np.float64)
     counts = np.zeros(rows, dtype=np.float64)
     np.add.at(sums, path[:, 0], b[path[:, 1]].astype(np.float64))

@@ -12,12 +12,18 @@ Choices where the paper is silent:
   to know *when* each sound happens. The emotion and timbre encoders average their conv features over
   time before the three FC layers, so their embeddings are vectors ``(B, De)``, ``(B, Dt)``. All three share
   the same layer structure; only that pooling differs.
-- Eq. (5) sums over the combinations ``(i, j, k)`` of two clips. Training pairs are the same speaker
-  saying the same sentence in two emotions, time-aligned by DTW (DESIGN section 5), so timbre and content
-  agree and the target of ``D(E_t(a_i), E_e(a_j), E_c(a_k))`` is clip ``j``, the emotion's source: the
-  six mixed combinations force emotion into ``E_e`` and out of ``E_t``/``E_c``. Squared L2 (mean).
-- Eq. (6) is a triplet loss on content: anchor and positive are the two aligned clips (same sentence),
-  the negative another sentence; the distance is the mean over time of the per-step L2 distance.
+- Eq. (5) sums over the combinations ``(i, j, k)`` of two clips ``a_0``, ``a_1``; the target of
+  ``D(E_t(a_i), E_e(a_j), E_c(a_k))`` is the clip with ``a_i``'s speaker, ``a_j``'s emotion and ``a_k``'s
+  sentence. :meth:`EmotionEnhancer.cross_aee_loss` takes the two clips as Fig. 4 draws them (two
+  speakers, two emotions, two sentences) and the eight targets, real clips of the corpus DTW-warped onto
+  the content source's time axis (:class:`~cemnet_core.data.cross_reconstruction.CrossReconstructionDataset`),
+  so swapping each of timbre, emotion and content changes the target. Squared L2 (mean over the 8).
+  :meth:`~EmotionEnhancer.aee_loss` keeps the older pairs (one speaker and sentence: the target is ``a_j``).
+- Eq. (6) is a triplet loss on content, the distance the mean over time of the per-step L2 distance. In
+  :meth:`~EmotionEnhancer.cross_aee_loss` the positive of ``a_0`` is the target with ``a_0``'s sentence
+  said by ``a_1``'s speaker in ``a_1``'s emotion, its negative ``a_0``'s speaker and emotion saying ``a_1``'s
+  sentence (only the content differs), and symmetrically for ``a_1``; in ``aee_loss`` the positive is the
+  other clip of the pair, the negative another sentence.
 - Encoder pretraining (Sec. IV-C): emotion and timbre by classification with ``C_e`` / ``C_t``. LRS2's
   audio-to-text is not available, so the content encoder is pretrained by per-step content classification
   (phone or syllable ids of each 4-mel-frame step, ``num_content_classes`` > 0, e.g. from the procedural
@@ -247,8 +253,16 @@ class EmotionEnhancer(nn.Module):
             raise ConfigError("emotion_enhancer: set num_content_classes > 0 to pretrain the content encoder")
         return self.content_classifier(content)
 
+    def reconstruct(
+        self, timbre_source: torch.Tensor, emotion_source: torch.Tensor, content_source: torch.Tensor
+    ) -> torch.Tensor:
+        """Fig. 4: ``D(E_t(timbre), E_e(emotion), E_c(content))``: 3 x (B, S, F) -> (B, S, F)."""
+        return self.decode(
+            self.timbre(timbre_source), self.emotion(emotion_source), self.content(content_source)
+        )
+
     def cross_reconstruction_loss(self, clip_a: torch.Tensor, clip_b: torch.Tensor) -> torch.Tensor:
-        """Eq. (5): mean squared error of ``D(E_t(a_i), E_e(a_j), E_c(a_k))`` against clip ``j``.
+        """Eq. (5) on a same-speaker, same-sentence pair: ``D(E_t(a_i), E_e(a_j), E_c(a_k))`` against ``a_j``.
 
         Args:
             clip_a, clip_b: (B, S, F) the same speaker and sentence in two emotions, time-aligned.
@@ -264,23 +278,86 @@ class EmotionEnhancer(nn.Module):
         timbres = self.timbre(pair).chunk(2)  # 2 x (B, Dt)
         emotions = self.emotion(pair).chunk(2)  # 2 x (B, De)
         contents = self.content(pair).chunk(2)  # 2 x (B, S/4, Dc)
-        return self._cross_reconstruction((clip_a, clip_b), timbres, emotions, contents)
+        return self._cross_reconstruction(
+            _emotion_source_targets(clip_a, clip_b), timbres, emotions, contents
+        )
 
     def _cross_reconstruction(
         self,
-        clips: tuple[torch.Tensor, torch.Tensor],
+        targets: torch.Tensor,
         timbres: tuple[torch.Tensor, ...],
         emotions: tuple[torch.Tensor, ...],
         contents: tuple[torch.Tensor, ...],
     ) -> torch.Tensor:
+        """Eq. (5): mean squared error of ``D(t_i, e_j, c_k)`` against ``targets[:, i, j, k]``."""
         combos = list(itertools.product(range(2), repeat=3))
         rebuilt = self.decode(
             torch.cat([timbres[i] for i, _, _ in combos]),  # (8B, Dt)
             torch.cat([emotions[j] for _, j, _ in combos]),  # (8B, De)
             torch.cat([contents[k] for _, _, k in combos]),  # (8B, S/4, Dc)
         )  # (8B, S, F)
-        target = torch.cat([clips[j] for _, j, _ in combos])  # (8B, S, F)
+        target = torch.cat([targets[:, i, j, k] for i, j, k in combos])  # (8B, S, F)
         return F.mse_loss(rebuilt, target)
+
+    def cross_aee_loss(
+        self,
+        clip_a: torch.Tensor,
+        clip_b: torch.Tensor,
+        targets: torch.Tensor,
+        emotion_a: torch.Tensor,
+        emotion_b: torch.Tensor,
+        speaker_a: torch.Tensor,
+        speaker_b: torch.Tensor,
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Eq. (7) on a Fig. 4 item: ``w_a L_a + w_t L_cls_t + w_e L_cls_e + w_tri L_tri``.
+
+        Args:
+            clip_a, clip_b: (B, S, F) ``a_0``, ``a_1``: two clips of (usually) two speakers, two emotions
+                and two sentences.
+            targets: (B, 2, 2, 2, S, F); ``[:, i, j, k]`` is the clip with the speaker of ``a_i``, the
+                emotion of ``a_j`` and the sentence of ``a_k``, time-aligned to ``a_k`` (``[:, 0, 0, 0]`` is
+                ``clip_a``, ``[:, 1, 1, 1]`` is ``clip_b``).
+            emotion_a, emotion_b, speaker_a, speaker_b: (B,) labels of the two clips.
+
+        Returns:
+            total and ``{"reconstruction", "speaker", "emotion", "triplet"}`` (scalars).
+        """
+        c = self.config
+        if (
+            clip_a.ndim != 3
+            or clip_a.shape != clip_b.shape
+            or targets.shape[1:4] != (2, 2, 2)
+            or (targets.shape[:1] + targets.shape[4:] != clip_a.shape)
+        ):
+            raise ValueError(
+                f"clip_a and clip_b must be (B, S, F) and targets (B, 2, 2, 2, S, F), got {clip_a.shape}, "
+                f"{clip_b.shape}, {targets.shape}"
+            )
+        pair = torch.cat([clip_a, clip_b])  # (2B, S, F)
+        timbre = self.timbre(pair)  # (2B, Dt)
+        emotion = self.emotion(pair)  # (2B, De)
+        # a_0's sentence by a_1's speaker in a_1's emotion, and a_1's sentence by a_0's in a_0's
+        same_as_a, same_as_b = targets[:, 1, 1, 0], targets[:, 0, 0, 1]  # (B, S, F) each
+        contents = self.content(torch.cat([pair, same_as_a, same_as_b])).chunk(4)  # 4 x (B, S/4, Dc)
+        content_a, content_b, content_pa, content_pb = contents
+        reconstruction = self._cross_reconstruction(
+            targets, timbre.chunk(2), emotion.chunk(2), (content_a, content_b)
+        )  # Eq. (5)
+        speaker_loss = classification_loss(self.classify_speaker(timbre), torch.cat([speaker_a, speaker_b]))
+        emotion_loss = classification_loss(self.classify_emotion(emotion), torch.cat([emotion_a, emotion_b]))
+        triplet = 0.5 * (
+            content_triplet_loss(content_a, content_pa, content_pb, c.triplet_margin)
+            + content_triplet_loss(content_b, content_pb, content_pa, c.triplet_margin)
+        )  # Eq. (6)
+        total = (
+            c.weight_reconstruction * reconstruction
+            + c.weight_speaker * speaker_loss
+            + c.weight_emotion * emotion_loss
+            + c.weight_triplet * triplet
+        )
+        parts = {"reconstruction": reconstruction, "speaker": speaker_loss, "emotion": emotion_loss,
+                 "triplet": triplet}  # fmt: skip
+        return total, parts
 
     def aee_loss(
         self,
@@ -313,7 +390,7 @@ class EmotionEnhancer(nn.Module):
         emotion = self.emotion(pair)  # (2B, De)
         content_a, content_b, content_n = self.content(torch.cat([pair, negative])).chunk(3)  # (B, S/4, Dc)
         reconstruction = self._cross_reconstruction(
-            (clip_a, clip_b), timbre.chunk(2), emotion.chunk(2), (content_a, content_b)
+            _emotion_source_targets(clip_a, clip_b), timbre.chunk(2), emotion.chunk(2), (content_a, content_b)
         )
         speaker_loss = classification_loss(self.classify_speaker(timbre), torch.cat([speaker, speaker]))
         emotion_loss = classification_loss(self.classify_emotion(emotion), torch.cat([emotion_a, emotion_b]))
@@ -383,6 +460,12 @@ class EmotionEnhancer(nn.Module):
         if mel.ndim != 3 or mel.shape[1:] != (S, MEL_BINS):
             raise ValueError(f"mel must be (B, {S}, {MEL_BINS}) (segment_frames={S}), got {tuple(mel.shape)}")
         return mel
+
+
+def _emotion_source_targets(clip_a: torch.Tensor, clip_b: torch.Tensor) -> torch.Tensor:
+    """Targets of a same-speaker, same-sentence pair: ``[:, i, j, k]`` is clip ``j``: (B, 2, 2, 2, S, F)."""
+    pair = torch.stack([clip_a, clip_b], dim=1)  # (B, 2, S, F)
+    return pair[:, None, :, None].expand(-1, 2, -1, 2, -1, -1)  # (B, 2, 2, 2, S, F)
 
 
 def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

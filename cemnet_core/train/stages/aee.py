@@ -9,8 +9,18 @@ trained with the cross-reconstruction strategy at learning rate 2e-4. Here, in o
    because processed corpora carry no transcripts; the content encoder thus learns "same sentence close,
    other sentence far", the property the cross-reconstruction needs from it.
 2. ``aee`` phase (from ``pretrain_steps``): ``L = w_a L_a + w_t L_cls_t + w_e L_cls_e + w_tri L_tri``
-   (Eq. 7) with the cross-reconstruction ``L_a`` of Eq. (5) over DTW-aligned pairs of the same speaker and
-   sentence in two emotions (:class:`EmotionAudioDataset`, ``mode="pairs"``).
+   (Eq. 7) with the cross-reconstruction ``L_a`` of Eq. (5) as Fig. 4 draws it: two clips of two speakers,
+   two emotions and two sentences, and the eight targets ``D(E_t(a_i), E_e(a_j), E_c(a_k))`` must rebuild,
+   existing clips warped by DTW onto the content source's timeline
+   (:class:`~cemnet_core.data.cross_reconstruction.CrossReconstructionDataset`;
+   :meth:`~cemnet_core.models.emotion_enhancement.EmotionEnhancer.cross_aee_loss`).
+
+Both phases draw the same items: pre-training uses ``mel_a``, ``mel_b`` (classification, now of two
+speakers) and the triplet ``mel_a``/``mel_p``/``mel_n`` (positive: ``a_0``'s sentence by the other speaker
+in the other emotion; negative: ``a_0``'s speaker and emotion in the other sentence). ``other_speaker``
+(default ``None``): a split with a single speaker (typically the held-out validation speaker, or the quick
+demo's one training speaker) draws same-speaker pairs (other emotion, other sentence) with a warning;
+``true`` refuses such a split, ``false`` never swaps speakers.
 
 One Adam optimiser (2e-4) serves both phases. Validation reports the Eq. (7) terms and the emotion
 classification error of the emotion encoder, the only part used after training.
@@ -25,7 +35,7 @@ from typing import Any
 import torch
 
 from cemnet_core.bundle import release_spec
-from cemnet_core.data.emotion_datasets import EmotionAudioDataset
+from cemnet_core.data.cross_reconstruction import CrossReconstructionDataset
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.emotion_enhancement import (
     EmotionEnhancer,
@@ -45,12 +55,13 @@ def _paper_loop() -> LoopConfig:
 
 @dataclass(frozen=True)
 class Config:
-    """Stage ``aee``: model sizes and loss weights, the loop, the pre-training length, DTW band."""
+    """Stage ``aee``: model sizes and loss weights, the loop, the pre-training length, DTW band, pairs."""
 
     model: EmotionEnhancerConfig = field(default_factory=EmotionEnhancerConfig.paper)
     loop: LoopConfig = field(default_factory=_paper_loop)
     pretrain_steps: int = 20_000  # encoder pre-training steps before cross-reconstruction
     dtw_band: float | None = None  # Sakoe-Chiba band of the pair alignment (fraction); None = full DTW
+    other_speaker: bool | None = None  # a_1 from another speaker; None = where the split has two or more
 
     @classmethod
     def paper(cls) -> Config:
@@ -70,16 +81,17 @@ class Config:
 
 
 def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
-    """The enhancer, Adam, pair datasets of both splits, the two phases of the module docstring."""
+    """The enhancer, Adam, cross-reconstruction items of both splits, the two phases of the docstring."""
     model = EmotionEnhancer(config.model).to(env.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.loop.lr)
     options = {
         "segment_frames": config.model.segment_frames,
         "seed": config.loop.seed,
         "band": config.dtw_band,
+        "other_speaker": config.other_speaker,
     }
-    train_data = EmotionAudioDataset(data, "train", mode="pairs", **options)
-    val_data = EmotionAudioDataset(data, "val", mode="pairs", **options)
+    train_data = CrossReconstructionDataset(data, "train", **options)
+    val_data = CrossReconstructionDataset(data, "val", **options)
     if train_data.num_speakers > config.model.num_speakers:
         raise ConfigError(f"{data} has {train_data.num_speakers} speakers but the timbre classifier has "
                           f"{config.model.num_speakers} classes; set --set model.num_speakers="
@@ -101,15 +113,17 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         detached = {name: value.detach() for name, value in terms.items()}
         return emotion + speaker + triplet, detached
 
+    def cross_loss(batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        # Eq. (7): w_a L_a (Eq. 5, the 8 targets of Fig. 4) + w_t L_cls_t + w_e L_cls_e + w_tri L_tri (Eq. 6)
+        return model.cross_aee_loss(batch["mel_a"], batch["mel_b"], batch["mel_target"], batch["emotion_a"],
+                                    batch["emotion_b"], batch["speaker_a"], batch["speaker_b"])  # fmt: skip
+
     def aee_loss(batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        # Eq. (7): w_a L_a (Eq. 5) + w_t L_cls_t + w_e L_cls_e + w_tri L_tri (Eq. 6)
-        total, terms = model.aee_loss(batch["mel_a"], batch["mel_b"], batch["mel_n"], batch["emotion_a"],
-                                      batch["emotion_b"], batch["speaker_a"])  # fmt: skip
+        total, terms = cross_loss(batch)
         return total, {name: value.detach() for name, value in terms.items()}
 
     def evaluate(batch: Batch) -> dict[str, torch.Tensor]:
-        total, terms = model.aee_loss(batch["mel_a"], batch["mel_b"], batch["mel_n"], batch["emotion_a"],
-                                      batch["emotion_b"], batch["speaker_a"])  # fmt: skip
+        total, terms = cross_loss(batch)
         predicted = model.classify_emotion(model.emotion(batch["mel_a"])).argmax(-1)  # (B,)
         return {"loss": total, **terms, "emotion_error": (predicted != batch["emotion_a"]).float().mean()}
 
