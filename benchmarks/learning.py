@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
+import sys
 import tempfile
 import time
 from collections.abc import Sequence
@@ -70,29 +70,25 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from learning_kit import (  # benchmarks/ is no package
+    A2M_MODEL,
+    AEE_MODEL,
+    EBM_MODEL,
+    HELD_OUT,
+    PIXELS,
+    build_corpus,
+    log,
+    train,
+)
+from learning_kit import load as _load
+
 from cemnet_core.contracts import ALL_MOUTH, EMOTIONS
 from cemnet_core.data.datasets import Audio2MouthDataset
 from cemnet_core.data.emotion_datasets import EmotionAudioDataset
-from cemnet_core.data.synthetic import SynthConfig, synth
 from cemnet_core.eval.metrics import landmark_distance
-from cemnet_core.preprocess import PreprocessOptions, preprocess
-from cemnet_core.train.checkpoint import LAST, checkpoint_path
 from cemnet_core.train.config import load_config
 from cemnet_core.train.stages import ebm as ebm_stage
-from cemnet_core.train.stages import export_run, train_stage
-
-HELD_OUT = ("val", "test")
-PIXELS = 128.0  # crop-normalised landmarks -> pixels of the 128x128 crop
-COMMON = ['preset="tiny"', "loop.progress=false", "loop.tensorboard=false", 'loop.early_stop_metric=""']
-# Audio2Mouth a little larger than the tiny preset (5 references, 5 frames as in the paper).
-A2M_MODEL = ["model.dim=64", "model.feedforward=128", "model.layers=2", "model.num_refs=5",
-             "model.num_frames=5", "model.audio_channels=[8, 16, 32, 32]", "loop.batch_size=16",
-             "loop.lr=1e-3"]  # fmt: skip
-AEE_MODEL = ["model.segment_frames=32", "model.channels=[8, 8, 16, 16]", "model.hidden=32",
-             "model.emotion_dim=16", "model.timbre_dim=16", "model.content_dim=16", "loop.batch_size=16",
-             "loop.lr=1e-3"]  # fmt: skip
-EBM_MODEL = ["model.target_emotion_dim=16", "model.dim=32", "model.key_dim=32", "model.hidden=64",
-             "model.memory_slots=16", "loop.batch_size=16", "loop.lr=1e-3", "emotion_segments=4"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -110,67 +106,6 @@ class Steps:
 
 FULL = Steps(a2m=1000, aee=1200, aee_pretrain=300, emotion=200, ebm=1000, eval_epochs=3, ebm_seeds=3)
 QUICK = Steps(a2m=40, aee=30, aee_pretrain=15, emotion=20, ebm=30, eval_epochs=1)
-
-
-def log(message: str) -> None:
-    """Progress line with a wall-clock stamp."""
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --------------------------------------------------------------------------------------------- corpus
-
-
-def build_corpus(work: Path, speakers: int, sentences: int, workers: int) -> Path:
-    """``cemnet synth`` (emotions at level 3, neutral at 1), ``cemnet preprocess mead --landmarks true``."""
-    data = work / "data"
-    if (data / "manifest.jsonl").is_file():
-        log(f"corpus: reusing {data}")
-        return data
-    emotional = tuple(name for name in EMOTIONS if name != "neutral")
-    size = {"speakers": speakers, "sentences": sentences}
-    parts = {"src_emotional": SynthConfig(**size, emotions=emotional, levels=(3,)),
-             "src_neutral": SynthConfig(**size, emotions=("neutral",), levels=(1,))}  # fmt: skip
-    for name, config in parts.items():
-        start = time.perf_counter()
-        synth(config, work / name, workers=workers, overwrite=True)
-        log(f"synth {name}: {time.perf_counter() - start:.0f} s")
-    for name in parts:
-        start = time.perf_counter()
-        summary = preprocess("mead", work / name, data, workers=workers,
-                             options=PreprocessOptions(landmarks="true"), show_progress=False)  # fmt: skip
-        log(f"preprocess {name}: {summary.processed} clips, {summary.failed} failed, "
-            f"{time.perf_counter() - start:.0f} s")  # fmt: skip
-    return data
-
-
-# --------------------------------------------------------------------------------------------- training
-
-
-def train(stage: str, data: Path, work: Path, name: str, steps: int, overrides: Sequence[str]) -> Path:
-    """Train (or resume) run ``work/runs/name`` to ``steps`` and export it to ``work/weights/name``."""
-    run = work / "runs" / name
-    start = time.perf_counter()
-    settings = [*COMMON, f"loop.val_every={steps}", f"loop.checkpoint_every={steps}",
-                f"loop.log_every={max(1, steps // 10)}", *overrides]  # fmt: skip
-    if checkpoint_path(run, LAST).exists():
-        train_stage(stage, data, run, resume=True, device="cpu", steps=steps)
-    else:
-        train_stage(stage, data, run, overrides=settings, device="cpu", steps=steps)
-    weights = work / "weights" / name
-    export_run(run, weights)
-    last = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
-    train_records = [record for record in last if record["split"] == "train"]
-    first, final = train_records[0], train_records[-1]
-    begin, end = (next(k for k in record if k.endswith("loss")) for record in (first, final))
-    log(f"trained {name} ({stage}): {steps} steps in {time.perf_counter() - start:.0f} s; "
-        f"{begin} {first[begin]:.4g} -> {end} {final[end]:.4g}")  # fmt: skip
-    return weights
-
-
-def _load(folder: Path, kind: str) -> torch.nn.Module:
-    from cemnet_core.release import load_model
-
-    return load_model(folder, kind)
 
 
 # --------------------------------------------------------------------------------------------- figures
