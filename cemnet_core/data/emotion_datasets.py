@@ -4,7 +4,10 @@ Built on :mod:`cemnet_core.data.datasets` (same clip cache, seeding and item con
 
 - :class:`EmotionAudioDataset` (Sec. III-B, Eqs. 5-7): DTW-aligned mel segments ``(S,80)`` of the same
   speaker saying the same sentence in two emotions, a same-content positive and a different-content
-  negative for the triplet loss; or single segments for encoder pretraining.
+  negative for the triplet loss; or single segments for encoder pretraining and evaluation. In these
+  pairs timbre and content agree, so swapping them carries no signal: the ``aee`` stage trains on
+  :class:`~cemnet_core.data.cross_reconstruction.CrossReconstructionDataset` instead (Fig. 4: two
+  speakers, two emotions, two sentences, and the eight targets of Eq. 5).
 - :class:`EmotionImageDataset`: augmented face crops (:func:`augment_face`) and MEAD emotion labels for the
   image emotion extractor.
 - :class:`EBMDataset` (Sec. III-C, Eqs. 8-13): references from a clip of the same speaker in another

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -173,3 +175,123 @@ def test_wrong_shapes_raise_value_error(model: EmotionEnhancer) -> None:
     with pytest.raises(ValueError, match=r"content_labels must be \(B, S\)"):
         model.pretraining_losses(mel, torch.zeros(B, dtype=torch.long), torch.zeros(B, dtype=torch.long),
                                  torch.zeros(B, 3, dtype=torch.long))  # fmt: skip
+
+
+# ----------------------------------------------------------------- Fig. 4 cross-reconstruction (Eq. 5)
+
+# (i, j, k): timbre of a_i, emotion of a_j, content of a_k
+COMBOS = list(itertools.product(range(2), repeat=3))
+Mels = Callable[[int, int, int], torch.Tensor]
+Trained = tuple[EmotionEnhancer, Mels]
+
+
+def _factor_mels(config: EmotionEnhancerConfig) -> Mels:
+    """A toy corpus of 3 speakers x 3 emotions x 3 sentences: ``mel(t, e, c)`` (S, F) = timbre profile of
+    speaker ``t`` + emotion profile ``e`` (over frequency) + sentence ``c``'s content (over time)."""
+    generator = torch.Generator().manual_seed(0)
+    timbre = torch.randn(3, 1, 80, generator=generator)
+    emotion = torch.randn(3, 1, 80, generator=generator)
+    content = 1.5 * torch.randn(3, config.segment_frames, 80, generator=generator)
+    return lambda t, e, c: timbre[t] + emotion[e] + content[c]
+
+
+def _cross_batch(mel: Mels, batch: int, generator: torch.Generator) -> tuple[torch.Tensor, ...]:
+    """Fig. 4 inputs: a_0, a_1 of two speakers, emotions and sentences, the 8 targets and the labels."""
+    speakers, emotions, sentences = (
+        torch.stack([torch.randperm(3, generator=generator)[:2] for _ in range(batch)]) for _ in range(3)
+    )  # (B, 2) each
+    targets = torch.stack(
+        [
+            torch.stack([mel(speakers[b, i], emotions[b, j], sentences[b, k]) for i, j, k in COMBOS])
+            for b in range(batch)
+        ]
+    ).unflatten(1, (2, 2, 2))  # (B, 2, 2, 2, S, F)
+    return (targets[:, 0, 0, 0], targets[:, 1, 1, 1], targets, emotions[:, 0], emotions[:, 1],
+            speakers[:, 0], speakers[:, 1])  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    """The tiny model after 60 steps of Eq. (7) on Fig. 4 items of the toy corpus (a few seconds)."""
+    torch.manual_seed(0)
+    model = EmotionEnhancer(EmotionEnhancerConfig.tiny())
+    mel = _factor_mels(model.config)
+    generator = torch.Generator().manual_seed(1)
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(60):
+        total, _ = model.cross_aee_loss(*_cross_batch(mel, 4, generator))
+        optimiser.zero_grad()
+        total.backward()
+        optimiser.step()
+    return model.eval(), mel
+
+
+def _changes(model: EmotionEnhancer, mel: Mels) -> list[float]:
+    """Relative change of ``reconstruct(timbre, emotion, content)`` when each source alone is replaced."""
+    sources = [mel(0, 0, 0)[None], mel(1, 1, 1)[None], mel(2, 2, 2)[None]]  # (1, S, F) each
+    others = [mel(1, 2, 0)[None], mel(2, 0, 1)[None], mel(0, 1, 0)[None]]  # another speaker / emotion / text
+    with torch.no_grad():
+        base = model.reconstruct(*sources)
+        changes = []
+        for which in range(3):
+            swapped = [others[w] if w == which else sources[w] for w in range(3)]
+            changes.append(float((model.reconstruct(*swapped) - base).norm() / base.norm()))
+    return changes
+
+
+def test_cross_aee_loss_matches_eq5_by_hand(model: EmotionEnhancer) -> None:
+    model.eval()
+    inputs = _cross_batch(_factor_mels(model.config), B, torch.Generator().manual_seed(2))
+    clip_a, clip_b, targets = inputs[:3]
+    clips = (clip_a, clip_b)
+    t, e, c = ([encode(x) for x in clips] for encode in (model.timbre, model.emotion, model.content))
+    by_hand = torch.stack(
+        [F.mse_loss(model.decode(t[i], e[j], c[k]), targets[:, i, j, k]) for i, j, k in COMBOS]
+    )
+    total, parts = model.cross_aee_loss(*inputs)
+    torch.testing.assert_close(parts["reconstruction"], by_hand.mean())
+    positive_a, positive_b = model.content(targets[:, 1, 1, 0]), model.content(targets[:, 0, 0, 1])
+    triplet = 0.5 * (
+        content_triplet_loss(c[0], positive_a, positive_b)
+        + content_triplet_loss(c[1], positive_b, positive_a)
+    )
+    torch.testing.assert_close(parts["triplet"], triplet)
+    torch.testing.assert_close(total, sum(parts.values()))
+    with pytest.raises(ValueError, match=r"\(B, 2, 2, 2, S, F\)"):
+        model.cross_aee_loss(clip_a, clip_b, targets[:, 0], *inputs[3:])
+
+
+def test_cross_aee_loss_reaches_every_parameter(model: EmotionEnhancer) -> None:
+    inputs = _cross_batch(_factor_mels(model.config), B, torch.Generator().manual_seed(3))
+    total, _ = model.cross_aee_loss(*inputs)
+    total.backward()
+    missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert missing == [
+        name for name, _ in model.content_classifier.named_parameters(prefix="content_classifier")
+    ]
+
+
+def test_decoder_output_changes_with_each_of_the_three_inputs(trained: Trained) -> None:
+    """Fig. 4: replacing the timbre, the emotion or the content source alone changes the rebuilt mel."""
+    model, mel = trained
+    changes = _changes(model, mel)
+    assert min(changes) > 0.02, changes
+
+
+@pytest.mark.parametrize("ignored", [0, 1, 2])
+def test_the_change_test_fails_a_decoder_that_ignores_an_input(trained: Trained, ignored: int) -> None:
+    """The check above can fail: with the decoder's weights on one input zeroed, it changes nothing."""
+    model, mel = trained
+    c = model.config
+    widths = (
+        c.timbre_dim,
+        c.emotion_dim,
+        c.content_dim,
+    )  # the decoder's input order: timbre, emotion, content
+    first = sum(widths[:ignored])
+    deaf = copy.deepcopy(model)
+    with torch.no_grad():
+        deaf.decoder.fc1.weight[:, first : first + widths[ignored]] = 0.0
+    changes = _changes(deaf, mel)
+    assert changes[ignored] < 1e-6
+    assert all(change > 0.02 for which, change in enumerate(changes) if which != ignored), changes
