@@ -6,8 +6,8 @@ same speaker in a different emotion (Eq. 5). The two recordings differ in tempo,
 them frame by frame the second one is warped onto the time axis of the first:
 
 - :func:`dtw_path`: the classic DTW (steps (1,0), (0,1), (1,1), Euclidean frame distance), optionally inside
-  a Sakoe-Chiba band; the cumulative cost is filled one anti-diagonal at a time so the work is vectorised
-  in numpy (no Python loop over cells).
+  a Sakoe-Chiba band; the cumulative cost is filled one row at a time (the leftward steps of a row are a
+  running minimum), so the work is vectorised in numpy (no Python loop over cells).
 - :func:`warp_to`: resample ``b`` onto ``a``'s frames along that path (frames of ``b`` matched to the same
   frame of ``a`` are averaged), so the result has ``a``'s length; :func:`warp_along` does it for a path
   already computed (the cross-reconstruction dataset caches paths, not warped mels).
@@ -47,23 +47,31 @@ def dtw_path(a: np.ndarray, b: np.ndarray, band: float | None = None) -> tuple[n
     """
     distances = frame_distances(a, b)  # (Sa, Sb)
     rows, cols = distances.shape
+    spans = [(0, cols)] * rows  # columns [lo, hi) allowed in each row
     if band is not None:
         if band <= 0:
             raise ValueError(f"band must be a positive fraction, got {band}")
-        i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
-        diagonal = i * (cols - 1) / max(rows - 1, 1)  # where j would be on the stretched diagonal
         width = max(band * max(rows, cols), 1.0)
-        distances = np.where(np.abs(j - diagonal) <= width, distances, np.inf)
+        columns = np.arange(cols)
+        spans = []
+        for i in range(rows):
+            diagonal = i * (cols - 1) / max(rows - 1, 1)  # where j would be on the stretched diagonal
+            inside = np.flatnonzero(np.abs(columns - diagonal) <= width)
+            spans.append((int(inside[0]), int(inside[-1]) + 1) if len(inside) else (0, 0))
 
-    # cost[i+1, j+1] = distances[i, j] + min(cost[i, j], cost[i, j+1], cost[i+1, j]); the cells of one
-    # anti-diagonal i + j = d depend only on diagonals d-1 and d-2, so each diagonal is one vector step.
+    # cost[i+1, j+1] = distances[i, j] + min(cost[i, j], cost[i, j+1], cost[i+1, j]), one row at a time:
+    # with m[j] = distances[i, j] + min(cost[i, j], cost[i, j+1]) (the diagonal and upward steps) and D the
+    # running sum of the row's distances, the chain of leftward steps unrolls to
+    # cost[i+1, j+1] = D[j] + min_{l <= j} (m[l] - D[l]), a running minimum: each row is one vector step.
     cost = np.full((rows + 1, cols + 1), np.inf)
     cost[0, 0] = 0.0
-    for d in range(rows + cols - 1):
-        i = np.arange(max(0, d - cols + 1), min(rows, d + 1))  # rows on this diagonal
-        j = d - i
-        best = np.minimum(np.minimum(cost[i, j], cost[i, j + 1]), cost[i + 1, j])
-        cost[i + 1, j + 1] = distances[i, j] + best
+    for i, (lo, hi) in enumerate(spans):
+        if lo >= hi:
+            continue
+        row = distances[i, lo:hi]
+        reach = row + np.minimum(cost[i, lo:hi], cost[i, lo + 1 : hi + 1])  # m over the span
+        running = np.cumsum(row)  # D
+        cost[i + 1, lo + 1 : hi + 1] = running + np.minimum.accumulate(reach - running)
     if not np.isfinite(cost[rows, cols]):
         raise ValueError("no alignment fits inside the band; widen it or pass band=None")
 
