@@ -2,7 +2,10 @@
 
 - ``mead``: ``<speaker>/video/front/<emotion>/level_<n>/<nnn>.mp4`` with its audio at
   ``<speaker>/audio/<emotion>/level_<n>/<nnn>.m4a`` (MEAD's own layout; ``cemnet synth`` writes the same).
-  Only the front camera is used, as in the paper. Emotion folders outside MEAD's 8 are ignored.
+  Only the front camera is used, as in the paper. Emotion folders outside MEAD's 8 are ignored. Each clip
+  gets a speaker-held-out split (:func:`mead_speaker_splits`): with MEAD's 48 speakers, the paper's 8 test
+  speakers and 40 training speakers (Sec. IV-A), of which 4 are the ``val`` split (validation and the
+  evaluation judges' accuracy; never fit); other speaker counts in the same proportions.
 - ``lrs2``: ``main/<id>/<clip>.mp4`` (audio inside the mp4) with ``train.txt`` / ``val.txt`` / ``test.txt``
   filelists (``<id>/<clip>`` per line, extra columns ignored) at the root, giving each clip its split.
 - ``folder``: every video below a folder. MEAD-style names such as
@@ -17,16 +20,25 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cemnet_core.contracts import EMOTIONS
+from cemnet_core.data.manifest import split_speakers
 from cemnet_core.errors import InputError
 
 LAYOUTS: tuple[str, ...] = ("mead", "lrs2", "folder")
 VIDEO_SUFFIXES: tuple[str, ...] = (".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mpg", ".mpeg")
 LANDMARKS_SUFFIX = ".landmarks.npy"
 LRS2_FILELISTS: tuple[str, ...] = ("train", "val", "test")
+# The paper's MEAD split (Sec. IV-A): 40 training and 8 test speakers of 48; 4 of the 40 are held out as val.
+MEAD_SPEAKERS, MEAD_TEST_SPEAKERS, MEAD_VAL_SPEAKERS = 48, 8, 4
+MEAD_FRACTIONS: tuple[float, float, float] = (
+    (MEAD_SPEAKERS - MEAD_TEST_SPEAKERS - MEAD_VAL_SPEAKERS) / MEAD_SPEAKERS,
+    MEAD_VAL_SPEAKERS / MEAD_SPEAKERS,
+    MEAD_TEST_SPEAKERS / MEAD_SPEAKERS,
+)
 
 # e.g. "dreamtalk__M030_front_angry_level3_001", "M030_front_angry_level_3_001" or, with a tag after the
 # sentence number, "M030_front_angry_level3_001_1080p"
@@ -68,8 +80,25 @@ def _check_root(root: Path) -> Path:
     return root
 
 
+def mead_speaker_splits(speakers: Iterable[str], seed: int = 0) -> dict[str, str]:
+    """Speaker -> ``train`` / ``val`` / ``test``: the paper's MEAD split, in proportion for other corpora.
+
+    ``n`` speakers (sorted, shuffled with ``seed`` as :func:`~cemnet_core.data.manifest.split_speakers`
+    does): ``test`` = ``max(1, round(8 n / 48))``, ``val`` = ``max(1, round(4 n / 48))``, ``train`` the
+    rest; 48 speakers give 36 / 4 / 8, i.e. the paper's 40 training speakers (``train`` + ``val``) and 8
+    test speakers. For up to 8 speakers this is the same assignment as the manifest's default
+    speaker-held-out split (1 val and 1 test speaker). Fewer than 3 speakers: ``{}`` (no corpus split; the
+    manifest then splits clips, see ``manifest.split_records``).
+    """
+    assigned = split_speakers(speakers, seed, MEAD_FRACTIONS)
+    if assigned is None:
+        return {}
+    return {speaker: split for split, names in assigned.items() for speaker in names}
+
+
 def discover_mead(root: str | os.PathLike[str]) -> list[SourceClip]:
-    """MEAD front-camera clips below ``root`` (see the module docstring), sorted by path."""
+    """MEAD front-camera clips below ``root`` (see the module docstring), sorted by path, each with its
+    speaker's split (:func:`mead_speaker_splits` over the speakers found)."""
     root = _check_root(Path(root))
     clips = []
     for video in sorted(root.glob("*/video/front/*/*/*.mp4")):
@@ -93,7 +122,8 @@ def discover_mead(root: str | os.PathLike[str]) -> list[SourceClip]:
                 landmarks=_true_landmarks(video),
             )
         )
-    return clips
+    splits = mead_speaker_splits(clip.speaker for clip in clips)
+    return [replace(clip, split=splits.get(clip.speaker, "")) for clip in clips]
 
 
 def _lrs2_splits(root: Path) -> dict[str, str]:

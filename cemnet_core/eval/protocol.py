@@ -36,9 +36,14 @@ from the bundle's ``ablations/`` folder by :meth:`CEMNetPipeline.from_bundle`):
   ``copy-reference``, the first reference's mouth held still; both rendered by the full model's renderer;
 - ``ground truth`` (Table II's "Ground Truth" row, run with the baselines): the judges' scores of the target
   clip's own frames, scored once per pair by :func:`score_pair` like every method (frames at its pipeline's
-  crop size, the clip's true mouth, the references the methods used). Its EA is the emotion judge's accuracy
-  on real frames, its LSE-C / LSE-D the expert's on real sync, its CSIM real frames vs the references; PSNR of
-  a clip with itself is infinite (shown n/a, Table II's "-"), SSIM 1 and M-LMD 0, as in Table II.
+  crop size, the clip's true mouth, the references the methods used). Its EA and EA on the lower face are
+  the emotion judges' accuracies on real frames, its LSE-C / LSE-D the expert's on real sync, its CSIM real
+  frames vs the references; PSNR of a clip with itself is infinite (shown n/a, Table II's "-"), SSIM 1 and
+  M-LMD 0, as in Table II.
+
+EA is reported twice: on the whole face, as the paper does (``ea``), and on the lower face (``ea_lower``),
+the region the methods generate; the upper face is the ground truth's for every method, so only
+``ea_lower`` says something about what a method made.
 
 Shapes: ``T`` frames, ``N`` references, ``S`` crop side.
 """
@@ -64,7 +69,13 @@ from cemnet_core.data.manifest import ClipRecord, read_manifest, split_records
 from cemnet_core.data.mel_stream import MelArray
 from cemnet_core.errors import ConfigError, DataError
 from cemnet_core.eval import metrics
-from cemnet_core.eval.judges import EmotionJudge, IdentityJudge, LipSyncJudge, MediaPipeMouthJudge
+from cemnet_core.eval.judges import (
+    EmotionJudge,
+    IdentityJudge,
+    LipSyncJudge,
+    LowerFaceJudge,
+    MediaPipeMouthJudge,
+)
 from cemnet_core.identity import mean_identity
 from cemnet_core.pipeline import CEMNetPipeline
 from cemnet_core.references import choose_references
@@ -85,7 +96,7 @@ METHOD_DESCRIPTIONS = {
     TRUTH_METHOD: "the target's own frames, scored like every method (Table II's Ground Truth row; "
     "PSNR n/a, SSIM 1 and M-LMD 0: the clip against itself)",
 }
-METRICS = ("psnr", "ssim", "m_lmd", "ea", "csim", "lse_c", "lse_d")
+METRICS = ("psnr", "ssim", "m_lmd", "ea", "ea_lower", "csim", "lse_c", "lse_d")
 CROP = 128
 
 
@@ -131,7 +142,8 @@ class Judges:
     mouth: None compares the predicted mouth with the clip's stored landmarks (true landmarks on the
     procedural corpus); a :class:`MediaPipeMouthJudge` runs the same detector on generated and GT frames.
     identity_of_references: the 128-d identity the EBM is conditioned on (dlib on real or drawn faces);
-    needed only by methods that use the EBM.
+    needed only by methods that use the EBM. emotion_lower: the judge of EA on the lower face
+    (``ea_lower``; None: that column is NaN).
     """
 
     emotion: EmotionJudge
@@ -139,6 +151,7 @@ class Judges:
     lipsync: LipSyncJudge | None = None
     mouth: MediaPipeMouthJudge | None = None
     identity_of_references: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None
+    emotion_lower: LowerFaceJudge | None = None
 
 
 def dlib_reference_identity(images: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
@@ -238,7 +251,10 @@ def generate_pair(
 
 
 def score_pair(generated: Generated, target: Clip, emotion: str, judges: Judges) -> dict[str, float]:
-    """Table II metrics of one generated clip against its ground truth."""
+    """Table II metrics of one generated clip against its ground truth, plus ``ea_lower``: EA on the lower
+    face, the region the method generates (every method is given the true upper face, so whole-face EA
+    is much the same for every row); see :mod:`cemnet_core.eval.corpus_judges` and
+    :mod:`cemnet_core.eval.fer` for what each lower-face judge sees."""
     frames, truth = generated.frames, resize_frames(target.frames, generated.frames.shape[1])
     valid = target.valid
     scores = {
@@ -253,10 +269,14 @@ def score_pair(generated: Generated, target: Clip, emotion: str, judges: Judges)
         scores["m_lmd"] = metrics.landmark_distance(
             judges.mouth.mouth(frames), judges.mouth.mouth(truth), scale=frames.shape[2]
         )
-    scores["ea"] = float("nan")  # unlabelled clips (the self setting on LRS2-like data)
+    scores["ea"] = scores["ea_lower"] = float("nan")  # unlabelled clips (the self setting on LRS2-like data)
     if emotion:
         label = [judges.emotion.target_index(emotion)] * len(frames)
         scores["ea"] = metrics.emotion_accuracy(judges.emotion.logits(frames), label)
+        if judges.emotion_lower is not None:
+            lower = judges.emotion_lower.lower_logits(frames, generated.references)
+            label = [judges.emotion_lower.target_index(emotion)] * len(frames)
+            scores["ea_lower"] = metrics.emotion_accuracy(lower, label)
     reference = judges.identity.embed(generated.references).mean(axis=0)
     scores["csim"] = metrics.identity_similarity(judges.identity.embed(frames), reference)
     scores["lse_c"] = scores["lse_d"] = float("nan")
@@ -389,7 +409,8 @@ def _uses_true_landmarks(records: list[ClipRecord]) -> bool:
 
 
 def default_judges(data: str | os.PathLike[str], weights: str | os.PathLike[str] | None) -> Judges:
-    """Corpus judges for a ``cemnet synth`` corpus (true landmarks), pretrained judges otherwise.
+    """Corpus judges for a ``cemnet synth`` corpus (true landmarks), pretrained judges otherwise; both with
+    a lower-face emotion judge (``ea_lower``).
 
     LipSync runs when ``<weights>/syncnet`` holds a ``syncnet`` release folder (converted syncnet_v2 or a
     lip-sync expert trained on the data); otherwise its columns are NaN (shown as n/a).
@@ -400,10 +421,11 @@ def default_judges(data: str | os.PathLike[str], weights: str | os.PathLike[str]
     lipsync = j.load_lipsync_judge(folder) if folder is not None else None
     if _uses_true_landmarks(read_manifest(data)):
         emotion, identity = j.corpus_judges(data)
-        return Judges(emotion, identity, lipsync, None, dlib_reference_identity)
-    return Judges(
-        j.FERJudge(), j.DlibIdentityJudge(), lipsync, j.MediaPipeMouthJudge(), dlib_reference_identity
-    )
+        lower = j.corpus_lower_face_judge(data)
+        return Judges(emotion, identity, lipsync, None, dlib_reference_identity, emotion_lower=lower)
+    fer = j.FERJudge()
+    return Judges(fer, j.DlibIdentityJudge(), lipsync, j.MediaPipeMouthJudge(), dlib_reference_identity,
+                  emotion_lower=j.FERLowerFaceJudge(fer))  # fmt: skip
 
 
 def load_pipelines(

@@ -82,3 +82,30 @@ def test_unknown_layout_and_missing_root(tmp_path: Path) -> None:
         discover("voxceleb", tmp_path)
     with pytest.raises(InputError, match="does not exist"):
         discover("folder", tmp_path / "nope")
+
+
+def test_mead_split_is_the_papers_40_training_and_8_test_speakers() -> None:
+    from collections import Counter
+
+    from cemnet_core.data.layouts import mead_speaker_splits
+
+    names = [f"{'MW'[i % 2]}{i:03d}" for i in range(48)]
+    splits = mead_speaker_splits(names)
+    counts = Counter(splits.values())
+    assert counts == {"train": 36, "val": 4, "test": 8}  # 40 training speakers (36 fit + 4 val), 8 test
+    assert mead_speaker_splits(names) == splits and mead_speaker_splits(names, seed=1) != splits
+    assert Counter(mead_speaker_splits(names[:24]).values()) == {"train": 18, "val": 2, "test": 4}
+    assert mead_speaker_splits(names[:2]) == {}  # too few speakers: no corpus split
+
+
+def test_small_mead_corpus_keeps_the_default_speaker_split(tmp_path: Path) -> None:
+    from cemnet_core.data.manifest import split_speakers
+
+    for speaker in ("M001", "M002", "W003", "W004"):
+        _touch(tmp_path / f"{speaker}/video/front/happy/level_1/001.mp4")
+        _touch(tmp_path / f"{speaker}/video/front/sad/level_1/001.mp4")
+    clips = discover("mead", tmp_path)
+    splits = ("train", "val", "test")
+    by_split = {split: sorted({c.speaker for c in clips if c.split == split}) for split in splits}
+    assert by_split == split_speakers(["M001", "M002", "W003", "W004"])  # the demo's corpus: unchanged
+    assert all(clip.split for clip in clips) and len(by_split["test"]) == 1

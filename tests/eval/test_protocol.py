@@ -21,7 +21,7 @@ from test_pipeline import save_tiny_ablations, save_tiny_bundle
 from cemnet_core.data.manifest import read_manifest
 from cemnet_core.errors import ConfigError, DataError, WeightsError
 from cemnet_core.eval import judges as j
-from cemnet_core.eval import protocol, report
+from cemnet_core.eval import metrics, protocol, report
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.models.emotion_enhancement import EmotionEnhancer, EmotionEnhancerConfig
 from cemnet_core.models.image_emotion import ImageEmotionExtractor, MiniXceptionConfig
@@ -226,3 +226,46 @@ def test_self_setting_uses_the_clips_own_frames_and_truth_landmarks_render_the_t
     assert list(result.summary) == ["self"] and result.rows[0]["m_lmd"] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(ConfigError, match="landmarks must be"):
         protocol.generate_pair(pipeline, clip, clip, "cemnet", judges, landmarks="guessed")
+
+
+def test_ea_on_the_lower_face_differs_between_copy_the_reference_and_the_true_frames(
+    corpus: Path, tmp_path: Path
+) -> None:
+    """Every method gets the true upper face, so whole-face EA barely moves; EA on the lower face sees
+    that copy-the-reference shows another emotion's mouth."""
+    from cemnet_core.data.clips import load_clip
+    from cemnet_core.data.manifest import split_records
+
+    cache = tmp_path / "judges"
+    emotion_judge, identity_judge = j.corpus_judges(corpus, cache=cache, steps=20)
+    lower = j.corpus_lower_face_judge(corpus, cache=cache, steps=300)
+    judges = protocol.Judges(emotion_judge, identity_judge, emotion_lower=lower)
+    records = read_manifest(corpus)
+    training = split_records(records, "train")  # clips the judges were trained on: a known speaker
+    target = next(r for r in training if r.emotion == "happy")
+    reference = next(r for r in records if r.speaker == target.speaker and r.emotion == "sad")
+    pipeline = _pipeline()
+    target_clip, reference_clip = load_clip(target.path), load_clip(reference.path)
+    truth = protocol.ground_truth_pair(pipeline, target_clip, reference_clip)
+    half = truth.frames.shape[1] // 2
+    copied = truth.frames.copy()
+    first = protocol.pair_references(pipeline, target_clip, reference_clip)[0]
+    still = protocol.resize_frames(reference_clip.frames[first : first + 1], pipeline.image_size)[0]
+    copied[:, half:] = still[half:]  # the reference's mouth held still under the true upper face
+    copy = protocol.Generated(copied, truth.mouth, truth.references)
+    true_scores = protocol.score_pair(truth, target_clip, "happy", judges)
+    copy_scores = protocol.score_pair(copy, target_clip, "happy", judges)
+    assert true_scores["ea_lower"] >= 0.8 and copy_scores["ea_lower"] <= 0.2
+    assert lower.model.config.val_accuracy >= 0 and "lower-face" in lower.name
+    without = protocol.score_pair(truth, target_clip, "happy", protocol.Judges(emotion_judge, identity_judge))
+    assert math.isnan(without["ea_lower"]) and without["ea"] == true_scores["ea"]
+    # The ground-truth row of an evaluation shows the lower-face judge's score of the true frames.
+    result = protocol.evaluate(corpus, {protocol.TRUTH_METHOD: pipeline}, judges, runs=1, split="train",
+                               max_clips=2)  # fmt: skip
+    for row in result.rows:
+        frames = protocol.resize_frames(
+            load_clip(corpus / "clips" / row["target"]).frames, pipeline.image_size
+        )
+        label = [lower.target_index(row["target_emotion"])] * len(frames)
+        assert row["ea_lower"] == metrics.emotion_accuracy(lower.lower_logits(frames, frames[:1]), label)
+    assert all(math.isfinite(v["ea_lower"][0]) for s in result.summary.values() for v in s.values())
