@@ -75,11 +75,15 @@ class Steps:
     emotion: int
     ebm: int
     eval_epochs: int  # passes over the clips (each draws new windows) for the module evidence
-    max_clips: int | None = None  # protocol targets per split (None: all)
+    per_emotion: int  # protocol targets per emotion and held-out split
+    aee_batch: int = 8  # AEE and w/o-AEE classifier batch (the cross-reconstruction step decodes 8 mels)
+    max_targets: int | None = None  # of those, at most this many per split (None: all)
 
 
-FULL = Steps(a2m=1000, renderer=100, aee=1200, aee_pretrain=300, emotion=200, ebm=1000, eval_epochs=4)
-QUICK = Steps(a2m=30, renderer=4, aee=20, aee_pretrain=10, emotion=10, ebm=20, eval_epochs=1, max_clips=3)
+FULL = Steps(a2m=600, renderer=60, aee=200, aee_pretrain=80, emotion=100, ebm=200, eval_epochs=3,
+             per_emotion=1)  # fmt: skip
+QUICK = Steps(a2m=30, renderer=4, aee=20, aee_pretrain=10, emotion=10, ebm=20, eval_epochs=1, per_emotion=1,
+              max_targets=2)  # fmt: skip
 
 
 @dataclass
@@ -109,6 +113,7 @@ def train_seed(data: Path, work: Path, steps: Steps, seed: int, a2m: Path) -> di
     """The seed's AEE, "w/o AEE" classifier, image emotion extractor and three EBMs -> release folders."""
     loop = [f"loop.seed={seed}"]
     aee_model = [*loop, f"model.num_speakers={SPEAKERS}", *kit.AEE_MODEL]
+    aee_model.append(f"loop.batch_size={steps.aee_batch}")  # after AEE_MODEL's, so it wins
     aee = kit.train("aee", data, work, f"aee_s{seed}", steps.aee,
                     [*aee_model, f"pretrain_steps={steps.aee_pretrain}"])  # fmt: skip
     classifier = kit.train("aee", data, work, f"aee_classifier_s{seed}", steps.aee,
@@ -237,9 +242,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         kit.log(f"seed {seed}: module evidence")
         module = module_evidence(data, a2m, releases, steps.eval_epochs)
         kit.log(f"seed {seed}: Table II protocol")
-        figures = protocol_figures(data, a2m, renderer, releases, steps.max_clips)
+        figures = protocol_figures(data, a2m, renderer, releases, steps.per_emotion, steps.max_targets)
         results.append(SeedResult(seed, module, figures))
         kit.log(f"seed {seed} done ({time.perf_counter() - begin:.0f} s so far)")
+        if seed < args.seeds - 1:  # the tables so far, in case the run is stopped
+            print_module_table(results)
+            print_claims_table(results)
+    print(f"\n==== final tables, seeds 0-{args.seeds - 1} ====")
     print_module_table(results)
     print_claims_table(results)
     print(f"\nshared across seeds: corpus, Audio2Mouth, renderer, corpus judges, evaluation pairs / windows; "

@@ -17,6 +17,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning_kit as kit
 
+from cemnet_core.data.clips import Clip, load_clip
+from cemnet_core.data.manifest import ClipRecord, read_manifest, split_records
 from cemnet_core.eval import protocol
 from cemnet_core.eval.metrics import landmark_distance
 from cemnet_core.pipeline import CEMNetPipeline
@@ -172,11 +174,55 @@ def _summarise(rows: list[dict[str, Any]], figures: ProtocolFigures) -> None:
         }  # fmt: skip
 
 
-def protocol_figures(
-    data: Path, a2m: Path, renderer: Path, releases: dict[str, Path], max_clips: int | None
-) -> ProtocolFigures:
-    """Part 5 of issue 14 for one seed: :func:`protocol.evaluate` rows on the held-out splits.
+def spread_targets(records: list[ClipRecord], per_emotion: int) -> list[ClipRecord]:
+    """``per_emotion`` clips of each emotion of ``records`` (one split), sentences taken in turn.
 
+    The protocol's ``max_clips`` keeps the first clips of a split, which are one or two emotions in manifest
+    order; the claims need every emotion, so the targets are spread over them.
+    """
+    by_emotion: dict[str, list[ClipRecord]] = {}
+    for record in records:
+        by_emotion.setdefault(record.emotion, []).append(record)
+    chosen = []
+    for rank, emotion in enumerate(sorted(by_emotion)):
+        clips = by_emotion[emotion]
+        chosen += [clips[(rank + k) % len(clips)] for k in range(min(per_emotion, len(clips)))]
+    return chosen
+
+
+def _evaluate(
+    data: Path, pipelines: dict[str, CEMNetPipeline], judges: protocol.Judges, setting: str,
+    targets: list[ClipRecord], cache: dict[Path, Clip],
+) -> list[dict[str, Any]]:  # fmt: skip
+    """:func:`protocol.evaluate`'s loop (pairing seed 0, :func:`protocol.generate_pair` and
+    :func:`protocol.score_pair`) on the given targets -> one row per (pair, method)."""
+    records = read_manifest(data)
+    rows = []
+    for pair in protocol.pair_clips(records, targets, setting, seed=0):
+        clips = []
+        for record in (pair.target, pair.reference):
+            if record.path not in cache:
+                cache[record.path] = load_clip(record.path)
+            clips.append(cache[record.path])
+        target, reference = clips
+        for method, pipeline in pipelines.items():
+            if method == protocol.TRUTH_METHOD:
+                generated = protocol.ground_truth_pair(pipeline, target, reference)
+            else:
+                generated = protocol.generate_pair(pipeline, target, reference, method, judges)
+            scores = protocol.score_pair(generated, target, pair.target.emotion, judges)
+            rows.append({"setting": setting, "method": method, **scores})
+    return rows
+
+
+def protocol_figures(
+    data: Path, a2m: Path, renderer: Path, releases: dict[str, Path], per_emotion: int,
+    max_targets: int | None = None,
+) -> ProtocolFigures:  # fmt: skip
+    """Part 5 of issue 14 for one seed: Table II protocol rows on the held-out splits.
+
+    Targets: ``per_emotion`` clips of each emotion of each held-out split (:func:`spread_targets`), at most
+    ``max_targets`` of them per split (None: all).
     Cross-emotion: CEM-Net, w/o AEE, w/o EBM (this seed's networks); Audio2Mouth alone, copy-reference and
     the ground truth (shared by all seeds: evaluated once per process). Neutral-base: Audio2Mouth alone.
     """
@@ -197,17 +243,18 @@ def protocol_figures(
     }
     baseline = pipeline(aee, None)
     shared = {protocol.A2M_METHOD: baseline, protocol.COPY_METHOD: baseline, protocol.TRUTH_METHOD: baseline}
+    records = read_manifest(data)
+    cache: dict[Path, Clip] = {}
     rows: list[dict[str, Any]] = []
     for split in kit.HELD_OUT:
-        options = {"runs": 1, "split": split, "max_clips": max_clips}
-        rows += protocol.evaluate(data, seeded, judges, settings=("cross-emotion",), **options).rows
-        key = (str(data), str(a2m), str(renderer), split, str(max_clips))
+        targets = spread_targets(split_records(records, split), per_emotion)[:max_targets]
+        rows += _evaluate(data, seeded, judges, "cross-emotion", targets, cache)
+        key = (str(data), str(a2m), str(renderer), split, str(per_emotion), str(max_targets))
         if key not in _SHARED:
             _SHARED[key] = [
-                *protocol.evaluate(data, shared, judges, settings=("cross-emotion",), **options).rows,
-                *protocol.evaluate(data, {protocol.A2M_METHOD: baseline}, judges, settings=("neutral-base",),
-                                   **options).rows,
-            ]  # fmt: skip
+                *_evaluate(data, shared, judges, "cross-emotion", targets, cache),
+                *_evaluate(data, {protocol.A2M_METHOD: baseline}, judges, "neutral-base", targets, cache),
+            ]
         rows += _SHARED[key]
     figures = ProtocolFigures(ea_metric())
     _summarise(rows, figures)

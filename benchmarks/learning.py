@@ -19,6 +19,10 @@ early stopping is off, so no checkpoint is chosen on them):
     run is measured on the same held-out items; the row is their mean, the line under the table gives each
     seed, the spread and how many are below Audio2Mouth alone.
 
+The EBM against its trained "w/o EBM" ablation, the mean-displacement baselines and linear probes of its
+inputs, and the paper's claims over several training seeds, are in ``benchmarks/claims.py`` (issue 14);
+both share :mod:`learning_kit` (corpus, stage runs, model sizes).
+
 It ends with a table of the figures and their ratios. The corpus and the runs are kept in ``--work`` (a
 temporary folder by default), so a rerun with the same folder skips what is done. ``--quick`` trains a few
 dozen steps per stage (minutes): the pipeline runs end to end, the figures are not meaningful. Options:
