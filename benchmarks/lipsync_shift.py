@@ -58,9 +58,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cemnet_core.contracts import SAMPLES_PER_FRAME
+from cemnet_core.bundle import find_optional_release
+from cemnet_core.contracts import SAMPLES_PER_FRAME, VIDEO_FPS
 from cemnet_core.data.clips import load_clip
-from cemnet_core.data.manifest import MANIFEST_NAME
+from cemnet_core.data.manifest import MANIFEST_NAME, read_manifest, split_records
 from cemnet_core.data.sync_dataset import mouth_region
 from cemnet_core.eval.lipsync import evaluate_sync
 from cemnet_core.models.syncnet import SyncNet
@@ -98,17 +99,18 @@ def leave_one_out(processed: Path, folder: Path, held_out: str) -> Path:
     return processed / next(r["path"] for r, n in zip(records, names, strict=True) if n == held_out)
 
 
-def shifted(audio: np.ndarray, frames: int) -> np.ndarray:
-    """``audio`` delayed by ``frames`` video frames (advanced if negative), zero-filled, same length."""
-    samples = abs(frames) * SAMPLES_PER_FRAME
-    if frames == 0:
+def shifted(audio: np.ndarray, frames: float) -> np.ndarray:
+    """``audio`` delayed by ``frames`` video frames (advanced if negative; a fraction is rounded to the
+    sample: 0.5 s is 12.5 frames), zero-filled, same length."""
+    samples = round(abs(frames) * SAMPLES_PER_FRAME)
+    if samples == 0:
         return audio
     if frames > 0:
         return np.concatenate([np.zeros(samples, audio.dtype), audio[:-samples]])
     return np.concatenate([audio[samples:], np.zeros(samples, audio.dtype)])
 
 
-def score_shifts(model: SyncNet, clip_path: Path, shifts: list[int]) -> list[dict[str, float]]:
+def score_shifts(model: SyncNet, clip_path: Path, shifts: list[float]) -> list[dict[str, float]]:
     """AV offset, LSE-C and LSE-D of the clip with its audio delayed by each of ``shifts`` frames."""
     clip = load_clip(clip_path, ("frames", "audio"))
     lips = torch.from_numpy(np.ascontiguousarray(mouth_region(clip.frames)))  # (T, 64, 128, 3)
@@ -121,7 +123,7 @@ def score_shifts(model: SyncNet, clip_path: Path, shifts: list[int]) -> list[dic
     return rows
 
 
-def found(rows: list[dict[str, float]], tolerance: int) -> int:
+def found(rows: list[dict[str, float]], tolerance: float) -> int:
     """How many rows have their AV offset within ``tolerance`` frames of the expected ``-k``."""
     return sum(abs(row["offset"] - row["expected"]) <= tolerance for row in rows)
 
@@ -140,7 +142,7 @@ def print_table(title: str, rows: list[dict[str, float]]) -> None:
     print(f"\n{title}")
     print(f"{'audio delay k':>14} {'expected offset':>16} {'AV offset':>10} {'LSE-C':>8} {'LSE-D':>8}")
     for row in rows:
-        print(f"{row['shift']:>14d} {row['expected']:>16d} {row['offset']:>10d} {row['lse_c']:>8.3f} "
+        print(f"{row['shift']:>14g} {row['expected']:>16g} {row['offset']:>10d} {row['lse_c']:>8.3f} "
               f"{row['lse_d']:>8.3f}")  # fmt: skip
     print(f"offset = -k in {found(rows, 0)} of {len(rows)} cases, within +-1 frame in {found(rows, 1)}")
     if tracked(rows) is not None:
@@ -181,6 +183,70 @@ def held_out_run(args: argparse.Namespace, processed: Path, name: str) -> dict[s
     return {"untrained": untrained, "trained": trained}
 
 
+def expert_folder(path: Path) -> Path:
+    """A syncnet release folder: ``path`` itself, or the lip-sync expert inside a weights bundle."""
+    if (path / "config.json").is_file():
+        return path
+    folder = find_optional_release(path, "syncnet")
+    if folder is None:
+        sys.exit(f"{path} is neither a syncnet release folder nor a weights bundle with one")
+    return folder
+
+
+def lse_c_beats(rows: list[dict[str, float]], seconds: float) -> bool:
+    """LSE-C with the true audio above LSE-C with the audio delayed and advanced by ``seconds``."""
+    zero = next(row["lse_c"] for row in rows if row["shift"] == 0)
+    frames = {seconds * VIDEO_FPS, -seconds * VIDEO_FPS}
+    return all(zero > row["lse_c"] for row in rows if row["shift"] in frames)
+
+
+def split_run(args: argparse.Namespace) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """Score an already trained expert (``--expert``) and an untrained network of the same sizes on every
+    clip of ``--split`` of ``--data`` (speakers the expert never saw), audio shifted by ``--seconds``."""
+    folder = expert_folder(args.expert)
+    trained = load_syncnet(folder)
+    torch.manual_seed(args.seed)
+    untrained = SyncNet(trained.config).eval()
+    clips = split_records(read_manifest(args.data), args.split)
+    if not clips:
+        sys.exit(f"{args.data} has no clips in split {args.split!r}")
+    shifts = sorted({0.0, *(s * VIDEO_FPS for s in args.seconds), *(-s * VIDEO_FPS for s in args.seconds)})
+    print(f"expert {folder}; {len(clips)} clips of split {args.split!r}; shifts (frames) {shifts}")
+    results = {}
+    for record in clips:
+        name = Path(record.path).name.removesuffix(".clip.safetensors")
+        results[name] = {net: score_shifts(model, Path(record.path), shifts)
+                         for net, model in (("untrained", untrained), ("trained", trained))}  # fmt: skip
+        print_table(f"trained expert, {name} ({record.speaker})", results[name]["trained"])
+    return results
+
+
+def split_summary(results: dict[str, dict[str, list[dict[str, float]]]], seconds: list[float]) -> dict:
+    """Per network: clips whose offset with the true audio is within +-1 frame of 0, shifted cases within
+    +-1 frame of ``-k``, and clips whose true-audio LSE-C beats each shift."""
+    summary: dict[str, dict[str, float]] = {}
+    n = len(results)
+    for network in ("untrained", "trained"):
+        runs = [result[network] for result in results.values()]
+        zero = [next(row for row in rows if row["shift"] == 0) for rows in runs]
+        line = {"clips": n, "offset_within_1_at_0": sum(abs(row["offset"]) <= 1 for row in zero) / n,
+                "shifted_within_1": sum(found([r for r in rows if r["shift"] != 0], 1) for rows in runs)
+                / sum(len(rows) - 1 for rows in runs)}  # fmt: skip
+        for s in seconds:
+            line[f"lse_c_beats_{s:g}s"] = sum(lse_c_beats(rows, s) for rows in runs) / n
+        summary[network] = line
+        at_zero, within = line["offset_within_1_at_0"], line["shifted_within_1"]
+        print(f"\n{network}: true audio's AV offset within +-1 frame of 0 on {at_zero:.0%} of {n} clips "
+              f"(goal >= 80%); shifted audio within +-1 frame of -k in {within:.0%} of cases")  # fmt: skip
+        for s in seconds:
+            beats, goal = line[f"lse_c_beats_{s:g}s"], " (goal >= 90%)" if s == 0.5 else ""
+            print(f"  LSE-C of the true audio > LSE-C shifted by +-{s:g} s on {beats:.0%} of clips{goal}")
+    offsets = {name: next(r["offset"] for r in result["trained"] if r["shift"] == 0)
+               for name, result in results.items()}  # fmt: skip
+    print("trained expert's AV offset with the true audio, per clip:", offsets)
+    return summary
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -203,8 +269,25 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--shifts", type=int, nargs="+", default=[-6, -3, 0, 3, 6])
     parser.add_argument("--device", default=None)
+    parser.add_argument(
+        "--expert", type=Path, default=None, help="score this expert (release or bundle) on --split of --data"
+    )
+    parser.add_argument("--data", type=Path, default=None, help="processed corpus with splits (--expert)")
+    parser.add_argument("--split", default="test", help="the held-out split to score (--expert)")
+    parser.add_argument("--seconds", type=float, nargs="+", default=[0.2, 0.5], help="shifts (--expert)")
+    parser.add_argument("--json", type=Path, default=None, help="write the --expert results here")
     args = parser.parse_args()
     torch.set_num_threads(int(os.environ.get("CEMNET_THREADS", "1")))  # small CPU convs: 1 thread is fastest
+    if args.expert is not None:
+        if args.data is None:
+            sys.exit("--expert needs --data (a processed corpus whose --split holds unseen speakers)")
+        start = time.perf_counter()
+        results = split_run(args)
+        summary = split_summary(results, args.seconds)
+        print(f"{time.perf_counter() - start:.0f} s (our own expert, not the original SyncNet weights)")
+        if args.json:
+            args.json.write_text(json.dumps({"summary": summary, "clips": results}, indent=1))
+        return
 
     processed = args.processed or args.work / "processed"
     preprocess(args.real_data, processed)

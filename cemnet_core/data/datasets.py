@@ -256,6 +256,9 @@ class Audio2MouthDataset(_ClipDataset):
     chosen to span different mouth openings; ``mel (T,16,80)`` the windows of the target frames;
     ``pose (T,78,2)`` their POSE points (model input); ``mouth (T,57,2)`` their MOUTH points (target).
     Landmarks are crop-normalised. ``samples_per_clip`` items are drawn per clip and epoch.
+    With probability ``single_reference_rate`` the N references are one frame repeated, the one with the
+    most closed mouth among those drawn: what a single portrait gives ``cemnet generate`` (a closed or
+    smiling mouth), from which the model must still open the mouth as far as the speech says.
     """
 
     def __init__(
@@ -269,11 +272,15 @@ class Audio2MouthDataset(_ClipDataset):
         fractions: tuple[float, float, float] = DEFAULT_FRACTIONS,
         samples_per_clip: int = 1,
         cache_size: int = 16,
+        single_reference_rate: float = 0.0,
     ) -> None:
         _check_positive(n_refs=n_refs, t_frames=t_frames, samples_per_clip=samples_per_clip)
+        if not 0.0 <= single_reference_rate <= 1.0:
+            raise ConfigError(f"single_reference_rate must be in [0, 1], got {single_reference_rate}")
         keys = ("landmarks", "valid", "mel")
         super().__init__(root, split, keys, seed, fractions, cache_size, False, samples_per_clip)
         self.n_refs, self.t_frames = n_refs, t_frames
+        self.single_reference_rate = single_reference_rate
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
         clip = self._cache.get(self.records[clip_index])
@@ -285,6 +292,9 @@ class Audio2MouthDataset(_ClipDataset):
         if len(outside) == 0:
             return None
         refs = _spread_references(clip.landmarks, outside, self.n_refs, rng)
+        if self.single_reference_rate and rng.random() < self.single_reference_rate:
+            opening = clip.landmarks[refs, _LOWER_INNER_LIP, 1] - clip.landmarks[refs, _UPPER_INNER_LIP, 1]
+            refs = np.full(self.n_refs, refs[int(np.argmin(opening))])  # one photo, mouth closed
         return {
             "ref_landmarks": _f32(select(clip.landmarks[refs], ALL)),  # (N, 135, 2)
             **_window_targets(clip, start, self.t_frames),  # mel, pose, mouth

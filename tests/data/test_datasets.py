@@ -440,3 +440,17 @@ def test_renderer_single_reference_items_repeat_one_frame(corpus: Path) -> None:
     assert any(not torch.equal(never[i]["ref_images"][0], never[i]["ref_images"][1]) for i in (0, 5, 11))
     with pytest.raises(ConfigError, match="single_reference_rate"):
         RendererDataset(corpus, "all", single_reference_rate=1.5)
+
+
+def test_audio_to_mouth_single_reference_items_repeat_the_most_closed_mouth(corpus: Path) -> None:
+    always = Audio2MouthDataset(corpus, "all", n_refs=3, single_reference_rate=1.0)
+    spread = Audio2MouthDataset(corpus, "all", n_refs=3)
+    inner = [ALL.index(13), ALL.index(14)]  # upper and lower inner lip in ALL order
+    for index in (0, 5, 11):
+        refs, others = always[index]["ref_landmarks"], spread[index]["ref_landmarks"]
+        assert all(torch.equal(refs[0], ref) for ref in refs[1:])  # one photo, repeated
+        opening = float(refs[0, inner[1], 1] - refs[0, inner[0], 1])
+        assert opening == pytest.approx(float((others[:, inner[1], 1] - others[:, inner[0], 1]).min()))
+    assert any(not torch.equal(spread[i]["ref_landmarks"][0], spread[i]["ref_landmarks"][1]) for i in (0, 5))
+    with pytest.raises(ConfigError, match="single_reference_rate"):
+        Audio2MouthDataset(corpus, "all", single_reference_rate=-0.1)

@@ -56,3 +56,18 @@ def test_a2m_stop_and_resume_equals_an_unbroken_run(corpus: Path, tmp_path: Path
     assert first.keys() == second.keys()
     for name, value in first.items():
         assert torch.equal(value, second[name]), name
+
+
+def test_a2m_fine_tunes_from_a_release_with_one_photo_references(corpus: Path, tmp_path: Path) -> None:
+    train_stage("a2m", corpus, tmp_path / "first", overrides=TINY, device="cpu", steps=2)
+    (release,) = export_run(tmp_path / "first", tmp_path / "weights")
+    settings = [*TINY, f"init_from={json.dumps(str(release))}", "single_reference_rate=1.0"]
+    train_stage("a2m", corpus, tmp_path / "tuned", overrides=settings, device="cpu", steps=1)
+    start = torch.load(tmp_path / "tuned" / "checkpoints" / "last.pt", weights_only=True)["models"]
+    tuned, trained = start["audio_to_mouth"], load_release(release).state_dict
+    assert any(not torch.equal(value, tuned[name]) for name, value in trained.items())  # it trained ...
+    weights = [n for n in trained if "running_" not in n and "num_batches" not in n]  # not BatchNorm stats
+    assert max(float((trained[n] - tuned[n]).abs().max()) for n in weights) < 0.05  # ... from the release
+    with pytest.raises(ConfigError, match="other settings"):
+        train_stage("a2m", corpus, tmp_path / "bad", device="cpu", steps=1,
+                    overrides=[*settings, "model.layers=2"])  # fmt: skip

@@ -4,6 +4,14 @@ Paper (Sec. IV-C): Adam, learning rate 1e-4, loss ``L1 + lambda * L_velocity`` w
 early stopping on the L1 loss (of the validation split here; the paper does not say which split). Items
 come from :class:`Audio2MouthDataset`: N reference landmark sets, T mel windows and T pose landmark sets of
 one clip, with the T ground-truth mouth landmark sets as target.
+
+One-photo references (``single_reference_rate`` > 0, off in both presets): that share of training items
+gets one reference repeated N times, the most closed mouth of those drawn (:class:`Audio2MouthDataset`).
+References spread over a clip's mouth shapes average to a half-open mouth, so a model trained only on them
+predicts small offsets from it; from a single closed-mouth portrait (what ``cemnet generate --ref
+portrait.jpg`` gives) it then barely opens the mouth. ``init_from`` (an ``audio_to_mouth`` release folder)
+starts from trained weights (fine-tuning, the starter's one-photo phase); its config must equal ``model``.
+Neither is in the paper, which trains and tests with references from the target's own video.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import torch
 
 from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import Audio2MouthDataset
+from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
@@ -38,6 +47,8 @@ class Config:
     samples_per_clip: int = 8  # training windows drawn per clip and epoch
     val_samples_per_clip: int = 2
     betas: tuple[float, float] = (0.9, 0.999)  # Adam
+    single_reference_rate: float = 0.0  # share of training items with one repeated reference (docstring)
+    init_from: str = ""  # an audio_to_mouth release folder to start from (fine-tuning); "" = random weights
 
     @classmethod
     def paper(cls) -> Config:
@@ -59,10 +70,20 @@ class Config:
 
 def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     """Audio2Mouth, Adam, the train/val splits of ``data`` and the Eq. (4) loss."""
-    model = AudioToMouth(config.model).to(env.device)
+    model = AudioToMouth(config.model)
+    if config.init_from:
+        from cemnet_core.release import load_model
+
+        start = load_model(config.init_from, "audio_to_mouth", frozen=False)
+        if start.config != config.model:
+            raise ConfigError(f"init_from {config.init_from} holds an Audio2Mouth with other settings than "
+                              "model; set model to the config in its config.json")  # fmt: skip
+        model.load_state_dict(start.state_dict())
+    model = model.to(env.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.loop.lr, betas=config.betas)
     sizes = {"n_refs": config.model.num_refs, "t_frames": config.model.num_frames, "seed": config.loop.seed}
-    train_data = Audio2MouthDataset(data, "train", samples_per_clip=config.samples_per_clip, **sizes)
+    train_data = Audio2MouthDataset(data, "train", samples_per_clip=config.samples_per_clip,
+                                    single_reference_rate=config.single_reference_rate, **sizes)  # fmt: skip
     val_data = Audio2MouthDataset(data, "val", samples_per_clip=config.val_samples_per_clip, **sizes)
 
     def predict(batch: dict[str, torch.Tensor]) -> torch.Tensor:
