@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import learning_kit as kit  # noqa: E402  (benchmarks/ is no package)
+import learning_kit as kit  # benchmarks/ is no package
 
-from cemnet_core.errors import ConfigError  # noqa: E402
+from cemnet_core.errors import ConfigError
 
 
 def test_mean_displacement_per_key_and_fallback() -> None:
@@ -86,3 +86,19 @@ def test_verdict_needs_the_mean_and_a_majority_of_seeds() -> None:
 
 def test_mean_std_over_seeds() -> None:
     assert kit.mean_std([1.0, 3.0]) == (2.0, 1.0)
+
+
+def test_spread_targets_takes_every_emotion_and_turns_the_sentences() -> None:
+    import claims_eval
+
+    from cemnet_core.data.manifest import ClipRecord
+
+    records = [
+        ClipRecord(Path(f"/c/{e}_{s}.npz"), "mead", "M001", e, "3", str(s), 50)
+        for e in ("angry", "happy", "sad")
+        for s in range(3)
+    ]
+    chosen = claims_eval.spread_targets(records, per_emotion=1)
+    assert [r.emotion for r in chosen] == ["angry", "happy", "sad"]
+    assert [r.sentence for r in chosen] == ["0", "1", "2"]  # not always the first sentence
+    assert len(claims_eval.spread_targets(records, per_emotion=5)) == 9  # capped by the clips there are
