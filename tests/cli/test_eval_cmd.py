@@ -26,6 +26,10 @@ def test_eval_prints_table_and_writes_reports(tmp_path: Path, weights_dir: Path,
     torch.set_num_threads(1)
     try:
         data = make_eval_corpus(tmp_path / "data", speakers=2, sentences=1, frames=8)
+        from cemnet_core.eval import judges
+
+        judges.corpus_judges(data, steps=20)  # cached in <data>/judges, where `cemnet eval` looks first:
+        judges.corpus_lower_face_judge(data, steps=20)  # the test need not train them for 1500 steps
         weights = save_tiny_ablations(save_tiny_bundle(tmp_path / "weights"))
         out = tmp_path / "out"
         arguments = ["eval", "--data", str(data), "--weights", str(weights), "--split", "all",
@@ -45,6 +49,10 @@ def test_eval_prints_table_and_writes_reports(tmp_path: Path, weights_dir: Path,
     assert "audio_to_mouth/model.safetensors" in document["config"]["weights_sha256"]
     assert "ablations/wo_aee/emotion_enhancer/model.safetensors" in document["config"]["weights_sha256"]
     assert document["config"]["judges"]["lipsync"].startswith("none")
+    assert "lower-face expression CNN (held-out accuracy" in document["config"]["judges"]["ea_lower"]
+    assert "EA-low" in result.output
+    truth = document["summary"]["cross-emotion"]["ground truth"]
+    assert truth["ea"]["mean"] is not None and truth["ea_lower"]["mean"] is not None  # the judges on truth
     assert (out / "results.csv").is_file() and (out / "examples.png").is_file()
 
 

@@ -47,6 +47,19 @@ def test_table_caption_names_the_judges() -> None:
     assert "judges" not in str(results_table(_result(1)).caption)
 
 
+def test_table_has_both_ea_columns_and_the_api_runs_five_times() -> None:
+    import inspect
+
+    from cemnet_core.eval.report import evaluate_and_report
+
+    assert METRICS.index("ea_lower") == METRICS.index("ea") + 1  # EA on the whole face, then the lower face
+    console = Console(width=80, record=True)
+    console.print(results_table(_result(1), judges={"emotion": "A", "ea_lower": "B"}))
+    text = console.export_text()
+    assert "EA↑" in text and "EA-low↑" in text and "ea_lower by B" in text
+    assert inspect.signature(evaluate_and_report).parameters["runs"].default == 5  # as `cemnet eval --runs`
+
+
 def test_table_title_says_what_the_run_is() -> None:
     from cemnet_core.demo import EVAL_TITLE
     from cemnet_core.eval.report import TITLE
