@@ -174,8 +174,9 @@ def _summarise(rows: list[dict[str, Any]], figures: ProtocolFigures) -> None:
         }  # fmt: skip
 
 
-def spread_targets(records: list[ClipRecord], per_emotion: int) -> list[ClipRecord]:
-    """``per_emotion`` clips of each emotion of ``records`` (one split), sentences taken in turn.
+def spread_targets(records: list[ClipRecord], per_emotion: int, start: int = 0) -> list[ClipRecord]:
+    """``per_emotion`` clips of each emotion of ``records`` (one split), sentences taken in turn, the
+    emotions in name order rotated by ``start`` (so that a capped list of two splits covers more emotions).
 
     The protocol's ``max_clips`` keeps the first clips of a split, which are one or two emotions in manifest
     order; the claims need every emotion, so the targets are spread over them.
@@ -183,9 +184,11 @@ def spread_targets(records: list[ClipRecord], per_emotion: int) -> list[ClipReco
     by_emotion: dict[str, list[ClipRecord]] = {}
     for record in records:
         by_emotion.setdefault(record.emotion, []).append(record)
+    names = sorted(by_emotion)
+    names = names[start % len(names) :] + names[: start % len(names)] if names else names
     chosen = []
-    for rank, emotion in enumerate(sorted(by_emotion)):
-        clips = by_emotion[emotion]
+    for emotion in names:
+        clips, rank = by_emotion[emotion], sorted(by_emotion).index(emotion)
         chosen += [clips[(rank + k) % len(clips)] for k in range(min(per_emotion, len(clips)))]
     return chosen
 
@@ -246,8 +249,9 @@ def protocol_figures(
     records = read_manifest(data)
     cache: dict[Path, Clip] = {}
     rows: list[dict[str, Any]] = []
-    for split in kit.HELD_OUT:
-        targets = spread_targets(split_records(records, split), per_emotion)[:max_targets]
+    for index, split in enumerate(kit.HELD_OUT):
+        start = index * (max_targets or 0)  # capped: the second split takes the next emotions
+        targets = spread_targets(split_records(records, split), per_emotion, start)[:max_targets]
         rows += _evaluate(data, seeded, judges, "cross-emotion", targets, cache)
         key = (str(data), str(a2m), str(renderer), split, str(per_emotion), str(max_targets))
         if key not in _SHARED:

@@ -102,3 +102,5 @@ def test_spread_targets_takes_every_emotion_and_turns_the_sentences() -> None:
     assert [r.emotion for r in chosen] == ["angry", "happy", "sad"]
     assert [r.sentence for r in chosen] == ["0", "1", "2"]  # not always the first sentence
     assert len(claims_eval.spread_targets(records, per_emotion=5)) == 9  # capped by the clips there are
+    rotated = claims_eval.spread_targets(records, per_emotion=1, start=2)
+    assert [(r.emotion, r.sentence) for r in rotated] == [("sad", "2"), ("angry", "0"), ("happy", "1")]
