@@ -80,7 +80,7 @@ class Steps:
     max_targets: int | None = None  # of those, at most this many per split (None: all)
 
 
-FULL = Steps(a2m=600, renderer=60, aee=150, aee_pretrain=60, emotion=50, ebm=150, eval_epochs=2,
+FULL = Steps(a2m=600, renderer=60, aee=400, aee_pretrain=100, emotion=100, ebm=250, eval_epochs=2,
              per_emotion=1, max_targets=4)  # fmt: skip
 QUICK = Steps(a2m=30, renderer=4, aee=20, aee_pretrain=10, emotion=10, ebm=20, eval_epochs=1, per_emotion=1,
               max_targets=2)  # fmt: skip

@@ -156,8 +156,8 @@ def linear_probe(
     """Multinomial logistic regression fitted on (train_x, train_y) -> (held-out accuracy, chance).
 
     Features are standardised with the training mean and std; full-batch L-BFGS on the cross-entropy with
-    an L2 penalty ``weight_decay``. Chance is the held-out frequency of the most frequent training class
-    (what a probe that learned nothing about the features scores).
+    an L2 penalty ``weight_decay``. Chance is the held-out frequency of the most frequent held-out class:
+    the best a constant guess can score there, so a probe above it has read something from the features.
     """
     train_x, test_x = np.asarray(train_x, np.float64), np.asarray(test_x, np.float64)
     train_y, test_y = np.asarray(train_y, np.int64), np.asarray(test_y, np.int64)
@@ -183,8 +183,7 @@ def linear_probe(
     optimizer.step(closure)
     with torch.no_grad():
         predicted = (torch.from_numpy((test_x - mean) / std).float() @ weight + bias).argmax(-1).numpy()
-    majority = int(np.bincount(train_y).argmax())
-    return float(np.mean(predicted == test_y)), float(np.mean(test_y == majority))
+    return float(np.mean(predicted == test_y)), float(np.bincount(test_y).max() / len(test_y))
 
 
 # ------------------------------------------------------------------------------------------- claims
