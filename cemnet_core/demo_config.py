@@ -120,7 +120,7 @@ class DemoConfig:
     def starter(cls, real_data: str) -> DemoConfig:
         """The starter release's recipe (module docstring), about two and a half hours on two CPU cores.
 
-        Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 1500 steps of
+        Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference), the ``small``
         renderer (1.5 M; 4000 steps, the run of ``benchmarks/renderer_quality.py --preset small --steps
         4000``, then 1000 steps of fine-tuning in which half the items have one repeated reference, as a
@@ -137,7 +137,7 @@ class DemoConfig:
         speakers = 6
         stages = (
             StagePlan("a2m", 4000, (*loop(500), *a2m), preset="paper", data="real"),
-            StagePlan("a2m", 1500, (*loop(500), *a2m, 'init_from="{weights}/audio_to_mouth"',
+            StagePlan("a2m", 500, (*loop(500), *a2m, 'init_from="{weights}/audio_to_mouth"',
                                     "single_reference_rate=0.5", "loop.lr=2e-4"),
                       preset="paper", data="real", phase="onephoto"),
             StagePlan("renderer", 4000, (), preset="small", data="real"),
