@@ -16,6 +16,33 @@
 
 These are figures of our own briefly trained expert, not of the original SyncNet weights (unavailable here).
 
+``--expert BUNDLE_OR_RELEASE --data REAL_DATA [--split test]`` instead scores an expert trained already (the
+starter's, trained by its recipe on the ``train`` people of ``scripts/real_corpus.py``'s corpus) on every clip
+of a held-out split, with the audio shifted by 0, +-0.2 s and +-0.5 s (5 and 12.5 frames), beside an untrained
+network of the same sizes::
+
+    .venv/bin/python benchmarks/lipsync_shift.py --expert cemnet_core/starter --data /work/cache/real_data \
+        --json lipsync.json
+
+Measured (2026-12-02, the 14 test videos of 6 people never trained on; ``small`` expert, 3000 steps on the
+92 training clips, last weights; 272 s on the shared 2-core CPU)::
+
+                         true audio's offset    shifted audio's offset   LSE-C true > +-0.2 s / +-0.5 s
+                         within +-1 of 0        within +-1 of -k
+    untrained            0 of 14 (0 %)          0 %                      50 % / 14 %
+    trained, 1000 steps  8 of 14 (57 %)         48 %                     29 % / 29 %
+    trained, 3000 steps  9 of 14 (64 %)         57 %                     21 % / 43 %
+
+Measured from each clip's own sync point, the expert tracks the shift: ``offset(k) - offset(0)`` is within
++-1 frame of ``-k`` in 55 of the 56 shifted cases (untrained: 0 of 56). Goals (issue #14: >= 80 % and
+>= 90 %) not met. The five clips outside +-1 frame are all early by 2-4
+frames (Ocasio-Cortez -2, Obama -4 / -2 / -3, Katie Hill -2); Audio2Mouth's predicted mouth also correlates
+best with the Obama clips' true mouth 2-4 frames late (``benchmarks/a2m_articulation.py``), so some of these
+clips may themselves be off sync; nothing here can tell. LSE-C (median minus minimum of the distance curve
+over offsets -15..15, as syncnet_python computes it) is a confidence at the best offset found: a 0.5 s shift
+(12.5 frames) moves the minimum inside the search range rather than removing it, so the shifted audio's
+LSE-C stays close to the true audio's; the offset it finds is the figure that tracks the shift.
+
     .venv/bin/python benchmarks/lipsync_shift.py --processed /tmp/realproc --work /tmp/lipsync_shift_runs \
         --steps 1500 --held-out styletalk__KristiNoem styletalk__reagan_clip1 \
         sadtalker__WDA_KatieHill_000 styletalk__Obama_clip1
@@ -232,12 +259,16 @@ def split_summary(results: dict[str, dict[str, list[dict[str, float]]]], seconds
         line = {"clips": n, "offset_within_1_at_0": sum(abs(row["offset"]) <= 1 for row in zero) / n,
                 "shifted_within_1": sum(found([r for r in rows if r["shift"] != 0], 1) for rows in runs)
                 / sum(len(rows) - 1 for rows in runs)}  # fmt: skip
+        relative = [abs(r["offset"] - z["offset"] - r["expected"]) <= 1
+                    for rows, z in zip(runs, zero, strict=True) for r in rows if r["shift"] != 0]  # fmt: skip
+        line["relative_within_1"] = sum(relative) / len(relative)
         for s in seconds:
             line[f"lse_c_beats_{s:g}s"] = sum(lse_c_beats(rows, s) for rows in runs) / n
         summary[network] = line
         at_zero, within = line["offset_within_1_at_0"], line["shifted_within_1"]
         print(f"\n{network}: true audio's AV offset within +-1 frame of 0 on {at_zero:.0%} of {n} clips "
-              f"(goal >= 80%); shifted audio within +-1 frame of -k in {within:.0%} of cases")  # fmt: skip
+              f"(goal >= 80%); shifted audio within +-1 frame of -k in {within:.0%} of cases, "
+              f"offset(k) - offset(0) within +-1 of -k in {line['relative_within_1']:.0%}")  # fmt: skip
         for s in seconds:
             beats, goal = line[f"lse_c_beats_{s:g}s"], " (goal >= 90%)" if s == 0.5 else ""
             print(f"  LSE-C of the true audio > LSE-C shifted by +-{s:g} s on {beats:.0%} of clips{goal}")

@@ -19,7 +19,9 @@ Steps, each skipped when its output is there (rerun the same command to resume):
 ``--figures DIR`` fills the model card's figures from the benchmarks' JSON outputs there (the card names the
 command of each): ``renderer_quality.json`` (``benchmarks/renderer_quality.py``), ``portraits.json``
 (``benchmarks/portrait_generate.py``), ``generate_speed.json`` (``benchmarks/generate_throughput.py
---weights default --json``), ``results.json`` (``cemnet eval --setting self --data OUT/real_data``).
+--weights default --json``), ``a2m_articulation.json`` (``benchmarks/a2m_articulation.py --json``),
+``lipsync.json`` (``benchmarks/lipsync_shift.py --expert --json``), ``results.json`` (``cemnet eval
+--setting self --data OUT/real_data``).
 Missing ones are marked "not measured".
 """
 
@@ -147,6 +149,34 @@ def _figures(figures: Path | None) -> str:
                      + ", ".join(f"{k}: {v:.1f} frames/s" for k, v in speed.items()))  # fmt: skip
     else:
         lines.append("\nSpeed: not measured (`benchmarks/generate_throughput.py`).")
+    articulation = load("a2m_articulation.json")
+    if articulation:
+        lines.append("\nAudio2Mouth on the held-out test people, from their own audio and head pose "
+                     "(`benchmarks/a2m_articulation.py`; mean over clips):\n")  # fmt: skip
+        lines.append(
+            "| release | references | open p95-p5 | truth | correlation | M-LMD px | copy M-LMD px |"
+        )
+        lines.append("|---|---|---|---|---|---|---|")
+        for label, kinds in articulation.items():
+            for kind, v in kinds.items():
+                cells = (f"{v['open']:.3f}", f"{v['true_open']:.3f}", f"{v['corr']:.2f}", f"{v['m_lmd']:.2f}",
+                         f"{v['copy_m_lmd']:.2f}")  # fmt: skip
+                lines.append(f"| {label} | {kind} | " + " | ".join(cells) + " |")
+    lipsync = load("lipsync.json")
+    if lipsync:
+        trained, untrained = lipsync["summary"]["trained"], lipsync["summary"]["untrained"]
+        lines.append("\nLip-sync expert (`syncnet/`, the LipSync judge) on the held-out test videos "
+                     "(`benchmarks/lipsync_shift.py --expert cemnet_core/starter --data OUT/real_data`): "
+                     f"true audio's offset within +-1 frame of 0 on {trained['offset_within_1_at_0']:.0%} of "
+                     f"{trained['clips']} clips (untrained network {untrained['offset_within_1_at_0']:.0%}); "
+                     "the shift measured from each clip's own sync point within +-1 frame in "
+                     f"{trained.get('relative_within_1', float('nan')):.0%} of the shifted cases; "
+                     "LSE-C of the true audio above LSE-C with the audio shifted by +-0.2 s / +-0.5 s on "
+                     f"{trained['lse_c_beats_0.2s']:.0%} / {trained['lse_c_beats_0.5s']:.0%} of clips "
+                     f"(untrained {untrained['lse_c_beats_0.2s']:.0%} / "
+                     f"{untrained['lse_c_beats_0.5s']:.0%}).")  # fmt: skip
+    else:
+        lines.append("\nLip-sync expert: not measured (`benchmarks/lipsync_shift.py --expert`).")
     evaluation = load("results.json")
     if evaluation:
         lines.append("\nSelf-reconstruction on the held-out people, from audio (`cemnet eval --setting self "
@@ -198,11 +228,10 @@ no emotion-labelled real talking corpus (MEAD) is available here.
 {figures}
 
 ## What it cannot do
-- Lip motion from a single photo: with one portrait as the reference the rendered mouth barely moves (the
-  portrait figures above; the goal is p95 - p5 >= 0.12). Audio2Mouth itself follows the speech on the
-  held-out real videos (its predicted mouth height varies as much as the true one, correlation 0.73), so
-  the loss is in rendering an open mouth from a closed-mouth photo. A reference video (`--ref clip.mp4`)
-  gives the renderer open-mouth references.
+- Lip motion: Audio2Mouth opens the mouth less than half as far as people do and follows the opening only
+  weakly on people it never saw (the Audio2Mouth figures above: 0.10-0.13 against the truth's 0.27,
+  correlation about 0.2); on portraits the rendered mouth barely moves (goal p95 - p5 >= 0.12, not met).
+  More training data and steps (a GPU) are what it needs; no gain is applied to hide it.
 - Emotion: the emotion modules have seen only drawn faces and synthetic voices; on real faces and real
   speech the emotion of the lower face is weak or wrong. The lip motion comes from Audio2Mouth, trained on
   real video.
