@@ -88,3 +88,18 @@ def test_bundle_entries_are_validated(tmp_path: Path) -> None:
 def test_a_file_entry_is_not_a_bundle() -> None:
     with pytest.raises(WeightsError, match="not a weights bundle"):
         resolve_bundle("fer2013.mini_xception")
+
+
+def test_the_starter_ships_a_lip_sync_expert_that_scores_real_sync() -> None:
+    import numpy as np
+
+    from cemnet_core.bundle import find_optional_release
+    from cemnet_core.eval.judges import load_lipsync_judge
+
+    folder = find_optional_release(SHIPPED, "syncnet")
+    assert folder is not None, "the starter has no syncnet/ release (the LipSync judge)"
+    judge = load_lipsync_judge(folder)
+    assert judge.model.config.input_region == "mouth"  # trained on the lower half of the face crops
+    frames = np.zeros((20, 128, 128, 3), dtype=np.uint8)
+    scores = judge.scores(frames, np.zeros(20 * 640, dtype=np.float32))
+    assert np.isfinite(scores.lse_d) and -15 <= scores.offset <= 15
