@@ -179,8 +179,12 @@ def _figures(figures: Path | None) -> str:
         lines.append("\nLip-sync expert: not measured (`benchmarks/lipsync_shift.py --expert`).")
     evaluation = load("results.json")
     if evaluation:
-        lines.append("\nSelf-reconstruction on the held-out people, from audio (`cemnet eval --setting self "
-                     "--data OUT/real_data`, mean over clips):\n")  # fmt: skip
+        config, rows = evaluation["config"], evaluation["clips"]
+        people = sorted({row["speaker"] for row in rows})
+        lines.append("\nSelf-reconstruction on held-out people, from audio (`cemnet eval --setting self "
+                     f"--data OUT/real_data --runs {config['runs']} --max-clips {config['max_clips']}`: "
+                     f"{len({row['target'] for row in rows})} test clips of {', '.join(people)}; "
+                     "LSE-C/LSE-D by the expert above, in its own scale):\n")  # fmt: skip
         methods = evaluation["summary"]["self"]
         metrics = list(next(iter(methods.values())))
         lines.append("| method | " + " | ".join(metrics) + " |")
