@@ -128,7 +128,8 @@ def test_save_model_then_load_model_gives_the_same_frozen_model(tmp_path: Path) 
     assert not loaded.training and not any(p.requires_grad for p in loaded.parameters())
     inputs = model.example_inputs(2)
     with torch.no_grad():
-        assert torch.equal(loaded(*inputs), model(*inputs))
+        # same weights; not bit-equal on every CPU: a frozen transformer may take PyTorch's fused fast path
+        torch.testing.assert_close(loaded(*inputs), model(*inputs), rtol=0, atol=1e-6)
     trainable = load_model(folder, frozen=False)
     assert trainable.training and all(p.requires_grad for p in trainable.parameters())
     on_cpu = load_model(folder, device="cpu")
