@@ -32,7 +32,7 @@ from safetensors.torch import save as safetensors_bytes
 from torch import nn
 
 from cemnet_core import __version__
-from cemnet_core.errors import ChecksumError, OutputError, WeightsError
+from cemnet_core.errors import ChecksumError, ConfigError, OutputError, WeightsError
 from cemnet_core.fileio import make_folder, sha256_file, temp_beside, write_error
 from cemnet_core.models import MODEL_KINDS, build_model
 
@@ -315,3 +315,18 @@ def load_model(
     if device is not None:
         model.to(torch.device(device))
     return model
+
+
+def init_from_release(model: nn.Module, folder: str | os.PathLike[str], kind: str) -> nn.Module:
+    """Start ``model`` from the weights of a release of ``kind`` (a training stage's ``init_from``,
+    fine-tuning); the release's config must equal ``model.config``.
+
+    Raises:
+        ConfigError: the release holds a model with other settings.
+        WeightsError: as :func:`load_release`.
+    """
+    release = load_release(folder, kind=kind)
+    if type(model.config).from_dict(release.config) != model.config:
+        raise ConfigError(f"init_from {folder} holds a {kind} with other settings than model; set model to "
+                          "the config in its config.json")  # fmt: skip
+    return load_state_into(model, release)

@@ -25,7 +25,6 @@ import torch
 
 from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import Audio2MouthDataset
-from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
@@ -72,13 +71,9 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     """Audio2Mouth, Adam, the train/val splits of ``data`` and the Eq. (4) loss."""
     model = AudioToMouth(config.model)
     if config.init_from:
-        from cemnet_core.release import load_model
+        from cemnet_core.release import init_from_release
 
-        start = load_model(config.init_from, "audio_to_mouth", frozen=False)
-        if start.config != config.model:
-            raise ConfigError(f"init_from {config.init_from} holds an Audio2Mouth with other settings than "
-                              "model; set model to the config in its config.json")  # fmt: skip
-        model.load_state_dict(start.state_dict())
+        init_from_release(model, config.init_from, "audio_to_mouth")
     model = model.to(env.device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.loop.lr, betas=config.betas)
     sizes = {"n_refs": config.model.num_refs, "t_frames": config.model.num_frames, "seed": config.loop.seed}

@@ -46,7 +46,6 @@ import torch.nn.functional as F
 from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import RendererDataset
 from cemnet_core.data.images import to_uint8
-from cemnet_core.errors import ConfigError
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig, discriminator_loss
 from cemnet_core.models.perceptual import FacePerceptualFeatures, VGG19Features, perceptual_loss
 from cemnet_core.models.renderer import (
@@ -154,13 +153,9 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     """Renderer + conditional multi-scale discriminator, two Adam optimisers, the phases of the docstring."""
     renderer = FaceRenderer(config.model)
     if config.init_from:
-        from cemnet_core.release import load_model
+        from cemnet_core.release import init_from_release
 
-        start = load_model(config.init_from, "renderer", frozen=False)
-        if start.config != config.model:
-            raise ConfigError(f"init_from {config.init_from} holds a renderer with other settings than "
-                              "model; set model to the config in its config.json")  # fmt: skip
-        renderer.load_state_dict(start.state_dict())
+        init_from_release(renderer, config.init_from, "renderer")
     renderer = renderer.to(env.device)
     discriminator = PatchDiscriminator(config.discriminator).to(env.device)
     vgg = _vgg(config.vgg_weights, env.device)
