@@ -50,6 +50,7 @@ from cemnet_core.data.audio import mel_window
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.landmarks import select
 from cemnet_core.data.manifest import read_manifest, split_records
+from cemnet_core.models.audio_to_mouth import reference_mouth_base
 from cemnet_core.release import load_model
 
 _UPPER, _LOWER, _LEFT, _RIGHT = (MOUTH.index(i) for i in (13, 14, 61, 291))
@@ -111,6 +112,8 @@ def predict_clip(model: torch.nn.Module, path: Path, kind: str) -> dict[str, flo
     mouth = torch.cat(predicted).reshape(len(frames), -1, 2).numpy()
     truth = select(clip.landmarks[frames], MOUTH)
     copy = np.broadcast_to(refs[0, -len(MOUTH) :].numpy(), truth.shape)
+    poses = torch.from_numpy(pose).float().reshape(1, len(frames), -1, 2)
+    base = reference_mouth_base(refs[None].float(), poses, "similarity")[0].numpy()  # no learning
     pred_open, true_open = opening(mouth), opening(truth)
     return {
         "open": spread(pred_open),
@@ -118,6 +121,7 @@ def predict_clip(model: torch.nn.Module, path: Path, kind: str) -> dict[str, flo
         "corr": float(np.corrcoef(pred_open, true_open)[0, 1]),
         "m_lmd": float(np.linalg.norm(mouth - truth, axis=-1).mean() * CROP),
         "copy_m_lmd": float(np.linalg.norm(copy - truth, axis=-1).mean() * CROP),
+        "base_m_lmd": float(np.linalg.norm(base - truth, axis=-1).mean() * CROP),
         "frames": len(frames),
     }
 
@@ -140,7 +144,7 @@ def main() -> None:
     results: dict[str, dict[str, dict[str, float]]] = {}
     print(f"{len(clips)} clips of split {args.split!r}")
     print(f"{'release':<10} {'references':<10} {'open p95-p5':>11} {'truth':>6} {'corr':>6} {'M-LMD':>6} "
-          f"{'copy M-LMD':>10}")  # fmt: skip
+          f"{'copy M-LMD':>10} {'base M-LMD':>10}")  # fmt: skip
     for item in args.release:
         label, _, path = item.partition("=")
         model = load_model(audio_to_mouth_folder(Path(path)), "audio_to_mouth").eval()
@@ -149,7 +153,8 @@ def main() -> None:
             mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
             results.setdefault(label, {})[kind] = mean
             print(f"{label:<10} {kind:<10} {mean['open']:>11.3f} {mean['true_open']:>6.3f} "
-                  f"{mean['corr']:>6.2f} {mean['m_lmd']:>6.2f} {mean['copy_m_lmd']:>10.2f}")  # fmt: skip
+                  f"{mean['corr']:>6.2f} {mean['m_lmd']:>6.2f} {mean['copy_m_lmd']:>10.2f} "
+                  f"{mean['base_m_lmd']:>10.2f}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
 

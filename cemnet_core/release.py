@@ -22,7 +22,7 @@ import json
 import os
 import struct
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -319,14 +319,19 @@ def load_model(
 
 def init_from_release(model: nn.Module, folder: str | os.PathLike[str], kind: str) -> nn.Module:
     """Start ``model`` from the weights of a release of ``kind`` (a training stage's ``init_from``,
-    fine-tuning); the release's config must equal ``model.config``.
+    fine-tuning); the release's config must equal ``model.config``, except in the fields the config class
+    lists as ``FINE_TUNABLE`` (settings that change what the weights compute, not which weights exist,
+    e.g. Audio2Mouth's ``base_motion``): those take ``model.config``'s values.
 
     Raises:
         ConfigError: the release holds a model with other settings.
         WeightsError: as :func:`load_release`.
     """
     release = load_release(folder, kind=kind)
-    if type(model.config).from_dict(release.config) != model.config:
+    config_type = type(model.config)
+    saved = config_type.from_dict(release.config)
+    free = {name: getattr(model.config, name) for name in getattr(config_type, "FINE_TUNABLE", ())}
+    if replace(saved, **free) != model.config:
         raise ConfigError(f"init_from {folder} holds a {kind} with other settings than model; set model to "
                           "the config in its config.json")  # fmt: skip
     return load_state_into(model, release)

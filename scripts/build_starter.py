@@ -152,15 +152,17 @@ def _figures(figures: Path | None) -> str:
     articulation = load("a2m_articulation.json")
     if articulation:
         lines.append("\nAudio2Mouth on the held-out test people, from their own audio and head pose "
-                     "(`benchmarks/a2m_articulation.py`; mean over clips):\n")  # fmt: skip
-        lines.append(
-            "| release | references | open p95-p5 | truth | correlation | M-LMD px | copy M-LMD px |"
-        )
-        lines.append("|---|---|---|---|---|---|---|")
+                     "(`benchmarks/a2m_articulation.py`; mean over clips; copy: the first reference's "
+                     "mouth held still; moved reference: the references' mouths moved with the head by the "
+                     "similarity of their upper-face points, no learning, the model's start):\n")  # fmt: skip
+        lines.append("| release | references | open p95-p5 | truth | correlation | M-LMD px | copy M-LMD px "
+                     "| moved reference M-LMD px |")  # fmt: skip
+        lines.append("|---|---|---|---|---|---|---|---|")
         for label, kinds in articulation.items():
             for kind, v in kinds.items():
+                base = f"{v['base_m_lmd']:.2f}" if "base_m_lmd" in v else "-"
                 cells = (f"{v['open']:.3f}", f"{v['true_open']:.3f}", f"{v['corr']:.2f}", f"{v['m_lmd']:.2f}",
-                         f"{v['copy_m_lmd']:.2f}")  # fmt: skip
+                         f"{v['copy_m_lmd']:.2f}", base)  # fmt: skip
                 lines.append(f"| {label} | {kind} | " + " | ".join(cells) + " |")
     lipsync = load("lipsync.json")
     if lipsync:

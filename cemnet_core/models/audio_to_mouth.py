@@ -13,10 +13,19 @@ the paper wins:
   modality embedding; so any ``N >= 1`` works. ``T`` may be shorter than ``num_frames`` (a last chunk).
 - One ``Linear`` maps each of the last ``T`` tokens to the 57 mouth points (``LIPS + JAW`` order of
   :data:`cemnet_core.contracts.MOUTH`). With ``mouth_from_reference`` (default) that Linear gives an
-  offset from a base mouth: the mean mouth of the N references, moved with the head (the shift of the
-  frame's POSE centroid from the references' POSE centroid), so ``m_t = base_t + Linear(z_{N+T+t})``. The
-  Linear starts near zero, so an untrained model copies the reference mouth. Without it, a small model on
-  few speakers learned the speaker's mouth shape worse than copying a reference did (learning benchmark).
+  offset from a base mouth, each reference's mouth moved with the head to the frame and averaged over the
+  N references, so ``m_t = base_t + Linear(z_{N+T+t})``. The Linear starts near zero, so an untrained model
+  copies the reference mouth, where the head now is. Without it, a small model on few speakers learned the
+  speaker's mouth shape worse than copying a reference did (learning benchmark).
+- ``base_motion`` says how the base follows the head. ``"similarity"`` (default): for every reference the
+  least-squares similarity (rotation, scale, shift) that maps its POSE points (rigid upper face) onto the
+  frame's, applied to its mouth (:func:`reference_mouth_base`). ``"translation"``: the shift of the frame's
+  POSE centroid from the references' mean one, applied to the references' mean mouth (the base before
+  2026-12; configs without the field load with it). Measured with no learning at all, the base alone on the
+  real held-out clips (``benchmarks/a2m_articulation.py``, row ``base``): M-LMD 3.37 px by translation against
+  1.86 px by similarity on the 14 test clips (3.37 against 1.64 on the 8 val clips, where it was chosen); a
+  head that turns or leans moves the mouth in ways a shift misses, and the renderer then warps the lower face
+  away from the given upper face (a doubled nose at the mid-face seam).
 - ``paper()``: width 512 and 4 heads (Sec. IV-B); 4 layers and feed-forward 1024 as IP-LAP trains its
   landmark transformer (the paper does not give them); ``N = T = 5`` (Sec. IV-C).
 
@@ -42,6 +51,8 @@ from cemnet_core.contracts import ALL_MOUTH, ALL_POSE, MEL_BINS, MEL_WINDOW, N_A
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.layers import ConvBlock2d, LandmarkEncoder
 
+BASE_MOTIONS = ("similarity", "translation")  # AudioToMouthConfig.base_motion (module docstring)
+
 # Modality ids of the tokens (index into AudioToMouth.modality).
 _REFERENCE, _POSE, _AUDIO = 0, 1, 2
 
@@ -62,8 +73,14 @@ class AudioToMouthConfig:
     landmark_residual_blocks: int = 2
     velocity_weight: float = 1.0
     mouth_from_reference: bool = True
+    base_motion: str = "similarity"  # how the reference mouth follows the head: "similarity"/"translation"
 
     def __post_init__(self) -> None:
+        if self.base_motion not in BASE_MOTIONS:
+            raise ConfigError(
+                f"audio_to_mouth: base_motion must be one of {', '.join(BASE_MOTIONS)}, "
+                f"got {self.base_motion!r}"
+            )
         if self.dim % self.heads != 0:
             raise ConfigError(f"audio_to_mouth: dim ({self.dim}) must be a multiple of heads ({self.heads})")
         if len(self.audio_channels) != 4 or min(self.audio_channels) < 1:
@@ -94,8 +111,18 @@ class AudioToMouthConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> AudioToMouthConfig:
-        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys."""
+        """Inverse of :meth:`to_dict`, type-checked; ``ConfigError`` naming unknown keys.
+
+        The upgrade hook of :mod:`cemnet_core.configs`: a config written before ``base_motion`` existed is a
+        model trained with the translation base, so it loads with that.
+        """
+        if "base_motion" not in data:
+            data = {**data, "base_motion": "translation"}
         return config_from_dict(cls, data)
+
+    #: Fields a fine-tuning run (a stage's ``init_from``) may change: they change what the model computes
+    #: from its weights, not which weights it has.
+    FINE_TUNABLE = ("base_motion", "dropout", "velocity_weight")
 
 
 class AudioEncoder(nn.Module):
@@ -187,7 +214,7 @@ class AudioToMouth(nn.Module):
         z = self.transformer(tokens)  # (B, N+2T, D)
         mouth = self.to_mouth(z[:, N + T :]).view(B, T, N_MOUTH, 2)  # m_t = Linear(z_{N+T+t}), Eq. (1)
         if self.config.mouth_from_reference:
-            mouth = mouth + reference_mouth_base(ref_landmarks, pose)
+            mouth = mouth + reference_mouth_base(ref_landmarks, pose, self.config.base_motion)
         return mouth  # (B, T, 57, 2)
 
     def loss(self, pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -209,13 +236,36 @@ class AudioToMouth(nn.Module):
         return float(self.config.num_frames)
 
 
-def reference_mouth_base(ref_landmarks: torch.Tensor, pose: torch.Tensor) -> torch.Tensor:
-    """The references' mean mouth moved with the head: ref_landmarks (B, N, 135, 2), pose (B, T, 78, 2) ->
-    (B, T, 57, 2). The move is the shift of each frame's POSE centroid from the references' mean one."""
-    ref_mouth = ref_landmarks[:, :, ALL_MOUTH].mean(dim=1)  # (B, 57, 2)
-    ref_centre = ref_landmarks[:, :, ALL_POSE].mean(dim=(1, 2))  # (B, 2)
-    shift = pose.mean(dim=2) - ref_centre[:, None]  # (B, T, 2)
-    return ref_mouth[:, None] + shift[:, :, None]  # (B, T, 57, 2)
+def reference_mouth_base(
+    ref_landmarks: torch.Tensor, pose: torch.Tensor, motion: str = "similarity"
+) -> torch.Tensor:
+    """The references' mouth moved with the head: ref_landmarks (B, N, 135, 2), pose (B, T, 78, 2) ->
+    (B, T, 57, 2) (``base_motion`` in the module docstring).
+
+    ``"similarity"``: reference i's mouth mapped by the least-squares similarity ``z -> a z + b`` (complex
+    ``a``: rotation and scale) from its POSE points to frame t's, then the mean over i. ``"translation"``:
+    the references' mean mouth shifted by frame t's POSE centroid minus the references' mean centroid.
+    """
+    if motion == "translation":
+        ref_mouth = ref_landmarks[:, :, ALL_MOUTH].mean(dim=1)  # (B, 57, 2)
+        ref_centre = ref_landmarks[:, :, ALL_POSE].mean(dim=(1, 2))  # (B, 2)
+        shift = pose.mean(dim=2) - ref_centre[:, None]  # (B, T, 2)
+        return ref_mouth[:, None] + shift[:, :, None]  # (B, T, 57, 2)
+    if motion != "similarity":
+        raise ValueError(f"motion must be one of {', '.join(BASE_MOTIONS)}, got {motion!r}")
+    ref_pose = ref_landmarks[:, :, ALL_POSE]  # (B, N, 78, 2)
+    ref_centre = ref_pose.mean(dim=2, keepdim=True)  # (B, N, 1, 2)
+    frame_centre = pose.mean(dim=2, keepdim=True)  # (B, T, 1, 2)
+    src = torch.view_as_complex((ref_pose - ref_centre).contiguous())[:, :, None]  # (B, N, 1, 78)
+    dst = torch.view_as_complex((pose - frame_centre).contiguous())[:, None]  # (B, 1, T, 78)
+    # a = sum conj(s) d / sum |s|^2 minimises sum |a s - d|^2 (no reflection); a set of coincident points
+    # (no face) gets a = 1, i.e. a shift only.
+    energy = src.abs().square().sum(-1)  # (B, N, 1)
+    a = (src.conj() * dst).sum(-1) / energy.clamp_min(1e-12)  # (B, N, T)
+    a = torch.where(energy > 1e-12, a, torch.ones_like(a))
+    mouth = torch.view_as_complex((ref_landmarks[:, :, ALL_MOUTH] - ref_centre).contiguous())  # (B, N, 57)
+    moved = a[..., None] * mouth[:, :, None] + torch.view_as_complex(frame_centre.contiguous())[:, None]
+    return torch.view_as_real(moved).mean(dim=1)  # (B, T, 57, 2)
 
 
 def audio2mouth_loss(

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cemnet_core.contracts import ALL_MOUTH, ALL_POSE
+from cemnet_core.contracts import ALL_MOUTH, ALL_POSE, N_ALL
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import (
     AudioToMouth,
@@ -141,16 +142,58 @@ def test_loss_rejects_mismatched_shapes() -> None:
 def test_untrained_model_starts_near_the_reference_mouth_moved_with_the_head() -> None:
     model = AudioToMouth(AudioToMouthConfig.tiny()).eval()
     ref, mel, pose = model.example_inputs(batch_size=2)
-    pose = pose.clone()
-    pose[:, 1] = pose[:, 0] + 0.1  # frame 1: the head of frame 0 moved right and down by 0.1
     with torch.no_grad():
         mouth = model(ref, mel, pose)
     base = reference_mouth_base(ref, pose)
-    shift0 = pose[:, 0].mean(dim=1) - ref[:, :, ALL_POSE].mean(dim=(1, 2))  # (B, 2)
-    expected_frame0 = ref[:, :, ALL_MOUTH].mean(dim=1) + shift0[:, None]
-    torch.testing.assert_close(base[:, 0], expected_frame0)
-    torch.testing.assert_close(base[:, 1] - base[:, 0], torch.full_like(base[:, 0], 0.1), rtol=0, atol=1e-5)
     assert (mouth - base).abs().max() < 0.05  # the offset head starts small
     plain = AudioToMouth(dataclasses.replace(AudioToMouthConfig.tiny(), mouth_from_reference=False)).eval()
     with torch.no_grad():
         assert (plain(ref, mel, pose) - base).abs().max() > 0.05
+
+
+def test_translation_base_shifts_the_mean_reference_mouth_by_the_pose_centroid() -> None:
+    ref, _, pose = AudioToMouth(AudioToMouthConfig.tiny()).example_inputs(batch_size=2)
+    pose = pose.clone()
+    pose[:, 1] = pose[:, 0] + 0.1  # frame 1: the head of frame 0 moved right and down by 0.1
+    base = reference_mouth_base(ref, pose, "translation")
+    shift0 = pose[:, 0].mean(dim=1) - ref[:, :, ALL_POSE].mean(dim=(1, 2))  # (B, 2)
+    expected_frame0 = ref[:, :, ALL_MOUTH].mean(dim=1) + shift0[:, None]
+    torch.testing.assert_close(base[:, 0], expected_frame0)
+    torch.testing.assert_close(base[:, 1] - base[:, 0], torch.full_like(base[:, 0], 0.1), rtol=0, atol=1e-5)
+
+
+def _similarity(points: torch.Tensor, angle: float, scale: float, shift: tuple[float, float]) -> torch.Tensor:
+    rotation = torch.tensor([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    centre = torch.tensor([0.5, 0.5])
+    return (points - centre) @ (scale * rotation).T + centre + torch.tensor(shift)
+
+
+def test_similarity_base_follows_a_turned_and_scaled_head_exactly() -> None:
+    # Two references of one face in different poses; the frame is the face in a third pose. Each
+    # reference's mouth, moved with its own POSE -> frame POSE similarity, lands on the frame's mouth.
+    face = 0.3 + 0.4 * torch.rand(1, N_ALL, 2, generator=torch.Generator().manual_seed(3))
+    poses = ((0.2, 1.1, (0.02, -0.01)), (-0.1, 0.9, (0.0, 0.03)))
+    ref = torch.stack([_similarity(face, *pose) for pose in poses], 1)  # (1, N=2, 135, 2)
+    frame = _similarity(face, 0.35, 1.2, (-0.03, 0.02))  # (1, 135, 2)
+    pose = frame[:, ALL_POSE].unsqueeze(1)  # (1, T=1, 78, 2)
+    base = reference_mouth_base(ref, pose)
+    torch.testing.assert_close(base[:, 0], frame[:, ALL_MOUTH], rtol=0, atol=1e-5)
+    shifted = reference_mouth_base(ref, pose, "translation")
+    assert (shifted[:, 0] - frame[:, ALL_MOUTH]).abs().max() > 0.02  # a shift cannot turn the mouth
+
+
+def test_similarity_base_of_a_set_without_a_face_is_a_shift() -> None:
+    ref = torch.full((1, 1, N_ALL, 2), 0.5)  # every point in one place (no face found)
+    pose = torch.rand(1, 2, 78, 2, generator=torch.Generator().manual_seed(0))
+    base = reference_mouth_base(ref, pose)
+    assert torch.isfinite(base).all()
+    torch.testing.assert_close(base, pose.mean(dim=2, keepdim=True).expand(1, 2, 57, 2))
+
+
+def test_config_without_base_motion_loads_as_the_translation_base_it_was_trained_with() -> None:
+    data = AudioToMouthConfig.tiny().to_dict()
+    assert data["base_motion"] == "similarity"
+    del data["base_motion"]
+    assert AudioToMouthConfig.from_dict(data).base_motion == "translation"
+    with pytest.raises(ConfigError, match="base_motion"):
+        dataclasses.replace(AudioToMouthConfig.tiny(), base_motion="affine")

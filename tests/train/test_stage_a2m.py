@@ -71,3 +71,17 @@ def test_a2m_fine_tunes_from_a_release_with_one_photo_references(corpus: Path, t
     with pytest.raises(ConfigError, match="other settings"):
         train_stage("a2m", corpus, tmp_path / "bad", device="cpu", steps=1,
                     overrides=[*settings, "model.layers=2"])  # fmt: skip
+
+
+def test_a2m_fine_tuning_may_switch_the_base_motion_only(corpus: Path, tmp_path: Path) -> None:
+    old = [*TINY, 'model.base_motion="translation"']
+    train_stage("a2m", corpus, tmp_path / "first", overrides=old, device="cpu", steps=2)
+    (release,) = export_run(tmp_path / "first", tmp_path / "weights")
+    settings = [*TINY, f"init_from={json.dumps(str(release))}"]  # the default base: similarity
+    train_stage("a2m", corpus, tmp_path / "tuned", overrides=settings, device="cpu", steps=1)
+    (tuned,) = export_run(tmp_path / "tuned", tmp_path / "tuned_weights")
+    assert load_release(release).config["base_motion"] == "translation"
+    assert load_release(tuned).config["base_motion"] == "similarity"
+    with pytest.raises(ConfigError, match="other settings"):
+        train_stage("a2m", corpus, tmp_path / "bad", device="cpu", steps=1,
+                    overrides=[*settings, "model.dim=16"])  # fmt: skip
