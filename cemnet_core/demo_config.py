@@ -121,7 +121,8 @@ class DemoConfig:
         """The starter release's recipe (module docstring), about two and a half hours on two CPU cores.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
-        fine-tuning in which half the items have one repeated closed-mouth reference), the ``small``
+        fine-tuning in which half the items have one repeated closed-mouth reference, both with the
+        translation base, then 1000 more such steps with the similarity base), the ``small``
         renderer (1.5 M; 4000 steps, the run of ``benchmarks/renderer_quality.py --preset small --steps
         4000``, then 1000 steps of fine-tuning in which half the items have one repeated reference, as a
         single portrait gives ``generate``) and the ``small`` lip-sync expert. Procedural corpus (6
@@ -134,12 +135,17 @@ class DemoConfig:
 
         a2m = ("model.dim=192", "model.feedforward=384", "model.layers=2",
                "model.audio_channels=[16, 32, 64, 128]", "loop.lr=5e-4", "loop.batch_size=16")  # fmt: skip
+        translation = 'model.base_motion="translation"'
+        one_photo = ('init_from="{weights}/audio_to_mouth"', "single_reference_rate=0.5", "loop.lr=2e-4")
         speakers = 6
         stages = (
-            StagePlan("a2m", 4000, (*loop(500), *a2m), preset="paper", data="real"),
-            StagePlan("a2m", 500, (*loop(500), *a2m, 'init_from="{weights}/audio_to_mouth"',
-                                    "single_reference_rate=0.5", "loop.lr=2e-4"),
+            # the release's lineage: 4000 + 500 steps with the translation base (the base before 2026-12),
+            # then 1000 steps that switch to the similarity base (AudioToMouthConfig.base_motion)
+            StagePlan("a2m", 4000, (*loop(500), *a2m, translation), preset="paper", data="real"),
+            StagePlan("a2m", 500, (*loop(500), *a2m, translation, *one_photo),
                       preset="paper", data="real", phase="onephoto"),
+            StagePlan("a2m", 1000, (*loop(500), *a2m, *one_photo), preset="paper", data="real",
+                      phase="similarity"),
             StagePlan("renderer", 4000, (), preset="small", data="real"),
             StagePlan("renderer", 1000, ('init_from="{weights}/renderer"', "single_reference_rate=0.5"),
                       preset="small", data="real", phase="onephoto"),

@@ -234,10 +234,11 @@ no emotion-labelled real talking corpus (MEAD) is available here.
 {figures}
 
 ## What it cannot do
-- Lip motion: Audio2Mouth opens the mouth less than half as far as people do and follows the opening only
-  weakly on people it never saw (the Audio2Mouth figures above: 0.10-0.13 against the truth's 0.27,
-  correlation about 0.2); on portraits the rendered mouth barely moves (goal p95 - p5 >= 0.12, not met).
-  More training data and steps (a GPU) are what it needs; no gain is applied to hide it.
+- Lip motion: Audio2Mouth places the mouth well (it follows the head's turn and scale), but opens it only
+  half as far as people do and follows the opening only weakly on people it never saw (the Audio2Mouth
+  figures above: about 0.13 against the truth's 0.27, correlation about 0.25); on closed-mouth portraits
+  the rendered mouth moves little (the portrait figures). More training data and steps (a GPU) are what it
+  needs; no gain is applied to hide it.
 - Emotion: the emotion modules have seen only drawn faces and synthetic voices; on real faces and real
   speech the emotion of the lower face is weak or wrong. The lip motion comes from Audio2Mouth, trained on
   real video.
