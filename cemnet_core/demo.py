@@ -389,7 +389,7 @@ def _evaluate(paths: _Paths, config: DemoConfig, log: DemoLog) -> None:
 
     _, table, _ = evaluate_and_report(
         paths.data, paths.weights, paths.eval, SETTINGS, runs=config.eval_runs, ablate=config.eval_ablate,
-        max_clips=config.eval_clips, device=config.device, title=EVAL_TITLE,
+        max_clips=config.eval_clips, device=config.device, title=EVAL_TITLE, judge_steps=config.judge_steps,
     )  # fmt: skip
     log.print(table)
 

@@ -79,6 +79,7 @@ class JudgeNetConfig:
     trained on (a changed corpus retrains the judge). splits: the splits it was trained on (empty: an
     older judge trained on every clip, retrained). val_accuracy: accuracy on the held-out clips after
     training (-1: not measured); held_out: what those clips were ("val split" or "1 in 5 training clips").
+    steps: the optimiser steps it was trained for (0: not recorded, an older judge; retrained).
     """
 
     target: str = "emotion"
@@ -91,6 +92,7 @@ class JudgeNetConfig:
     splits: tuple[str, ...] = ()
     val_accuracy: float = -1.0
     held_out: str = ""
+    steps: int = 0
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS or len(self.classes) < 2 or not self.channels:
@@ -286,7 +288,7 @@ def train_corpus_judge(
         accuracy = float((logits.argmax(1) == held_y).float().mean())
     final = JudgeNetConfig.from_dict({**base.to_dict(), "corpus_sha256": manifest_sha256(data),
                                       "splits": list(splits), "val_accuracy": accuracy,
-                                      "held_out": held_out})  # fmt: skip
+                                      "held_out": held_out, "steps": steps})  # fmt: skip
     model.config = final
     return save_release(out, model, JUDGE_KIND, final)
 
@@ -348,7 +350,8 @@ class CorpusIdentityJudge:
 
 
 def _cached(data: Path, release: Path, target: str, region: str, steps: int, seed: int) -> JudgeNet:
-    """The judge in ``release``, (re)trained when absent, unreadable, for another manifest or split rule."""
+    """The judge in ``release``, (re)trained when absent, unreadable, for another manifest, split rule,
+    region or number of steps."""
     model = None
     if release.is_dir():
         try:
@@ -359,6 +362,7 @@ def _cached(data: Path, release: Path, target: str, region: str, steps: int, see
         model.config.corpus_sha256 != manifest_sha256(data)
         or model.config.splits != TRAIN_SPLITS[target]
         or model.config.region != region
+        or model.config.steps != steps
     )
     if stale:
         train_corpus_judge(data, target, release, steps=steps, seed=seed, region=region)
@@ -375,7 +379,8 @@ def corpus_judges(
     """The corpus's expression and identity judges, trained on first use and cached.
 
     cache: folder for the release folders (default ``<data>/judges``); a cached judge whose
-    ``corpus_sha256`` differs from the current manifest, or trained on other splits, is retrained.
+    ``corpus_sha256`` differs from the current manifest, or trained on other splits or for other ``steps``,
+    is retrained.
     """
     folder = Path(cache) if cache is not None else Path(data) / JUDGES_FOLDER
     emotion = _cached(Path(data), folder / "emotion", "emotion", "face", steps, seed)

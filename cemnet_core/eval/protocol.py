@@ -85,6 +85,7 @@ SELF = "self"  # Table III's self-reconstruction
 ALL_SETTINGS = (*SETTINGS, SELF)
 LANDMARK_SOURCES = ("predicted", "truth")
 ABLATIONS = ("aee", "ebm")
+JUDGE_STEPS = 1500  # training steps of each corpus judge (corpus_judges.train_corpus_judge)
 A2M_METHOD, COPY_METHOD, TRUTH_METHOD = "a2m (no emotion)", "copy-reference", "ground truth"
 METHOD_DESCRIPTIONS = {
     "cemnet": "CEM-Net, the full model (AEE + EBM)",
@@ -408,9 +409,11 @@ def _uses_true_landmarks(records: list[ClipRecord]) -> bool:
     return all(r.extra.get("landmark_source") == "true" for r in records)
 
 
-def default_judges(data: str | os.PathLike[str], weights: str | os.PathLike[str] | None) -> Judges:
-    """Corpus judges for a ``cemnet synth`` corpus (true landmarks), pretrained judges otherwise; both with
-    a lower-face emotion judge (``ea_lower``).
+def default_judges(
+    data: str | os.PathLike[str], weights: str | os.PathLike[str] | None, judge_steps: int = JUDGE_STEPS
+) -> Judges:
+    """Corpus judges for a ``cemnet synth`` corpus (true landmarks; ``judge_steps`` training steps each,
+    cached), pretrained judges otherwise; both with a lower-face emotion judge (``ea_lower``).
 
     LipSync runs when ``<weights>/syncnet`` holds a ``syncnet`` release folder (converted syncnet_v2 or a
     lip-sync expert trained on the data); otherwise its columns are NaN (shown as n/a).
@@ -420,8 +423,8 @@ def default_judges(data: str | os.PathLike[str], weights: str | os.PathLike[str]
     folder = find_optional_release(weights, "syncnet") if weights is not None else None
     lipsync = j.load_lipsync_judge(folder) if folder is not None else None
     if _uses_true_landmarks(read_manifest(data)):
-        emotion, identity = j.corpus_judges(data)
-        lower = j.corpus_lower_face_judge(data)
+        emotion, identity = j.corpus_judges(data, steps=judge_steps)
+        lower = j.corpus_lower_face_judge(data, steps=judge_steps)
         return Judges(emotion, identity, lipsync, None, dlib_reference_identity, emotion_lower=lower)
     fer = j.FERJudge()
     return Judges(fer, j.DlibIdentityJudge(), lipsync, j.MediaPipeMouthJudge(), dlib_reference_identity,

@@ -186,17 +186,19 @@ def evaluate_and_report(
     progress: Callable[[int, int], None] | None = None,
     landmarks: str = "predicted",
     title: str = TITLE,
+    judge_steps: int | None = None,
 ) -> tuple[EvalResult, Table, dict[str, Path]]:
     """The whole of ``cemnet eval``: load the bundle and judges, run the protocol, write every report.
 
     Returns the result, the rich table (titled ``title``) and the written paths (``json``, ``csv``,
     ``figure``); ``results.json`` records the title too.
     ``progress(done, total)`` follows the scored clips (the caller draws it); nothing here prints.
+    ``judge_steps``: training steps of each corpus judge (None: :data:`protocol.JUDGE_STEPS`).
     """
     from cemnet_core.eval import protocol
 
     pipelines = protocol.load_pipelines(weights, ablate, baselines=True, device=device)
-    judges = protocol.default_judges(data, weights)
+    judges = protocol.default_judges(data, weights, judge_steps or protocol.JUDGE_STEPS)
     result = protocol.evaluate(data, pipelines, judges, settings, runs, split, max_clips, progress, landmarks)
     config = {
         "title": title, "data": str(Path(data).resolve()), "weights": str(Path(weights).resolve()),

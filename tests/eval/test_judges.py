@@ -181,6 +181,20 @@ def test_changed_corpus_retrains_its_judges(tmp_path: Path) -> None:
     assert judges.manifest_sha256(data) != first
 
 
+def test_judge_cached_for_other_steps_is_retrained(tmp_path: Path) -> None:
+    data = make_eval_corpus(
+        tmp_path / "data", speakers=2, emotions=("neutral", "happy"), sentences=3, frames=8
+    )
+    cache = tmp_path / "judges"
+    judges.corpus_lower_face_judge(data, cache=cache, steps=2)
+    assert judges.load_corpus_judge(cache / "emotion_lower").config.steps == 2
+    stamp = (cache / "emotion_lower" / "model.safetensors").stat().st_mtime_ns
+    judges.corpus_lower_face_judge(data, cache=cache, steps=2)
+    assert (cache / "emotion_lower" / "model.safetensors").stat().st_mtime_ns == stamp
+    judges.corpus_lower_face_judge(data, cache=cache, steps=3)
+    assert judges.load_corpus_judge(cache / "emotion_lower").config.steps == 3
+
+
 def test_judge_errors(tmp_path: Path, corpus: Path) -> None:
     with pytest.raises(DataError, match=r"manifest\.jsonl"):
         judges.manifest_sha256(tmp_path)
