@@ -23,6 +23,10 @@ a2m step took 131 s (4x the idle figure above): synth 21 s, preprocess 17 s, a2m
 aee + emotion + the three EBMs + syncnet 49 s, eval 216 s, generate 13 s. The renderer now trains 100 steps
 (it starts from its landmark warp, which already gives 35.9 dB on held-out procedural speakers).
 
+2026-12-02, idle 2-core machine, this checkout: 248 s (255 s wall): synth 12 s, preprocess 11 s, a2m 75 s,
+renderer 42 s, aee + emotion + the three EBMs + syncnet 31 s, eval 70 s (its three corpus judges now train
+500 steps each, ``DemoConfig.judge_steps``; 160 s with 1500 on a slower day), generate 7 s.
+
 The demo video is cross-emotion, the paper's setting: the references are a *neutral* video of a held-out
 (test split) speaker, the driving audio the same speaker's sentence in another emotion. At the default sizes
 the face is as sharp as the 128-px crops and keeps its colours (PSNR about 30 dB against the ground truth in

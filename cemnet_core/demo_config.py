@@ -61,9 +61,10 @@ class DemoConfig:
     Corpus: ``speakers`` x (``emotions`` at ``levels``; neutral at level 1 only) x ``sentences`` clips of
     ``frame_size`` pixels. ``stages``: what to train, in order. Evaluation: ``eval_runs`` seeds of the
     protocol, ``eval_clips`` targets each, with the ``eval_ablate`` ablations, judged by corpus judges of
-    ``judge_steps`` steps each (500: on the demo's corpus, whose 2 training speakers a judge soon overfits,
-    they scored 0.41 / 0.66 on the val speaker's clips (emotion, lower-face emotion) against 0.32 / 0.29
-    after ``cemnet eval``'s 1500, and a third of the time; the speaker judge 1.00 both).
+    ``judge_steps`` steps each (500, a third of ``cemnet eval``'s 1500: on the demo's corpus, 2 training
+    speakers, the emotion judges score near chance (0.25) on the val speaker either way, 0.30-0.41 for the
+    whole face and 0.29-0.66 for the lower face at 500 steps in two runs, 0.32 / 0.29 at 1500; the speaker
+    judge 1.00 both).
     ``speech_emotion`` and ``speech_level``: the driving audio of the demo video. ``torch_threads``: the
     demo's networks are tiny, and torch's intra-op threads cost more than they give on them; on the 2-core
     machine with other jobs running, an Audio2Mouth run of 1500 steps took 288 s with torch's default 2
