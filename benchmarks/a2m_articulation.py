@@ -26,8 +26,23 @@ recipe's 500-step one-photo fine-tuning, ``a2m.onephoto`` in ``DemoConfig.starte
     after500   video            0.108  0.270   0.24   3.07       5.25
     after500   one photo        0.105  0.270   0.22   3.75       5.25
 
-What it says: Audio2Mouth beats copying the reference (M-LMD 2.8-3.8 px against 5.3) but opens the mouth
-less than half as far as the people do (0.10-0.13 against 0.27) and follows the opening only weakly
+Then (2026-12-02, evening) the base the model predicts its offset from became the references' mouths moved
+with the head by a similarity (``AudioToMouthConfig.base_motion``), and the shipped release was fine-tuned
+1000 one-photo steps onto it (``sim1000``; ``a2m.similarity`` in ``DemoConfig.starter``); ``base`` is that
+moved reference mouth with no learning, computed in the same run::
+
+    release    references open p95-p5  truth   corr  M-LMD copy M-LMD base M-LMD
+    shipped    video            0.108  0.270   0.24   3.07       5.25       1.86
+    shipped    one photo        0.105  0.270   0.22   3.75       5.25       2.80
+    sim1000    video            0.135  0.270   0.24   1.70       5.25       1.86
+    sim1000    one photo        0.129  0.270   0.25   2.37       5.25       2.80
+
+So most of the old models' M-LMD was the mouth left behind when the head turned or leaned: the base alone
+(1.86 px) beat the trained model with the shift-only base (3.07 px). With the similarity base the model
+beats its own start (1.70 against 1.86, 2.37 against 2.80), but opening and correlation barely moved.
+
+What it said before that change: Audio2Mouth beats copying the reference (M-LMD 2.8-3.8 px against 5.3)
+but opens the mouth less than half as far as the people do (0.10-0.13 against 0.27) and follows the opening only weakly
 (correlation 0.2; at other lags up to 0.3 on some clips, e.g. Obama's clips peak 2-4 frames late, as the
 lip-sync expert also finds). The one-photo fine-tuning helps a single closed-mouth reference (correlation 0
 -> 0.22, M-LMD 4.03 -> 3.75) and costs a little with video references. Scaling the predicted offset from
