@@ -41,14 +41,14 @@ So most of the old models' M-LMD was the mouth left behind when the head turned 
 (1.86 px) beat the trained model with the shift-only base (3.07 px). With the similarity base the model
 beats its own start (1.70 against 1.86, 2.37 against 2.80), but opening and correlation barely moved.
 
-What it said before that change: Audio2Mouth beats copying the reference (M-LMD 2.8-3.8 px against 5.3)
-but opens the mouth less than half as far as the people do (0.10-0.13 against 0.27) and follows the opening only weakly
-(correlation 0.2; at other lags up to 0.3 on some clips, e.g. Obama's clips peak 2-4 frames late, as the
-lip-sync expert also finds). The one-photo fine-tuning helps a single closed-mouth reference (correlation 0
--> 0.22, M-LMD 4.03 -> 3.75) and costs a little with video references. Scaling the predicted offset from
-the reference mouth by 2 or 3 (tried ad hoc on 8 clips) widens the opening to the truth's range but raises
-M-LMD on every clip (e.g. 2.67 -> 3.61 -> 6.58 px): the missing motion is not a gain the model lacks, it is
-speech the model does not yet follow, so no such scale was added.
+What it said before that change: Audio2Mouth beats copying the reference (M-LMD 2.8-3.8 px against 5.3) but
+opens the mouth less than half as far as the people do (0.10-0.13 against 0.27) and follows the opening only
+weakly (correlation 0.2; at other lags up to 0.3 on some clips, e.g. Obama's clips peak 2-4 frames late, as
+the lip-sync expert also finds). The one-photo fine-tuning helps a single closed-mouth reference (correlation
+0 -> 0.22, M-LMD 4.03 -> 3.75) and costs a little with video references. Scaling the predicted offset from the
+reference mouth by 2 or 3 (tried ad hoc on 8 clips) widens the opening to the truth's range but raises M-LMD
+on every clip (e.g. 2.67 -> 3.61 -> 6.58 px): the missing motion is not a gain the model lacks, it is speech
+the model does not yet follow, so no such scale was added.
 """
 
 from __future__ import annotations
