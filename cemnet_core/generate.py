@@ -10,6 +10,8 @@ This module is the user-facing flow: check the output, scan the inputs, loop ove
       -> pasted into the full-size pose frame with a mask that follows the jaw, colour-matched at its
          edge (compositing.py)
       -> invisible watermark + provenance tags -> H.264 + AAC mp4 with the driving audio, same duration
+      (with ``overlap``, a worker thread pastes back, marks and writes chunk k while chunk k+1 renders: the
+      renderer's convolutions release the GIL, and the frames are the same as in the sequential order)
 
 Memory stays flat in the audio's length: audio is decoded and turned into mel ``chunk_frames`` video frames
 at a time; each chunk reads its samples with a few hundred samples of context on both sides (the small
@@ -34,8 +36,10 @@ import math
 import os
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,7 +83,7 @@ class GenerateConfig:
     mouth displacement (1 = as trained); batch_size: frames per renderer batch; chunk_frames: video frames
     per streamed chunk; max_reference_frames: frames read from a reference or pose video; max_side: longer
     side references are downscaled to (0: never); feather: width of the paste-back blend, as a fraction of
-    the crop side.
+    the crop side; overlap: finish chunk k in a worker thread while chunk k+1 renders (same output).
     """
 
     emotion: str = "auto"
@@ -94,6 +98,7 @@ class GenerateConfig:
     min_rms_db: float = -60.0
     device: str | None = None
     ablation: str | None = None  # None: CEM-Net; "aee" / "ebm": Table IV ablations; "a2m": no emotion
+    overlap: bool = True  # paste back, watermark and write chunk k while chunk k+1 renders
 
     def __post_init__(self) -> None:
         if self.emotion != "auto" and self.emotion not in EMOTIONS:
@@ -242,7 +247,7 @@ def _scene(
     )
 
 
-def _chunk_frames(
+def _animate_chunk(
     pipeline: CEMNetPipeline,
     scene: _Scene,
     mel: MelStream,
@@ -250,8 +255,9 @@ def _chunk_frames(
     t1: int,
     total: int,
     config: GenerateConfig,
-) -> np.ndarray:
-    """Full-size output frames ``t0 .. t1-1`` (n, H, W, 3) uint8; ``t0`` is a multiple of the window."""
+) -> tuple[list[int], Any]:
+    """Rendered crops of output frames ``t0 .. t1-1`` and their background indices; ``t0`` is a multiple of
+    the window."""
     inputs = [scene.frame_inputs(t) for t in range(t0, t1)]
     animation = pipeline.animate(
         scene.references,
@@ -264,12 +270,30 @@ def _chunk_frames(
         intensity=config.intensity,
         batch_size=config.batch_size,
     )
+    return [index for index, _ in inputs], animation
+
+
+def _finish_chunk(scene: _Scene, indices: list[int], animation: Any, config: GenerateConfig) -> np.ndarray:
+    """Paste the rendered crops back into their full-size frames: (n, H, W, 3) uint8."""
     out = []
-    for (index, _), face, rendered in zip(inputs, animation.frames, animation.landmarks, strict=True):
+    for index, face, rendered in zip(indices, animation.frames, animation.landmarks, strict=True):
         mask = face_mask([rendered.numpy(), scene.pose_faces[index]], face.shape[0], config.feather / 2)
         out.append(paste_back(scene.pose_frames[index], face, scene.pose_boxes[index], config.feather,
                               mask=mask, match_colour=True))  # fmt: skip
     return np.stack(out)
+
+
+def _chunk_frames(
+    pipeline: CEMNetPipeline,
+    scene: _Scene,
+    mel: MelStream,
+    t0: int,
+    t1: int,
+    total: int,
+    config: GenerateConfig,
+) -> np.ndarray:
+    """Full-size output frames ``t0 .. t1-1`` (n, H, W, 3) uint8; ``t0`` is a multiple of the window."""
+    return _finish_chunk(scene, *_animate_chunk(pipeline, scene, mel, t0, t1, total, config), config)
 
 
 def generate(
@@ -309,13 +333,28 @@ def generate(
     mel = MelStream(media.iter_audio(audio), summary.samples)
     began = time.perf_counter()
     try:
-        with media.VideoWriter(out, VIDEO_FPS, audio=audio, metadata=provenance_metadata()) as writer:
-            for t0 in range(0, total, chunk):
-                t1 = min(t0 + chunk, total)
-                frames = _chunk_frames(pipeline, scene, mel, t0, t1, total, config)
+        with (
+            media.VideoWriter(out, VIDEO_FPS, audio=audio, metadata=provenance_metadata()) as writer,
+            ThreadPoolExecutor(max_workers=1) as worker,
+        ):
+
+            def finish(indices: list[int], animation: Any, t0: int, t1: int) -> None:
+                frames = _finish_chunk(scene, indices, animation, config)
                 writer.write(embed_watermark(frames, frame_offset=t0))
                 if progress is not None:
                     progress(t1, total)
+
+            pending: Future[None] | None = None
+            for t0 in range(0, total, chunk):
+                t1 = min(t0 + chunk, total)
+                indices, animation = _animate_chunk(pipeline, scene, mel, t0, t1, total, config)
+                if pending is not None:
+                    pending.result()  # chunks are written in order, one at a time
+                pending = worker.submit(finish, indices, animation, t0, t1)
+                if not config.overlap:
+                    pending.result()
+            if pending is not None:
+                pending.result()
     except KeyboardInterrupt:
         raise Interrupted(f"stopped by Ctrl-C; {out} was not written") from None
     elapsed = time.perf_counter() - began

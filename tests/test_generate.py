@@ -137,13 +137,14 @@ def test_generate_procedural_face_chunked_equals_one_shot(
     image = tmp_path / "face.png"
     Image.fromarray(_procedural_face()).save(image)
     outputs = []
-    for chunk in (6, 200):
-        out = tmp_path / f"chunk{chunk}.mp4"
-        config = GenerateConfig(device="cpu", chunk_frames=chunk, intensity=1.5)
+    for chunk, overlap in ((6, True), (200, True), (6, False)):
+        out = tmp_path / f"chunk{chunk}_{overlap}.mp4"
+        config = GenerateConfig(device="cpu", chunk_frames=chunk, intensity=1.5, overlap=overlap)
         generate(image, short_speech, out, config=config, pipeline=pipeline)
         _check_output(out, 0.8)
         outputs.append(media.read_video(out).astype(np.int16))
     assert np.abs(outputs[0] - outputs[1]).max() <= 2  # same frames; only the encoder may differ
+    np.testing.assert_array_equal(outputs[0], outputs[2])  # the worker thread changes nothing
 
 
 @pytest.mark.real
