@@ -1,14 +1,17 @@
 """Where generation time goes: ``CEMNetPipeline.animate`` part by part, against the renderer alone.
 
     CEMNET_WEIGHTS_DIR=../shared/assets .venv/bin/python benchmarks/animate_profile.py \
-        --real-data ../shared/data/real [--size paper] [--frames 100] [--batches 1,2,4,8,16] [--threads 2]
+        --real-data ../shared/data/real [--size paper] [--frames 100] [--batches 1,2,4,8,16] [--threads 2] \
+        [--weights default]
 
-Randomly initialised release folders of every stage at ``--size``; the references are a real portrait and
-the audio real speech. For each renderer batch size it runs ``animate`` over ``--frames`` frames (the one
-inference path of generate and eval: Audio2Mouth, AEE, EBM, sketches, renderer; no paste-back, watermark or
-encoding) and prints frames/s with the time in each part, beside the renderer alone on the same inputs at the
-same batch (the ceiling for this design), in the same process. The first call of each kind is a warm-up, not
-timed.
+Randomly initialised release folders of every stage at ``--size`` (or the trained ``--weights``); the
+references are a real portrait and the audio real speech. For each renderer batch size it runs ``animate``
+over ``--frames`` frames (the one inference path of generate and eval: Audio2Mouth, AEE, EBM, sketches,
+renderer; no paste-back, watermark or encoding) and prints frames/s with the time in each part, beside the
+renderer alone on the same inputs at the same batch (the ceiling for this design), in the same process. The
+first call of each kind is a warm-up, not timed. Last, the renderer's landmark prior (thin-plate splines,
+``models/landmark_warp.py``) at batch 2: one spline system per reference against one per frame shared by the N
+references (what the renderer does).
 """
 
 from __future__ import annotations
@@ -70,6 +73,46 @@ def instrument(pipeline: CEMNetPipeline) -> None:
         setattr(pipeline, name, wrapped_method)
 
 
+def time_prior_solves(pipeline: CEMNetPipeline, ref_landmarks: torch.Tensor, targets: torch.Tensor) -> None:
+    """Spline prior of 2-frame batches: N separate solves per frame vs one shared solve (same process)."""
+    from cemnet_core.models.landmark_warp import tps_flow
+    from cemnet_core.models.renderer import PRIOR_POINTS
+
+    config, points = pipeline.renderer.config, list(PRIOR_POINTS)
+    if not config.motion_prior:
+        return
+    prior = int(config.image_size * config.prior_scale)
+    N = ref_landmarks.shape[0]
+    B = min(2, len(targets))
+    source = ref_landmarks[None, :, points].expand(B, N, len(points), 2).float()  # (B, N, P, 2)
+    target = targets[:B, points].float()  # (B, P, 2)
+    separate_target = target[:, None].expand(B, N, len(points), 2).reshape(B * N, len(points), 2)
+    separate_source, size, smooth = (
+        source.reshape(B * N, len(points), 2),
+        (prior, prior),
+        config.prior_regularization,
+    )
+    calls = {
+        "separate": lambda: tps_flow(separate_source, separate_target, size, smooth),
+        "shared": lambda: tps_flow(source, target, size, smooth),
+    }
+    seconds = {}
+    for name, call in calls.items():
+        call()
+        started, repeats = time.perf_counter(), 50
+        for _ in range(repeats):
+            flows = call()
+        seconds[name] = (time.perf_counter() - started) / (repeats * B)
+        print(
+            f"landmark prior, {name} solves ({N} references): {seconds[name] * 1e3:.2f} ms/frame", flush=True
+        )
+    difference = (calls["separate"]().reshape(B, N, 2, prior, prior) - flows).abs().max()
+    print(
+        f"landmark prior: shared / separate time = {seconds['shared'] / seconds['separate']:.2f}; "
+        f"flows differ by <= {float(difference):.1e} grid units"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -79,12 +122,20 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--batches", default="1,2,4,8,16")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--weights", default=None, help="a trained bundle instead of random ones ('default')")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     print(f"torch threads: {torch.get_num_threads()}, size {args.size}, {args.frames} frames")
-    with tempfile.TemporaryDirectory() as tmp:
-        pipeline = CEMNetPipeline.from_bundle(make_bundle(Path(tmp) / "bundle", args.size), "cpu")
+    if args.weights:
+        from cemnet_core.bundle import resolve_bundle
+
+        pipeline = CEMNetPipeline.from_bundle(
+            resolve_bundle(None if args.weights == "default" else args.weights)
+        )
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            pipeline = CEMNetPipeline.from_bundle(make_bundle(Path(tmp) / "bundle", args.size), "cpu")
     refs = load_references(args.real_data / PORTRAIT, GenerateConfig())
     size, n = pipeline.image_size, args.frames
     normalised = refs.normalised
@@ -129,6 +180,8 @@ def main() -> None:
         levels = int(np.abs(frames_a.astype(int) - frames_b).max())
         ratio = fast / base
         print(f"batch {batch:>2}: channels-last / NCHW = {ratio:.2f}x; frames differ by <= {levels} level(s)")
+    flat = references.landmarks.reshape(-1, *references.landmarks.shape[-2:])  # (N, 135, 2)
+    time_prior_solves(pipeline, flat, flat.roll(1, dims=0))  # each reference driven to another's landmarks
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@
 ``--weights BUNDLE`` (a folder, ``hf://`` or ``default``: what ``cemnet generate`` uses without
 ``--weights``, the shipped starter) instead times that trained bundle on ``--short`` and ``--long`` seconds
 of audio, each in a fresh process: frames/s end to end (references + audio to the written mp4, model
-loading included) and as ``generate`` reports it (from the first chunk on); ``--json FILE`` writes the
-end-to-end figures (the starter's model card reads them).
+loading included) and as ``generate`` reports it (from the first chunk on), with ``GenerateConfig.overlap``
+and, as the baseline of the same run, without; then the renderer alone on random inputs (the model's
+ceiling). ``--json FILE`` writes the overlapped end-to-end figures (the starter's model card reads them).
 """
 
 from __future__ import annotations
@@ -76,12 +77,14 @@ def looped_speech(real_data: Path, seconds: float, path: Path) -> Path:
     return path
 
 
-def run_once(bundle: Path | str | None, ref: Path, audio: Path, out: Path) -> dict[str, float]:
+def run_once(
+    bundle: Path | str | None, ref: Path, audio: Path, out: Path, overlap: bool = True
+) -> dict[str, float]:
     """Generate once in this process; frames/s and this process's peak memory."""
     from cemnet_core.generate import GenerateConfig, generate
 
     started = time.perf_counter()
-    result = generate(ref, audio, out, bundle, GenerateConfig(device="cpu"))
+    result = generate(ref, audio, out, bundle, GenerateConfig(device="cpu", overlap=overlap))
     return {
         "frames": result.frames,
         "frames_per_second": result.frames_per_second,
@@ -90,28 +93,57 @@ def run_once(bundle: Path | str | None, ref: Path, audio: Path, out: Path) -> di
     }
 
 
-def _child(args: argparse.Namespace, bundle: str, ref: Path, audio: Path, out: Path) -> dict[str, float]:
+def _child(
+    args: argparse.Namespace, bundle: str, ref: Path, audio: Path, out: Path, overlap: bool = True
+) -> dict[str, float]:
     """run_once in a fresh process (its own peak memory, no warm caches)."""
     child = [sys.executable, __file__, "--real-data", str(args.real_data), "--child", bundle, str(ref),
-             str(audio), str(out)]  # fmt: skip
+             str(audio), str(out)] + ([] if overlap else ["--sequential"])  # fmt: skip
     output = subprocess.run(child, check=True, capture_output=True, text=True).stdout
     return json.loads(output.strip().splitlines()[-1])
 
 
+def renderer_ceiling(weights: str, seconds: float = 5.0) -> tuple[float, int]:
+    """Frames/s of the bundle's renderer alone (random inputs, the CPU's default batch, channels-last as
+    ``from_bundle`` runs it): the most ``generate`` can reach with this model, whatever the rest costs."""
+    from cemnet_core.bundle import resolve_bundle
+    from cemnet_core.pipeline import CEMNetPipeline, render_batch
+
+    pipeline = CEMNetPipeline.from_bundle(resolve_bundle(None if weights == "default" else weights), "cpu")
+    renderer, batch = pipeline.renderer, render_batch(torch.device("cpu"))
+    inputs = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
+              for x in renderer.example_inputs(batch)]  # fmt: skip
+    with torch.inference_mode():
+        renderer(*inputs)
+        began, frames = time.perf_counter(), 0
+        while time.perf_counter() - began < seconds:
+            renderer(*inputs)
+            frames += batch
+    return frames / (time.perf_counter() - began), batch
+
+
 def time_bundle(args: argparse.Namespace, ref: Path) -> None:
-    """``--weights``: frames/s of a trained bundle on ``--short`` and ``--long`` seconds of speech."""
+    """``--weights``: frames/s of a trained bundle on ``--short`` and ``--long`` seconds of speech, with
+    chunks finished in a worker thread (the default) and, as the baseline, one after the other."""
     figures = {}
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         for seconds in (args.short, args.long):
             audio = looped_speech(args.real_data, seconds, tmp / f"audio_{seconds:g}.wav")
-            run = _child(args, args.weights, ref, audio, tmp / "out.mp4")
-            end_to_end = run["frames"] / run["wall_s"]
-            figures[f"{seconds:g} s audio"] = end_to_end
-            print(f"{args.weights}: {seconds:g} s audio, {run['frames']} frames: {end_to_end:.1f} frames/s "
-                  f"end to end (wall {run['wall_s']:.1f} s, model loading included), "
-                  f"{run['frames_per_second']:.1f} frames/s from the first chunk, peak RSS "
-                  f"{run['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
+            rates = {}
+            for overlap in (False, True):
+                run = _child(args, args.weights, ref, audio, tmp / "out.mp4", overlap)
+                rates[overlap] = run["frames"] / run["wall_s"]
+                print(f"{args.weights}: {seconds:g} s audio, {run['frames']} frames, "
+                      f"{'overlapped' if overlap else 'sequential'}: {rates[overlap]:.1f} frames/s end to end"
+                      f" (wall {run['wall_s']:.1f} s, model loading included), "
+                      f"{run['frames_per_second']:.1f} frames/s from the first chunk, peak RSS "
+                      f"{run['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
+            print(f"  overlapped / sequential = {rates[True] / rates[False]:.2f}", flush=True)
+            figures[f"{seconds:g} s audio"] = rates[True]
+    ceiling, batch = renderer_ceiling(args.weights)
+    print(f"renderer alone (batch {batch}, random inputs): {ceiling:.1f} frames/s, the ceiling of this model")
+    figures["renderer alone"] = ceiling
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
 
@@ -136,10 +168,13 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="time this trained bundle instead ('default')")
     parser.add_argument("--json", type=Path, default=None, help="with --weights: write the figures here")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "REF", "AUDIO", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         bundle, *paths = args.child
-        print(json.dumps(run_once(None if bundle == "default" else bundle, *(Path(p) for p in paths))))
+        weights = None if bundle == "default" else bundle
+        figures = run_once(weights, *(Path(p) for p in paths), overlap=not args.sequential)
+        print(json.dumps(figures))
         return
     ref = args.real_data / PORTRAIT
     if args.weights:

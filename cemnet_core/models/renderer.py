@@ -357,9 +357,9 @@ class FaceRenderer(nn.Module):
         B, N = ref_landmarks.shape[:2]
         size, prior = self.config.image_size, int(self.config.image_size * self.config.prior_scale)
         points = list(PRIOR_POINTS)
-        source = ref_landmarks[:, :, points].reshape(B * N, len(points), 2)  # (B*N, P, 2)
-        target = target_landmarks[:, None, points].expand(B, N, len(points), 2).reshape(B * N, len(points), 2)
+        source, target = ref_landmarks[:, :, points], target_landmarks[:, points]  # (B, N, P, 2), (B, P, 2)
         flows = tps_flow(source.float(), target.float(), (prior, prior), self.config.prior_regularization)
+        flows = flows.reshape(B * N, 2, prior, prior)  # the N references share one spline system per frame
         if prior != size:  # flow offsets are in [-1, 1] units, so they upsample unchanged
             flows = F.interpolate(flows, size=(size, size), mode="bilinear", align_corners=False)
         logits = mouth_similarity_logits(

@@ -81,3 +81,17 @@ def test_a_set_without_a_face_gets_the_identity_warp() -> None:
     flows = tps_flow(missing, torch.cat([good, good, good]), (16, 16))
     assert torch.isfinite(flows).all()
     assert flows[:2].abs().max() < 1e-5 and flows[2].abs().max() > 1e-3
+
+
+def test_shared_targets_give_the_grids_of_separate_solves() -> None:
+    generator = torch.Generator().manual_seed(5)
+    target = 0.2 + 0.6 * torch.rand(2, 30, 2, generator=generator)  # (M, K, 2)
+    sources = target[:, None] + 0.03 * torch.randn(2, 3, 30, 2, generator=generator)  # (M, R, K, 2)
+    sources[1, 2] = float("nan")  # one reference without a face
+    shared = tps_flow(sources, target, (16, 16))  # (M, R, 2, H, W)
+    assert shared.shape == (2, 3, 2, 16, 16)
+    for m in range(2):
+        for r in range(3):
+            alone = tps_flow(sources[m, r][None], target[m][None], (16, 16))[0]
+            torch.testing.assert_close(shared[m, r], alone, rtol=0, atol=1e-4)  # float32 evaluation
+    assert shared[1, 2].abs().max() < 1e-5 and shared[1, 1].abs().max() > 1e-3
