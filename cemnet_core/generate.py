@@ -283,19 +283,6 @@ def _finish_chunk(scene: _Scene, indices: list[int], animation: Any, config: Gen
     return np.stack(out)
 
 
-def _chunk_frames(
-    pipeline: CEMNetPipeline,
-    scene: _Scene,
-    mel: MelStream,
-    t0: int,
-    t1: int,
-    total: int,
-    config: GenerateConfig,
-) -> np.ndarray:
-    """Full-size output frames ``t0 .. t1-1`` (n, H, W, 3) uint8; ``t0`` is a multiple of the window."""
-    return _finish_chunk(scene, *_animate_chunk(pipeline, scene, mel, t0, t1, total, config), config)
-
-
 def generate(
     ref: str | os.PathLike[str],
     audio: str | os.PathLike[str],
