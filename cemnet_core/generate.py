@@ -39,7 +39,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -61,7 +60,7 @@ from cemnet_core.data import media
 from cemnet_core.data.mel_stream import MelStream
 from cemnet_core.errors import ConfigError, Interrupted, MediaError, OutputError
 from cemnet_core.identity import IdentityEncoder, mean_identity
-from cemnet_core.pipeline import CEMNetPipeline, ReferenceSet
+from cemnet_core.pipeline import Animation, CEMNetPipeline, ReferenceSet
 from cemnet_core.references import (
     MAX_REFERENCE_FRAMES,
     MAX_SIDE,
@@ -255,7 +254,7 @@ def _animate_chunk(
     t1: int,
     total: int,
     config: GenerateConfig,
-) -> tuple[list[int], Any]:
+) -> tuple[list[int], Animation]:
     """Rendered crops of output frames ``t0 .. t1-1`` and their background indices; ``t0`` is a multiple of
     the window."""
     inputs = [scene.frame_inputs(t) for t in range(t0, t1)]
@@ -273,7 +272,9 @@ def _animate_chunk(
     return [index for index, _ in inputs], animation
 
 
-def _finish_chunk(scene: _Scene, indices: list[int], animation: Any, config: GenerateConfig) -> np.ndarray:
+def _finish_chunk(
+    scene: _Scene, indices: list[int], animation: Animation, config: GenerateConfig
+) -> np.ndarray:
     """Paste the rendered crops back into their full-size frames: (n, H, W, 3) uint8."""
     out = []
     for index, face, rendered in zip(indices, animation.frames, animation.landmarks, strict=True):
@@ -325,7 +326,7 @@ def generate(
             ThreadPoolExecutor(max_workers=1) as worker,
         ):
 
-            def finish(indices: list[int], animation: Any, t0: int, t1: int) -> None:
+            def finish(indices: list[int], animation: Animation, t0: int, t1: int) -> None:
                 frames = _finish_chunk(scene, indices, animation, config)
                 writer.write(embed_watermark(frames, frame_offset=t0))
                 if progress is not None:
