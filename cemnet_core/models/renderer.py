@@ -87,6 +87,11 @@ class RendererConfig:
     composite: bool = True  # synthesise only the masked lower half, as a residual on the fused warp
     pixel_weight: float = 16.0  # L1 pixel term beside Eq. (17); 0 in the paper
 
+    #: Fields a fine-tuning run (a stage's ``init_from``) may change: the resolution motion is estimated at
+    #: (the networks are fully convolutional, so the same weights run at another scale) and the loss weights.
+    FINE_TUNABLE = ("flow_scale", "perceptual_weight", "gan_weight", "feature_matching_weight",
+                    "warp_weight", "pixel_weight")  # fmt: skip
+
     def __post_init__(self) -> None:
         depth = max(len(self.flow_channels), len(self.generator_channels))
         if self.image_size % (2**depth) != 0:

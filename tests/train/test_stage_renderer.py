@@ -69,3 +69,17 @@ def test_renderer_fine_tunes_from_a_release_with_one_photo_references(tmp_path: 
     with pytest.raises(ConfigError, match="other settings"):
         train_stage("renderer", data, tmp_path / "bad", device="cpu", steps=1,
                     overrides=[*settings, "model.generator_res_blocks=2"])  # fmt: skip
+
+
+def test_renderer_fine_tunes_at_another_motion_resolution(tmp_path: Path) -> None:
+    data = make_corpus(tmp_path / "data", frames=16)
+    first = tmp_path / "first"
+    train_stage("renderer", data, first, overrides=TINY, device="cpu", steps=2)
+    release = export_run(first, tmp_path / "weights")[0]
+    tuned = tmp_path / "tuned"
+    settings = [*TINY, f"init_from={json.dumps(str(release))}", "model.flow_scale=0.5"]
+    train_stage("renderer", data, tuned, overrides=settings, device="cpu", steps=1)
+    start = torch.load(tuned / "checkpoints" / "last.pt", weights_only=True)["models"]["renderer"]
+    trained = load_release(release).state_dict
+    assert max(float((trained[n] - start[n]).abs().max()) for n in trained) < 0.05  # from the release
+    assert load_release(export_run(tuned, tmp_path / "out")[0]).config["flow_scale"] == 0.5
