@@ -43,14 +43,11 @@ Measured on the 2-core CPU (``--preset small``, 96 held-out items, true landmark
     copy reference     24.43   0.821     21.42     0.650       +0.00
     landmark warp      26.02   0.879     23.01     0.757       +1.59
     trained            27.06   0.893     24.05     0.784       +2.63
-    (same items, the starter since 2026-12-03: + 1200 steps with motion at 32x32, flow_scale 0.25, the
-    recipe's ``renderer.fast`` phase, 20 min; 1.6x faster)
-    trained            27.26   0.893     24.25     0.782       +2.83
 
 On the procedural faces the warp alone already renders them (sharp, same colours: the contact sheet), and
 700 steps of training lose 0.4 dB to it: the generator's residual adds a little noise that this little
 training does not remove. On the real test people the trained renderer gains 0.65 dB over the warp and
-the starter's stays 1.7 dB short of 29 dB; the test clips (Obama, Katie Hill) change lighting and move
+the starter's stays 1.9 dB short of 29 dB; the test clips (Obama, Katie Hill) change lighting and move
 long hair between reference and target, which no warp of a reference carries.
 """
 
