@@ -49,6 +49,16 @@ On the procedural faces the warp alone already renders them (sharp, same colours
 training does not remove. On the real test people the trained renderer gains 0.65 dB over the warp and
 the starter's stays 1.9 dB short of 29 dB; the test clips (Obama, Katie Hill) change lighting and move
 long hair between reference and target, which no warp of a reference carries.
+
+Tried, not kept (2026-12-03): motion estimated at 32x32 instead of 64x64 (``flow_scale`` 0.25, which
+``RendererConfig.FINE_TUNABLE`` lets a fine-tuning change), starting from the starter's renderer, 1200 steps
+(``init_from``, ``single_reference_rate`` 0.5, lr 2e-4; 20 min). Test above: 27.26 dB / 0.893 (starter
+27.06 / 0.893; the starter's weights run at 0.25 without fine-tuning: 26.18 / 0.881). Renderer alone 18.9 ->
+29.5 frames/s, ``generate`` of 60 s audio 15.9 -> 21.5 frames/s (``generate_throughput.py --weights``, one
+after the other). But on the six portraits of ``portrait_generate.py`` the mouth opened less: p95-p5 mean
+0.075 -> 0.063 (0.098 0.126 0.029 0.045 0.039 0.111 -> 0.097 0.116 0.021 0.034 0.027 0.081), and the mouth
+barely moving is the starter's main shortfall. The untuned weights at 0.25 opened it more (mean 0.098,
+3 of 6 >= 0.12) at -0.9 dB: the learned flow correction pulls the mouth back toward the closed reference.
 """
 
 from __future__ import annotations

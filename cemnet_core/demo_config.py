@@ -129,15 +129,14 @@ class DemoConfig:
 
     @classmethod
     def starter(cls, real_data: str) -> DemoConfig:
-        """The starter release's recipe (module docstring): about 2 h 45 min on two CPU cores.
+        """The starter release's recipe (module docstring), about two and a half hours on two CPU cores.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the
         translation base, then 1000 more such steps with the similarity base), the ``small``
         renderer (1.5 M; 4000 steps, the run of ``benchmarks/renderer_quality.py --preset small --steps
         4000``, then 1000 steps of fine-tuning in which half the items have one repeated reference, as a
-        single portrait gives ``generate``, then 1200 such steps with motion estimated at 32x32 instead of
-        64x64, which makes it 1.6x faster) and the ``small`` lip-sync expert. Procedural corpus (6
+        single portrait gives ``generate``) and the ``small`` lip-sync expert. Procedural corpus (6
         speakers, the 8 emotions at 3 levels): the AEE, the image emotion extractor and the EBM at their
         tiny sizes, with the Table IV ablations. N = 5 references and T = 5 frames, as in the paper.
         """
@@ -161,11 +160,6 @@ class DemoConfig:
             StagePlan("renderer", 4000, (), preset="small", data="real"),
             StagePlan("renderer", 1000, ('init_from="{weights}/renderer"', "single_reference_rate=0.5"),
                       preset="small", data="real", phase="onephoto"),
-            # motion estimated at a quarter of the crop (32x32) instead of half: the flow estimator runs
-            # once per reference, so this is most of the renderer's cost (RendererConfig.FINE_TUNABLE)
-            StagePlan("renderer", 1200, ('init_from="{weights}/renderer"', "single_reference_rate=0.5",
-                                         "model.flow_scale=0.25", "loop.lr=2e-4"),
-                      preset="small", data="real", phase="fast"),
             StagePlan("aee", 600, (*loop(600), f"model.num_speakers={speakers}", "pretrain_steps=300"),
                       snapshot=(300, "aee")),
             StagePlan("emotion", 600, loop(600)),

@@ -10,8 +10,8 @@ Steps, each skipped when its output is there (rerun the same command to resume):
    ``cemnet preprocess lrs2`` into ``OUT/real_data`` (``--real-data`` gives an already processed folder).
 2. **Training**: ``cemnet_core.demo.run_demo`` with ``DemoConfig.starter`` into ``OUT/recipe``: Audio2Mouth,
    the ``small`` renderer and the lip-sync expert on the real videos; AEE, image emotion and EBM (and the
-   Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. About two and
-   three-quarter hours on two CPU cores (``DemoConfig.starter`` gives the steps).
+   Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. About two and a
+   half hours on two CPU cores (``DemoConfig.starter`` gives the steps).
 3. **Release**: ``OUT/recipe/weights`` copied into ``cemnet_core/starter/`` with a model card
    (``README.md``: data and licences, sizes, figures, limits), then the ``[cemnet.starter]`` entry of
    ``weights.toml`` gets the folder's new digest and size (``--no-install``: write ``OUT/starter`` only).
