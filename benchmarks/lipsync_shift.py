@@ -32,6 +32,13 @@ Measured (2026-12-02, the 14 test videos of 6 people never trained on; ``small``
     untrained            0 of 14 (0 %)          0 %                      50 % / 14 %
     trained, 1000 steps  8 of 14 (57 %)         48 %                     29 % / 29 %
     trained, 3000 steps  9 of 14 (64 %)         57 %                     21 % / 43 %
+    trained, 10000 steps 8 of 14 (57 %)         50 %                     21 % / 29 %   (2026-12-03, 35 min)
+
+Longer training does not help: the 10000-step run (the recipe's overrides with ``loop.steps=10000``) fits
+the training people (31-way loss 0.77, error 0.31 at 9500 steps) while the val people's loss rises (3.66 /
+4.38 / 4.55 at 2000 / 4000 / 6000 steps, chance ln 31 = 3.43), and on the test people it is worse than
+the shipped 3000-step expert, so the release keeps that one. 51 training people are too few for this
+expert; augmentation or more speakers are what it needs.
 
 Measured from each clip's own sync point, the expert tracks the shift: ``offset(k) - offset(0)`` is within
 +-1 frame of ``-k`` in 55 of the 56 shifted cases (untrained: 0 of 56). Goals (issue #14: >= 80 % and
