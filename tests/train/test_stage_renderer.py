@@ -54,16 +54,22 @@ def test_renderer_learns_and_resumes_exactly(tmp_path: Path) -> None:
             assert torch.equal(value, second[model][name]), (model, name)
 
 
-def test_renderer_fine_tunes_from_a_release_with_one_photo_references(tmp_path: Path) -> None:
+def _fine_tune(tmp_path: Path, *settings: str) -> tuple[Path, list[str], dict, dict]:
+    """Train 2 steps, export, fine-tune 1 step from that release with ``settings``: (corpus, the
+    fine-tuning's overrides, the release's state, the fine-tuned state)."""
     data = make_corpus(tmp_path / "data", frames=16)
     first = tmp_path / "first"
     train_stage("renderer", data, first, overrides=TINY, device="cpu", steps=2)
     release = export_run(first, tmp_path / "weights")[0]
-    tuned = tmp_path / "tuned"
-    settings = [*TINY, f"init_from={json.dumps(str(release))}", "single_reference_rate=1.0"]
-    train_stage("renderer", data, tuned, overrides=settings, device="cpu", steps=1)
-    start = torch.load(tuned / "checkpoints" / "last.pt", weights_only=True)["models"]["renderer"]
-    trained = load_release(release).state_dict
+    overrides = [*TINY, f"init_from={json.dumps(str(release))}", *settings]
+    train_stage("renderer", data, tmp_path / "tuned", overrides=overrides, device="cpu", steps=1)
+    checkpoint = torch.load(tmp_path / "tuned" / "checkpoints" / "last.pt", weights_only=True)
+    start = checkpoint["models"]["renderer"]
+    return data, overrides, load_release(release).state_dict, start
+
+
+def test_renderer_fine_tunes_from_a_release_with_one_photo_references(tmp_path: Path) -> None:
+    data, settings, trained, start = _fine_tune(tmp_path, "single_reference_rate=1.0")
     assert any(not torch.equal(value, start[name]) for name, value in trained.items())  # it trained ...
     assert max(float((trained[n] - start[n]).abs().max()) for n in trained) < 0.05  # ... from the release
     with pytest.raises(ConfigError, match="other settings"):
@@ -72,14 +78,6 @@ def test_renderer_fine_tunes_from_a_release_with_one_photo_references(tmp_path: 
 
 
 def test_renderer_fine_tunes_at_another_motion_resolution(tmp_path: Path) -> None:
-    data = make_corpus(tmp_path / "data", frames=16)
-    first = tmp_path / "first"
-    train_stage("renderer", data, first, overrides=TINY, device="cpu", steps=2)
-    release = export_run(first, tmp_path / "weights")[0]
-    tuned = tmp_path / "tuned"
-    settings = [*TINY, f"init_from={json.dumps(str(release))}", "model.flow_scale=0.5"]
-    train_stage("renderer", data, tuned, overrides=settings, device="cpu", steps=1)
-    start = torch.load(tuned / "checkpoints" / "last.pt", weights_only=True)["models"]["renderer"]
-    trained = load_release(release).state_dict
+    _, _, trained, start = _fine_tune(tmp_path, "model.flow_scale=0.5")  # RendererConfig.FINE_TUNABLE
     assert max(float((trained[n] - start[n]).abs().max()) for n in trained) < 0.05  # from the release
-    assert load_release(export_run(tuned, tmp_path / "out")[0]).config["flow_scale"] == 0.5
+    assert load_release(export_run(tmp_path / "tuned", tmp_path / "out")[0]).config["flow_scale"] == 0.5
