@@ -10,11 +10,14 @@ included), one line per portrait:
 - ``open p95-p5``: mouth opening over mouth width (inner lip points 13-14 over the corners 61-291, MediaPipe
   tracking of the output), p95 minus p5 over the frames: how far the mouth moves. Real talking videos here
   give 0.19-0.29 (issue #13's goal for the starter release: >= 0.12).
+- ``driving``: the same measure on the landmarks the renderer was asked to draw (Audio2Mouth, AEE and EBM
+  output): what a perfect renderer would show. ``open`` far below it means the renderer loses the motion.
 - ``dE2000 lower``: CIE Delta E 2000 between the mean colour (CIELAB) of the face below the nose in the
   output frames and in the reference photo: a colour shift of the rendered region (goal: <= 6).
 - ``dE2000 seam``: the same, between the band just inside and the band just outside the jaw line of each
   output frame, minus that difference in the reference photo: a seam the paste-back left.
-- ``fps``: frames per second of the whole ``generate`` call (references + audio to the written mp4).
+- ``fps``: frames per second of the ``generate`` call (references + audio to the written mp4; one pipeline
+  serves every portrait, so model loading is not counted).
 
 A contact sheet ``OUT/contact_sheet.png`` shows, per portrait, the reference and three output frames (the
 most closed, the median and the most open mouth), cropped to the face; ``OUT/portraits.json`` holds the
@@ -28,16 +31,19 @@ import json
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
-from cemnet_core.contracts import JAW
+from cemnet_core.bundle import resolve_bundle
+from cemnet_core.contracts import ALL, JAW
 from cemnet_core.data import media
 from cemnet_core.data.faces import FaceConfig, detect_image_landmarks
 from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.generate import GenerateConfig, generate
+from cemnet_core.pipeline import Animation, CEMNetPipeline
 
 DEFAULT_PORTRAITS = (
     "dreamtalk__uncut_src_img.jpg",
@@ -48,6 +54,10 @@ DEFAULT_PORTRAITS = (
     "styletalk__Obama_clip1.png",
 )
 _NOSE_TIP, _UPPER_LIP, _LOWER_LIP, _LEFT_CORNER, _RIGHT_CORNER = 4, 13, 14, 61, 291
+# A 478-point array holding only the four points mouth_opening reads, from an ALL-ordered (135) array.
+_ALL_OPENING = np.zeros(478, np.int64)
+for _point in (_UPPER_LIP, _LOWER_LIP, _LEFT_CORNER, _RIGHT_CORNER):
+    _ALL_OPENING[_point] = ALL.index(_point)
 
 
 def mouth_opening(points: np.ndarray) -> np.ndarray:
@@ -89,14 +99,31 @@ def _face_crop(image: np.ndarray, points: np.ndarray, size: int = 160) -> np.nda
     return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
+def _recording(pipeline: CEMNetPipeline) -> list[np.ndarray]:
+    """Make ``pipeline.animate`` keep the ALL landmarks (n, 135, 2) of every call in the returned list."""
+    drawn: list[np.ndarray] = []
+    animate = pipeline.animate
+
+    def recorded(*args: Any, **kwargs: Any) -> Animation:
+        animation = animate(*args, **kwargs)
+        drawn.append(animation.landmarks.numpy())
+        return animation
+
+    pipeline.animate = recorded  # type: ignore[method-assign]
+    return drawn
+
+
 def measure(
-    portrait: Path, audio: Path, weights: str | None, out: Path
+    portrait: Path, audio: Path, pipeline: CEMNetPipeline, out: Path
 ) -> tuple[dict[str, float], np.ndarray]:
     """Generate, then score the written video (module docstring); returns the scores and a contact row."""
     video = out / f"{portrait.stem}.mp4"
+    drawn = _recording(pipeline)
     began = time.perf_counter()
-    result = generate(portrait, audio, video, weights=weights, config=GenerateConfig())
+    result = generate(portrait, audio, video, config=GenerateConfig(), pipeline=pipeline)
     seconds = time.perf_counter() - began
+    del pipeline.animate  # back to the class's method
+    driving = mouth_opening(np.concatenate(drawn)[:, _ALL_OPENING])
     reference = media.read_image(portrait)
     frames = media.read_video(video)
     if reference.shape[:2] != frames.shape[1:3]:  # generate scales very large references down
@@ -123,6 +150,7 @@ def measure(
                          + [_face_crop(valid_frames[i], ref_points) for i in shown], axis=1)  # fmt: skip
     scores = {
         "open": float(np.percentile(opening, 95) - np.percentile(opening, 5)),
+        "driving": float(np.percentile(driving, 95) - np.percentile(driving, 5)),
         "de_lower": _delta_e(np.mean(lower, axis=0), ref_lower),
         "de_seam": float(np.mean(seam)),
         "fps": result.frames / seconds,
@@ -149,12 +177,14 @@ def main() -> None:
     portraits = [Path(p) for p in args.portrait] or [real / "image" / name for name in DEFAULT_PORTRAITS]
     args.out.mkdir(parents=True, exist_ok=True)
     rows, figures = [], []
-    print(f"{'portrait':<32}{'open p95-p5':>12}{'dE2000 lower':>13}{'dE2000 seam':>12}{'fps':>7}")
+    header = f"{'open p95-p5':>12}{'driving':>8}{'dE2000 lower':>13}{'dE2000 seam':>12}{'fps':>7}"
+    print(f"{'portrait':<32}{header}")
+    pipeline = CEMNetPipeline.from_bundle(resolve_bundle(args.weights), GenerateConfig().device)
     for portrait in portraits:
-        scores, row = measure(portrait, audio, args.weights, args.out)
+        scores, row = measure(portrait, audio, pipeline, args.out)
         rows.append(row)
         figures.append({"portrait": portrait.stem, **scores})
-        print(f"{portrait.stem:<32}{scores['open']:>12.3f}{scores['de_lower']:>13.2f}{scores['de_seam']:>12.2f}"
+        print(f"{portrait.stem:<32}{scores['open']:>12.3f}{scores['driving']:>8.3f}{scores['de_lower']:>13.2f}{scores['de_seam']:>12.2f}"
               f"{scores['fps']:>7.1f}", flush=True)  # fmt: skip
     sheet = args.out / "contact_sheet.png"
     cv2.imwrite(str(sheet), cv2.cvtColor(np.concatenate(rows, axis=0), cv2.COLOR_RGB2BGR))

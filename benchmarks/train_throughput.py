@@ -26,7 +26,8 @@ from cemnet_core.models.discriminator import (
     discriminator_loss,
 )
 from cemnet_core.models.perceptual import VGG19Features
-from cemnet_core.models.renderer import FaceRenderer, RendererConfig, generator_loss, mask_lower_half
+from cemnet_core.models.renderer import FaceRenderer, RendererConfig, mask_lower_half
+from cemnet_core.models.renderer_loss import generator_loss
 from cemnet_core.train.precision import Precision, resolve_precision
 
 # Dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, from the vendors' data sheets.

@@ -200,6 +200,12 @@ def _spread_references(
     return rng.permutation(chosen).astype(np.int64)
 
 
+def _most_closed(landmarks: np.ndarray, refs: np.ndarray, n: int) -> np.ndarray:
+    """The frame of ``refs`` with the most closed mouth, ``n`` times: what a single portrait gives."""
+    opening = landmarks[refs, _LOWER_INNER_LIP, 1] - landmarks[refs, _UPPER_INNER_LIP, 1]
+    return np.full(n, refs[int(np.argmin(opening))], dtype=np.int64)
+
+
 def _mel_windows_at(mel: np.ndarray, start: int, length: int) -> np.ndarray:
     """Mel windows of video frames ``start .. start+length-1``: ``(T, 16, 80)`` (``audio.mel_window``)."""
     from cemnet_core.data.audio import mel_window
@@ -293,8 +299,7 @@ class Audio2MouthDataset(_ClipDataset):
             return None
         refs = _spread_references(clip.landmarks, outside, self.n_refs, rng)
         if self.single_reference_rate and rng.random() < self.single_reference_rate:
-            opening = clip.landmarks[refs, _LOWER_INNER_LIP, 1] - clip.landmarks[refs, _UPPER_INNER_LIP, 1]
-            refs = np.full(self.n_refs, refs[int(np.argmin(opening))])  # one photo, mouth closed
+            refs = _most_closed(clip.landmarks, refs, self.n_refs)  # one photo
         return {
             "ref_landmarks": _f32(select(clip.landmarks[refs], ALL)),  # (N, 135, 2)
             **_window_targets(clip, start, self.t_frames),  # mel, pose, mouth
@@ -311,9 +316,9 @@ class RendererDataset(_ClipDataset):
     landmarks the sketches are drawn from, ``ref_landmarks (N,135,2)`` and ``target_landmarks (135,2)``
     (``ALL`` order, crop-normalised; the renderer's landmark motion prior). References are
     valid frames at least 3 frames away from the target when the clip allows it, spread over mouth shapes.
-    With probability ``single_reference_rate`` an item's N references are instead one such frame repeated:
-    what the renderer gets from a single photo (``cemnet generate --ref portrait.jpg``), where no reference
-    shows the open mouth and the generator has to synthesise it.
+    With probability ``single_reference_rate`` an item's N references are instead one such frame repeated,
+    the one with the most closed mouth: what the renderer gets from a single photo (``cemnet generate
+    --ref portrait.jpg``), where no reference shows the open mouth and the generator has to synthesise it.
     """
 
     def __init__(
@@ -347,7 +352,7 @@ class RendererDataset(_ClipDataset):
             candidates = valid[valid != target]
         refs = _spread_references(clip.landmarks, candidates, self.n_refs, rng)
         if self.single_reference_rate and rng.random() < self.single_reference_rate:
-            refs = np.full(self.n_refs, refs[0])  # one photo, repeated
+            refs = _most_closed(clip.landmarks, refs, self.n_refs)  # one photo
         return {
             "ref_images": _images(clip.frames[refs]),  # (N, 3, 128, 128)
             "ref_sketches": _sketches(clip.landmarks[refs]),  # (N, 3, 128, 128)

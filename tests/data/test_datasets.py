@@ -430,13 +430,17 @@ def test_bad_arguments(corpus: Path) -> None:
         EBMDataset(corpus, "all")[10_000]
 
 
-def test_renderer_single_reference_items_repeat_one_frame(corpus: Path) -> None:
+def test_renderer_single_reference_items_repeat_the_most_closed_mouth(corpus: Path) -> None:
     always = RendererDataset(corpus, "all", n_refs=3, single_reference_rate=1.0)
     never = RendererDataset(corpus, "all", n_refs=3)
+    inner = [ALL.index(13), ALL.index(14)]  # upper and lower inner lip in ALL order
     for index in (0, 5, 11):
         refs = always[index]["ref_images"]
         assert all(torch.equal(refs[0], ref) for ref in refs[1:])
-        assert torch.equal(always[index]["ref_landmarks"][0], always[index]["ref_landmarks"][2])
+        landmarks, spread = always[index]["ref_landmarks"], never[index]["ref_landmarks"]
+        assert torch.equal(landmarks[0], landmarks[2])
+        opening = float(landmarks[0, inner[1], 1] - landmarks[0, inner[0], 1])
+        assert opening == pytest.approx(float((spread[:, inner[1], 1] - spread[:, inner[0], 1]).min()))
     assert any(not torch.equal(never[i]["ref_images"][0], never[i]["ref_images"][1]) for i in (0, 5, 11))
     with pytest.raises(ConfigError, match="single_reference_rate"):
         RendererDataset(corpus, "all", single_reference_rate=1.5)

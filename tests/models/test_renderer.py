@@ -15,14 +15,8 @@ from cemnet_core.models import build_model
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig
 from cemnet_core.models.landmark_warp import mouth_similarity_logits
 from cemnet_core.models.perceptual import VGG19Features
-from cemnet_core.models.renderer import (
-    FaceRenderer,
-    RendererConfig,
-    generator_loss,
-    mask_lower_half,
-    warp,
-    warp_loss,
-)
+from cemnet_core.models.renderer import FaceRenderer, RendererConfig, mask_lower_half, warp
+from cemnet_core.models.renderer_loss import generator_loss
 
 # The paper's design at the tiny sizes: no landmark prior, no composite, no pixel term.
 PAPER_TINY = dataclasses.replace(RendererConfig.tiny(), motion_prior=False, composite=False, pixel_weight=0.0)
@@ -158,21 +152,6 @@ def test_gradients_reach_every_parameter(model: FaceRenderer) -> None:
     assert set(terms) == {"perceptual", "warp", "gan", "feature_matching", "pixel"}
     missing = [name for name, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
     assert missing == []
-
-
-def test_generator_loss_weights_follow_eq_17(model: FaceRenderer) -> None:
-    inputs = model.example_inputs(batch_size=2)
-    target = torch.rand(2, 3, model.config.image_size, model.config.image_size)
-    discriminator = PatchDiscriminator(PatchDiscriminatorConfig.tiny())
-    vgg = VGG19Features()
-    output = model(*inputs)
-    total, terms = generator_loss(model.config, output, target, vgg, discriminator)
-    expected = 4 * terms["perceptual"] + 4 * terms["warp"] + 0.25 * terms["gan"] + terms["feature_matching"]
-    expected = expected + model.config.pixel_weight * terms["pixel"]
-    torch.testing.assert_close(total.detach(), expected)
-    torch.testing.assert_close(terms["pixel"], torch.nn.functional.l1_loss(output.image, target).detach())
-    composite = model.config.composite
-    torch.testing.assert_close(terms["warp"], warp_loss(vgg, output, target, composite).detach())
 
 
 def test_training_steps_lower_the_reconstruction_loss(model: FaceRenderer) -> None:

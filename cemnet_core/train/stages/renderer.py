@@ -21,9 +21,10 @@ offline, so the default is the pretrained FER2013 mini-Xception of the assets
 (tests only).
 
 One-photo references (``single_reference_rate`` > 0, off in every preset): that share of training items
-gets one reference frame repeated N times (:class:`RendererDataset`), which is what ``cemnet generate``
-gives the renderer from a single portrait: no reference shows an open mouth, so the generator learns to
-synthesise it instead of copying it from another reference. ``init_from`` (a renderer release folder)
+gets one reference frame repeated N times, the most closed mouth among those drawn
+(:class:`RendererDataset`), which is what ``cemnet generate`` gives the renderer from a single portrait: no
+reference shows an open mouth, so the generator learns to synthesise it instead of copying it from another
+reference. ``init_from`` (a renderer release folder)
 starts the renderer from trained weights (fine-tuning, e.g. the starter's one-photo stage); its config
 must equal ``model``.
 
@@ -48,13 +49,8 @@ from cemnet_core.data.datasets import RendererDataset
 from cemnet_core.data.images import to_uint8
 from cemnet_core.models.discriminator import PatchDiscriminator, PatchDiscriminatorConfig, discriminator_loss
 from cemnet_core.models.perceptual import FacePerceptualFeatures, VGG19Features, perceptual_loss
-from cemnet_core.models.renderer import (
-    FaceRenderer,
-    RendererConfig,
-    generator_loss,
-    mask_lower_half,
-    warp_loss,
-)
+from cemnet_core.models.renderer import FaceRenderer, RendererConfig, mask_lower_half
+from cemnet_core.models.renderer_loss import generator_loss, warp_loss
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
 
@@ -189,7 +185,8 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         ctx.cache["batch"], ctx.cache["fake"] = batch, output.image.detach()
         # Eq. (17): w_per L_per + w_gan L_gan + w_fm L_fm (+ w_warp x perceptual loss of the warp)
         return generator_loss(config.model, output, batch["target_image"], vgg, discriminator,
-                              condition=batch["target_sketch"])  # fmt: skip
+                              condition=batch["target_sketch"],
+                              target_landmarks=batch["target_landmarks"])  # fmt: skip
 
     def discriminator_step(batch: Batch, ctx: StepContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         batch, fake = ctx.cache["batch"], ctx.cache["fake"]
