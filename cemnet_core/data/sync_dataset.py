@@ -24,6 +24,13 @@ Only the lower half of the face is used (Wav2Lip's expert does the same): the mo
 face carries no sync signal. A model trained on these items must be scored on the lower halves too:
 ``evaluate_sync(model, mouth_region(face_crops), audio)``.
 
+Augmentation (``augment``, for training; off by default): each item's mouth crops get one random
+appearance change, the same for all its frames, so sync is untouched while the person's look varies: a
+horizontal flip (half the items), a crop of 85-100% of the side at a random place resized back (the face
+box shifts and scales between people and trackers), and a brightness, contrast and per-channel colour
+gain. A lip-sync expert trained on 51 people without it fitted them and got worse on people it had not
+seen (``benchmarks/lipsync_shift.py``: the validation loss rose from 2000 steps on).
+
 Windows follow ``evaluate_sync``'s range: audio window ``s`` exists for ``0 <= s <= min(T, samples // 640)
 - 6`` (and while the MFCC covers it). Items are deterministic per ``(seed, epoch, index)`` like every
 dataset of ``datasets.py``; clips too short for ``N + 2V + 4`` frames, or without such a run of valid
@@ -51,6 +58,9 @@ from cemnet_core.data.datasets import Item, _check_positive, _ClipDataset, _labe
 from cemnet_core.data.manifest import DEFAULT_FRACTIONS
 from cemnet_core.data.mfcc import mfcc
 
+AUGMENT_CROP = 0.85  # smallest crop side (share of the mouth crop's) of the augmentation
+AUGMENT_CONTRAST, AUGMENT_BRIGHTNESS, AUGMENT_COLOUR = 0.3, 25.0, 0.1  # +- ranges (factor, levels, factor)
+
 
 def mouth_region(face_crops: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
     """The lower half of face crops: ``(..., H, W, 3) -> (..., H - H // 2, W, 3)`` (rows ``H // 2 ..``).
@@ -60,6 +70,26 @@ def mouth_region(face_crops: np.ndarray | torch.Tensor) -> np.ndarray | torch.Te
     if face_crops.ndim < 3 or face_crops.shape[-1] != 3:
         raise ValueError(f"face crops must be (..., H, W, 3), got {tuple(face_crops.shape)}")
     return face_crops[..., face_crops.shape[-3] // 2 :, :, :]
+
+
+def augment_lips(lips: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One random appearance change for a window of mouth crops (module doc): ``(F, h, w, 3)`` uint8 ->
+    the same shape, every frame changed alike."""
+    import cv2  # opencv comes with mediapipe; imported here to keep `import cemnet_core` light
+
+    h, w = lips.shape[1:3]
+    if rng.random() < 0.5:
+        lips = lips[:, :, ::-1]
+    side = rng.uniform(AUGMENT_CROP, 1.0)
+    ch, cw = max(1, round(h * side)), max(1, round(w * side))
+    y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+    cropped = [cv2.resize(np.ascontiguousarray(frame[y0 : y0 + ch, x0 : x0 + cw]), (w, h),
+                          interpolation=cv2.INTER_LINEAR) for frame in lips]  # fmt: skip
+    contrast = 1.0 + rng.uniform(-AUGMENT_CONTRAST, AUGMENT_CONTRAST)
+    gain = contrast * (1.0 + rng.uniform(-AUGMENT_COLOUR, AUGMENT_COLOUR, size=3))  # (3,)
+    shift = rng.uniform(-AUGMENT_BRIGHTNESS, AUGMENT_BRIGHTNESS)
+    out = (np.stack(cropped).astype(np.float32) - 128.0) * gain + 128.0 + shift
+    return np.clip(out, 0, 255).round().astype(np.uint8)
 
 
 def audio_windows(coefficients: np.ndarray | torch.Tensor, samples: int) -> int:
@@ -95,7 +125,8 @@ class SyncNetDataset(_ClipDataset):
     Item: ``lips (N + 4, 64, 128, 3)`` uint8, ``mfcc (N + 2V, 1, 13, 20)`` float32 (``N = windows``,
     ``V = max_offset``; video window ``i`` is in sync with ``mfcc[i + V]``), ``clip``, ``start`` int64.
     ``samples_per_clip`` items are drawn per clip and epoch. Clips without audio (preprocessed with
-    ``--allow-silent``) or too short for ``N + 2V + 4`` frames are skipped.
+    ``--allow-silent``) or too short for ``N + 2V + 4`` frames are skipped. ``augment`` changes each item's
+    look (:func:`augment_lips`).
     """
 
     def __init__(
@@ -109,12 +140,13 @@ class SyncNetDataset(_ClipDataset):
         windows: int = 16,
         max_offset: int = VSHIFT,
         cache_size: int = 8,
+        augment: bool = False,
     ) -> None:
         _check_positive(samples_per_clip=samples_per_clip, windows=windows, max_offset=max_offset)
         super().__init__(
             root, split, ("frames", "valid"), seed, fractions, cache_size, False, samples_per_clip
         )
-        self.windows, self.max_offset = windows, max_offset
+        self.windows, self.max_offset, self.augment = windows, max_offset, augment
         self._mfcc = _ClipMfcc()
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
@@ -133,6 +165,8 @@ class SyncNetDataset(_ClipDataset):
         first = np.arange(start - V, start + N + V) * MFCC_PER_FRAME  # (N + 2V,) first MFCC frame
         windows = coefficients[first[:, None] + np.arange(MFCC_WINDOW)]  # (N + 2V, 20, 13)
         lips = mouth_region(clip.frames[start : start + N + LIP_FRAMES - 1])  # (N + 4, 64, 128, 3)
+        if self.augment:
+            lips = augment_lips(lips, rng)
         return {
             "lips": torch.from_numpy(np.ascontiguousarray(lips)),
             "mfcc": torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None])),

@@ -11,7 +11,7 @@ import torch
 
 from cemnet_core.data.clips import Clip, save_clip
 from cemnet_core.data.mfcc import mfcc
-from cemnet_core.data.sync_dataset import SyncNetDataset, audio_windows, mouth_region
+from cemnet_core.data.sync_dataset import SyncNetDataset, audio_windows, augment_lips, mouth_region
 from cemnet_core.errors import DataError
 
 FRAMES = 30
@@ -99,6 +99,28 @@ def test_items_are_deterministic_per_epoch(corpus: Path) -> None:
     assert first == draws(again)
     dataset.set_epoch(1)
     assert draws(dataset) != first
+
+
+def test_augmented_items_change_the_look_alike_in_every_frame_and_keep_the_audio(corpus: Path) -> None:
+    sizes = {"samples_per_clip": 4, "seed": 3, "windows": 4, "max_offset": 3}
+    plain = SyncNetDataset(corpus, "all", **sizes)
+    augmented = SyncNetDataset(corpus, "all", augment=True, **sizes)
+    for index in range(len(plain)):
+        a, b = plain[index], augmented[index]
+        assert (int(a["clip"]), int(a["start"])) == (int(b["clip"]), int(b["start"]))  # same window drawn
+        assert torch.equal(a["mfcc"], b["mfcc"])
+        assert b["lips"].shape == a["lips"].shape and b["lips"].dtype == torch.uint8
+        assert not torch.equal(a["lips"], b["lips"])
+    assert torch.equal(augmented[0]["lips"], augmented[0]["lips"])  # deterministic per (seed, epoch, index)
+
+
+def test_augment_lips_applies_one_change_to_all_frames() -> None:
+    frame = np.random.default_rng(0).integers(0, 256, size=(64, 128, 3), dtype=np.uint8)
+    window = np.stack([frame, frame, frame])  # three identical frames
+    out = augment_lips(window, np.random.default_rng(1))
+    assert out.shape == window.shape and out.dtype == np.uint8
+    assert np.array_equal(out[0], out[1]) and np.array_equal(out[1], out[2])
+    assert not np.array_equal(out[0], frame)
 
 
 def test_clips_too_short_for_every_candidate_are_skipped(corpus: Path) -> None:

@@ -89,6 +89,7 @@ class Config:
     samples_per_clip: int = 8  # training items drawn per clip and epoch
     val_samples_per_clip: int = 4
     cache_clips: int = 8  # decoded clips kept in memory per dataset (raise it when the corpus fits in RAM)
+    augment: bool = False  # random flip, crop and colour of the training items (SyncNetDataset)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -179,7 +180,8 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         "max_offset": config.max_offset,
         "cache_size": config.cache_clips,
     }
-    train_data = SyncNetDataset(data, "train", samples_per_clip=config.samples_per_clip, **items)
+    train_data = SyncNetDataset(data, "train", samples_per_clip=config.samples_per_clip,
+                                augment=config.augment, **items)  # fmt: skip
     val_data = SyncNetDataset(data, "val", samples_per_clip=config.val_samples_per_clip, **items)
 
     def logits(batch: Batch) -> torch.Tensor:
