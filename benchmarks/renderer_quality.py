@@ -59,6 +59,13 @@ after the other). But on the six portraits of ``portrait_generate.py`` the mouth
 0.075 -> 0.063 (0.098 0.126 0.029 0.045 0.039 0.111 -> 0.097 0.116 0.021 0.034 0.027 0.081), and the mouth
 barely moving is the starter's main shortfall. The untuned weights at 0.25 opened it more (mean 0.098,
 3 of 6 >= 0.12) at -0.9 dB: the learned flow correction pulls the mouth back toward the closed reference.
+
+Then (2026-12-03, later) the same 1200-step fine-tuning at 32x32 with the one-photo items' reference the most
+closed mouth of the clip (it was a random one) and the mouth-box L1 term (``model.mouth_weight=8``,
+:mod:`cemnet_core.models.renderer_loss`): test 27.09 dB / 0.892 (lower half 24.08 / 0.779), and on the six
+portraits 0.123 0.117 0.028 0.051 0.036 0.078 (mean 0.072; the starter in the same session 0.098 0.126 0.029
+0.045 0.039 0.111, mean 0.075). So the mouth term wins back the opening the 32x32 fine-tuning lost, but does
+not open it further: on the closed-lip photos the driving landmarks open 0.08-0.09 and the video 0.03-0.05.
 """
 
 from __future__ import annotations
