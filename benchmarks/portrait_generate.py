@@ -22,6 +22,21 @@ included), one line per portrait:
 A contact sheet ``OUT/contact_sheet.png`` shows, per portrait, the reference and three output frames (the
 most closed, the median and the most open mouth), cropped to the face; ``OUT/portraits.json`` holds the
 figures (the starter release's model card reads it, ``scripts/build_starter.py --figures``).
+
+Measured (2026-12-03, ``audio/vcc__ESD_happy.wav``; the starter before and after its renderer got the
+32x32-motion phase with the mouth-box loss, ``DemoConfig.starter``)::
+
+    portrait                   open before  open after  driving
+    dreamtalk__uncut_src_img         0.098       0.123    0.112
+    edtalk__leijun                   0.126       0.117    0.099
+    edtalk__uncrop_face              0.029       0.028    0.080
+    sadtalker__people_0              0.045       0.051    0.075
+    sadtalker__happy                 0.039       0.036    0.092
+    styletalk__Obama_clip1           0.111       0.078    0.100
+
+The driving landmarks themselves open only 0.08-0.11 (Audio2Mouth, below issue #13's 0.12), and on the
+closed-lip photos (uncrop_face, people_0, happy) the video shows half of that or less: both the landmarks and
+the renderer fall short there.
 """
 
 from __future__ import annotations

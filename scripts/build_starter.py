@@ -240,7 +240,8 @@ no emotion-labelled real talking corpus (MEAD) is available here.
 - Lip motion: Audio2Mouth places the mouth well (it follows the head's turn and scale), but opens it only
   half as far as people do and follows the opening only weakly on people it never saw (the Audio2Mouth
   figures above: about 0.13 against the truth's 0.27, correlation about 0.25); on closed-mouth portraits
-  the rendered mouth moves little (the portrait figures). More training data and steps (a GPU) are what it
+  the landmarks it draws open 0.08-0.11 and the rendered mouth moves less still (the portrait figures;
+  `benchmarks/portrait_generate.py` prints both). More training data and steps (a GPU) are what it
   needs; no gain is applied to hide it.
 - Emotion: the emotion modules have seen only drawn faces and synthetic voices; on real faces and real
   speech the emotion of the lower face is weak or wrong. The lip motion comes from Audio2Mouth, trained on
