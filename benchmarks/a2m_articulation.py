@@ -64,19 +64,12 @@ import torch
 from cemnet_core.contracts import ALL, MOUTH, POSE
 from cemnet_core.data.audio import mel_window
 from cemnet_core.data.clips import load_clip
-from cemnet_core.data.landmarks import select
+from cemnet_core.data.landmarks import mouth_opening, select
 from cemnet_core.data.manifest import read_manifest, split_records
 from cemnet_core.models.audio_to_mouth import reference_mouth_base
 from cemnet_core.release import load_model
 
-_UPPER, _LOWER, _LEFT, _RIGHT = (MOUTH.index(i) for i in (13, 14, 61, 291))
 CROP = 128
-
-
-def opening(mouth: np.ndarray) -> np.ndarray:
-    """(F, 57, 2) MOUTH landmarks -> (F,) inner-lip opening over mouth width."""
-    height = np.linalg.norm(mouth[:, _UPPER] - mouth[:, _LOWER], axis=-1)
-    return height / np.maximum(np.linalg.norm(mouth[:, _LEFT] - mouth[:, _RIGHT], axis=-1), 1e-6)
 
 
 def spread(value: np.ndarray) -> float:
@@ -130,7 +123,7 @@ def predict_clip(model: torch.nn.Module, path: Path, kind: str) -> dict[str, flo
     copy = np.broadcast_to(refs[0, -len(MOUTH) :].numpy(), truth.shape)
     poses = torch.from_numpy(pose).float().reshape(1, len(frames), -1, 2)
     base = reference_mouth_base(refs[None].float(), poses, "similarity")[0].numpy()  # no learning
-    pred_open, true_open = opening(mouth), opening(truth)
+    pred_open, true_open = mouth_opening(mouth, "mouth"), mouth_opening(truth, "mouth")
     return {
         "open": spread(pred_open),
         "true_open": spread(true_open),

@@ -53,9 +53,10 @@ import numpy as np
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 from cemnet_core.bundle import resolve_bundle
-from cemnet_core.contracts import ALL, JAW
+from cemnet_core.contracts import JAW
 from cemnet_core.data import media
 from cemnet_core.data.faces import FaceConfig, detect_image_landmarks
+from cemnet_core.data.landmarks import mouth_opening
 from cemnet_core.data.tracking import FaceTracker
 from cemnet_core.generate import GenerateConfig, generate
 from cemnet_core.pipeline import Animation, CEMNetPipeline
@@ -68,18 +69,7 @@ DEFAULT_PORTRAITS = (
     "sadtalker__happy.png",
     "styletalk__Obama_clip1.png",
 )
-_NOSE_TIP, _UPPER_LIP, _LOWER_LIP, _LEFT_CORNER, _RIGHT_CORNER = 4, 13, 14, 61, 291
-# A 478-point array holding only the four points mouth_opening reads, from an ALL-ordered (135) array.
-_ALL_OPENING = np.zeros(478, np.int64)
-for _point in (_UPPER_LIP, _LOWER_LIP, _LEFT_CORNER, _RIGHT_CORNER):
-    _ALL_OPENING[_point] = ALL.index(_point)
-
-
-def mouth_opening(points: np.ndarray) -> np.ndarray:
-    """(T, 478, 2) frame pixels -> (T,) inner-lip opening over mouth width."""
-    opening = np.linalg.norm(points[:, _LOWER_LIP] - points[:, _UPPER_LIP], axis=-1)
-    width = np.linalg.norm(points[:, _RIGHT_CORNER] - points[:, _LEFT_CORNER], axis=-1)
-    return opening / np.maximum(width, 1e-6)
+_NOSE_TIP = 4
 
 
 def _regions(points: np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -135,10 +125,12 @@ def measure(
     video = out / f"{portrait.stem}.mp4"
     drawn = _recording(pipeline)
     began = time.perf_counter()
-    result = generate(portrait, audio, video, config=GenerateConfig(), pipeline=pipeline)
+    try:
+        result = generate(portrait, audio, video, config=GenerateConfig(), pipeline=pipeline)
+    finally:
+        del pipeline.animate  # back to the class's method
     seconds = time.perf_counter() - began
-    del pipeline.animate  # back to the class's method
-    driving = mouth_opening(np.concatenate(drawn)[:, _ALL_OPENING])
+    driving = mouth_opening(np.concatenate(drawn), layout="all")
     reference = media.read_image(portrait)
     frames = media.read_video(video)
     if reference.shape[:2] != frames.shape[1:3]:  # generate scales very large references down

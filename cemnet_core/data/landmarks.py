@@ -6,7 +6,8 @@ and live in :mod:`cemnet_core.contracts`; this module works with them on arrays:
 
 - :func:`select` picks a group out of MediaPipe's 478 points;
 - :func:`to_crop` / :func:`to_frame` convert between frame pixels and crop-normalised coordinates;
-- :func:`draw_sketch` draws the landmark sketch the renderer sees (Sec. III-D).
+- :func:`draw_sketch` draws the landmark sketch the renderer sees (Sec. III-D);
+- :func:`mouth_opening` measures inner-lip opening over mouth width, in any of the layouts.
 
 Arrays of landmarks are ``(..., K, 2)`` with ``(x, y)``; "normalised" means divided by the crop size, so
 [0, 1] inside the 128x128 crop.
@@ -23,6 +24,7 @@ from cemnet_core.contracts import (
     LEFT_EYE,
     LIPS_INNER,
     LIPS_OUTER,
+    MOUTH,
     N_ALL,
     N_LANDMARKS,
     NOSE,
@@ -37,6 +39,25 @@ def select(landmarks: np.ndarray, group: tuple[int, ...]) -> np.ndarray:
     if landmarks.shape[-2] != N_LANDMARKS:
         raise ValueError(f"expected landmarks of shape (..., {N_LANDMARKS}, 2), got {landmarks.shape}")
     return landmarks[..., list(group), :]
+
+
+# Mesh indices of the inner upper / lower lip midpoints and the left / right mouth corners.
+_OPENING_POINTS = (13, 14, 61, 291)
+_LAYOUTS = {"mesh": tuple(range(N_LANDMARKS)), "all": ALL, "mouth": MOUTH}
+
+
+def mouth_opening(points: np.ndarray, layout: str = "mesh") -> np.ndarray:
+    """``(..., K, 2)`` landmarks -> ``(...)`` inner-lip opening over mouth width (a scale-free mouth measure).
+
+    ``layout`` names the point order: ``"mesh"`` MediaPipe's 478 points, ``"all"`` the model's 135 (``ALL``),
+    ``"mouth"`` the 57 of ``MOUTH``.
+    """
+    order = _LAYOUTS[layout]
+    if points.shape[-2] != len(order):
+        raise ValueError(f"{layout!r} landmarks have {len(order)} points, got shape {points.shape}")
+    upper, lower, left, right = (points[..., order.index(i), :] for i in _OPENING_POINTS)
+    width = np.linalg.norm(right - left, axis=-1)
+    return np.linalg.norm(lower - upper, axis=-1) / np.maximum(width, 1e-6)
 
 
 def to_crop(landmarks_px: np.ndarray, box: np.ndarray) -> np.ndarray:
