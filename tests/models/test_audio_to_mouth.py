@@ -11,12 +11,13 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from cemnet_core.contracts import ALL_MOUTH, ALL_POSE, N_ALL
+from cemnet_core.contracts import ALL_MOUTH, ALL_POSE, MOUTH, N_ALL
 from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import (
     AudioToMouth,
     AudioToMouthConfig,
     audio2mouth_loss,
+    mouth_opening,
     reference_mouth_base,
 )
 
@@ -132,6 +133,42 @@ def test_velocity_loss_is_zero_for_a_constant_offset() -> None:
 def test_velocity_loss_is_zero_for_a_single_frame() -> None:
     _, parts = audio2mouth_loss(torch.ones(2, 1, 57, 2), torch.zeros(2, 1, 57, 2))
     assert parts["velocity"].item() == 0.0
+
+
+def _mouths(openings: list[float]) -> torch.Tensor:
+    """(1, T, 57, 2) mouths 0.5 wide whose inner lips are ``openings`` x width apart."""
+    mouth = torch.rand(len(openings), 57, 2)
+    left, right, upper, lower = (MOUTH.index(i) for i in (61, 291, 13, 14))
+    mouth[:, left], mouth[:, right] = torch.tensor([0.25, 0.6]), torch.tensor([0.75, 0.6])
+    mouth[:, upper] = torch.tensor([0.5, 0.6])
+    mouth[:, lower, 0] = 0.5
+    mouth[:, lower, 1] = 0.6 + 0.5 * torch.tensor(openings)
+    return mouth[None]
+
+
+def test_spread_term_is_the_gap_between_the_opening_spreads() -> None:
+    target, flat = _mouths([0.0, 0.2, 0.4]), _mouths([0.2, 0.2, 0.2])
+    torch.testing.assert_close(mouth_opening(target), torch.tensor([[0.0, 0.2, 0.4]]))
+    total, parts = audio2mouth_loss(flat, target, lam=0.0, spread=3.0)
+    torch.testing.assert_close(parts["spread"], torch.tensor([0.0, 0.2, 0.4]).std())
+    torch.testing.assert_close(total, parts["l1"] + 3.0 * parts["spread"])
+    # the same spread, shifted: no spread penalty; the paper's loss (spread 0) has no such term
+    _, shifted = audio2mouth_loss(_mouths([0.1, 0.3, 0.5]), target, spread=1.0)
+    assert shifted["spread"].item() < 1e-6
+    assert "spread" not in audio2mouth_loss(flat, target)[1]
+
+
+def test_spread_term_pushes_a_flat_prediction_to_open_wider() -> None:
+    target, pred = _mouths([0.0, 0.2, 0.4]), _mouths([0.15, 0.2, 0.25]).requires_grad_()
+    audio2mouth_loss(pred, target, lam=0.0, spread=1.0)[1]["spread"].backward()
+    lower = MOUTH.index(14)
+    step = -pred.grad[0, :, lower, 1]  # descent direction of the lower lip's y
+    assert step[0] < 0 < step[2]  # the most closed frame closes further, the most open opens further
+
+
+def test_negative_spread_weight_is_refused() -> None:
+    with pytest.raises(ConfigError, match="spread_weight"):
+        AudioToMouthConfig(spread_weight=-1.0)
 
 
 def test_loss_rejects_mismatched_shapes() -> None:
