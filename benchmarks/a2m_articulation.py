@@ -55,74 +55,32 @@ the model does not yet follow, so no such scale was added.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cemnet_core.contracts import ALL, MOUTH, POSE
-from cemnet_core.data.audio import mel_window
-from cemnet_core.data.clips import load_clip
-from cemnet_core.data.landmarks import mouth_opening, select
+from cemnet_core.contracts import MOUTH
+from cemnet_core.data.landmarks import mouth_opening
 from cemnet_core.data.manifest import read_manifest, split_records
 from cemnet_core.models.audio_to_mouth import reference_mouth_base
 from cemnet_core.release import load_model
+from cemnet_core.train.calibrate import REFERENCE_KINDS, predict_clip, spread
 
 CROP = 128
 
 
-def spread(value: np.ndarray) -> float:
-    """p95 - p5 over the frames."""
-    return float(np.percentile(value, 95) - np.percentile(value, 5))
-
-
-def references(landmarks: np.ndarray, valid: np.ndarray, n: int, kind: str) -> np.ndarray:
-    """Frame indices of the references: ``video`` spread over the openings, ``one photo`` the most closed."""
-    frames = np.flatnonzero(valid)
-    open_ = landmarks[frames, 14, 1] - landmarks[frames, 13, 1]
-    ordered = frames[np.argsort(open_, kind="stable")]
-    if kind == "one photo":
-        return np.full(n, ordered[0])
-    return ordered[np.linspace(0, len(ordered) - 1, n).round().astype(int)]
-
-
-def windows(valid: np.ndarray, t: int) -> list[int]:
-    """Starts of non-overlapping T-frame windows of consecutive valid frames."""
-    starts, frame = [], 0
-    while frame + t <= len(valid):
-        if valid[frame : frame + t].all():
-            starts.append(frame)
-            frame += t
-        else:
-            frame += 1
-    return starts
-
-
-@torch.no_grad()
-def predict_clip(model: torch.nn.Module, path: Path, kind: str) -> dict[str, float]:
+def clip_figures(model: torch.nn.Module, path: Path, kind: str) -> dict[str, float]:
     """Predicted vs true mouth of one clip with references of ``kind``."""
-    clip = load_clip(path, ("landmarks", "valid", "mel"))
-    n, t = model.config.num_refs, model.config.num_frames
-    refs = torch.from_numpy(select(clip.landmarks[references(clip.landmarks, clip.valid, n, kind)], ALL))
-    starts = windows(clip.valid, t)
-    if not starts:
+    result = predict_clip(model, path, kind)
+    if result is None:
         return {}
-    frames = np.concatenate([np.arange(s, s + t) for s in starts])
-    mel = np.stack([mel_window(clip.mel, f) for f in frames]).reshape(len(starts), t, 16, -1)
-    pose = select(clip.landmarks[frames], POSE).reshape(len(starts), t, -1, 2)
-    predicted = []
-    for b in range(0, len(starts), 64):
-        batch = slice(b, b + 64)
-        size = len(starts[batch])
-        ref_batch = refs[None].expand(size, -1, -1, -1).float()
-        mel_batch, pose_batch = torch.from_numpy(mel[batch]).float(), torch.from_numpy(pose[batch]).float()
-        predicted.append(model(ref_batch, mel_batch, pose_batch))
-    mouth = torch.cat(predicted).reshape(len(frames), -1, 2).numpy()
-    truth = select(clip.landmarks[frames], MOUTH)
-    copy = np.broadcast_to(refs[0, -len(MOUTH) :].numpy(), truth.shape)
-    poses = torch.from_numpy(pose).float().reshape(1, len(frames), -1, 2)
-    base = reference_mouth_base(refs[None].float(), poses, "similarity")[0].numpy()  # no learning
+    mouth, truth = result.mouth, result.truth
+    copy = np.broadcast_to(result.references[0, -len(MOUTH) :].numpy(), truth.shape)
+    poses = torch.from_numpy(result.pose).float()[None]
+    base = reference_mouth_base(result.references[None].float(), poses, "similarity")[0].numpy()
     pred_open, true_open = mouth_opening(mouth, "mouth"), mouth_opening(truth, "mouth")
     return {
         "open": spread(pred_open),
@@ -130,8 +88,8 @@ def predict_clip(model: torch.nn.Module, path: Path, kind: str) -> dict[str, flo
         "corr": float(np.corrcoef(pred_open, true_open)[0, 1]),
         "m_lmd": float(np.linalg.norm(mouth - truth, axis=-1).mean() * CROP),
         "copy_m_lmd": float(np.linalg.norm(copy - truth, axis=-1).mean() * CROP),
-        "base_m_lmd": float(np.linalg.norm(base - truth, axis=-1).mean() * CROP),
-        "frames": len(frames),
+        "base_m_lmd": float(np.linalg.norm(base - truth, axis=-1).mean() * CROP),  # no learning
+        "frames": len(mouth),
     }
 
 
@@ -154,11 +112,18 @@ def main() -> None:
     print(f"{len(clips)} clips of split {args.split!r}")
     print(f"{'release':<10} {'references':<10} {'open p95-p5':>11} {'truth':>6} {'corr':>6} {'M-LMD':>6} "
           f"{'copy M-LMD':>10} {'base M-LMD':>10}")  # fmt: skip
+    models = []
     for item in args.release:
         label, _, path = item.partition("=")
         model = load_model(audio_to_mouth_folder(Path(path)), "audio_to_mouth").eval()
-        for kind in ("video", "one photo"):
-            rows = [r for r in (predict_clip(model, c.path, kind) for c in clips) if r]
+        models.append((label, model))
+        if model.config.motion_gain != 1.0:  # the same weights at gain 1, as the baseline of this run
+            ungained = load_model(audio_to_mouth_folder(Path(path)), "audio_to_mouth").eval()
+            ungained.config = dataclasses.replace(model.config, motion_gain=1.0)
+            models.append((f"{label}@g1", ungained))
+    for label, model in models:
+        for kind in REFERENCE_KINDS:
+            rows = [r for r in (clip_figures(model, c.path, kind) for c in clips) if r]
             mean = {key: float(np.mean([r[key] for r in rows])) for key in rows[0]}
             results.setdefault(label, {})[kind] = mean
             print(f"{label:<10} {kind:<10} {mean['open']:>11.3f} {mean['true_open']:>6.3f} "

@@ -166,6 +166,28 @@ def test_spread_term_pushes_a_flat_prediction_to_open_wider() -> None:
     assert step[0] < 0 < step[2]  # the most closed frame closes further, the most open opens further
 
 
+def test_motion_gain_scales_the_offset_from_the_moved_reference_mouth() -> None:
+    torch.manual_seed(0)
+    model = AudioToMouth(AudioToMouthConfig.tiny()).eval()
+    with torch.no_grad():
+        model.to_mouth.weight.normal_(0, 0.1)  # a trained-looking offset, not the near-zero start
+    ref, mel, pose = model.example_inputs(batch_size=2)
+    base = reference_mouth_base(ref, pose, model.config.base_motion)
+    with torch.no_grad():
+        plain = model(ref, mel, pose)
+        model.config = dataclasses.replace(model.config, motion_gain=1.5)
+        gained = model(ref, mel, pose)
+    assert (plain - base).abs().max() > 1e-3
+    torch.testing.assert_close(gained - base, 1.5 * (plain - base), rtol=1e-4, atol=1e-6)
+
+
+def test_motion_gain_must_be_positive_and_needs_the_reference_base() -> None:
+    with pytest.raises(ConfigError, match="motion_gain"):
+        AudioToMouthConfig(motion_gain=0.0)
+    with pytest.raises(ConfigError, match="motion_gain"):
+        AudioToMouthConfig(motion_gain=1.5, mouth_from_reference=False)
+
+
 def test_negative_spread_weight_is_refused() -> None:
     with pytest.raises(ConfigError, match="spread_weight"):
         AudioToMouthConfig(spread_weight=-1.0)

@@ -16,9 +16,11 @@ from cemnet_core.contracts import JAW, LIPS
 from cemnet_core.data.clips import Clip, save_clip
 
 
-def _clip(speaker: int, emotion: int, sentence: int, frames: int) -> Clip:
+def _clip(speaker: int, emotion: int, sentence: int, frames: int, inner_lips: bool = False) -> Clip:
     rng = np.random.default_rng(100 * speaker + 10 * emotion + sentence)
     face = np.random.default_rng(speaker).uniform(0.3, 0.7, size=(478, 2))
+    if inner_lips:  # inner lips 13/14 and corners 61/291 where mouth_opening reads the opening
+        face[[13, 14, 61, 291]] = [[0.5, 0.48], [0.5, 0.52], [0.38, 0.5], [0.62, 0.5]]
     t = np.arange(frames)
     opening = 0.5 + 0.5 * np.sin(2 * np.pi * t / (6 + 2 * sentence) + speaker)  # (T,) in [0, 1]
     landmarks = np.repeat(face[None], frames, axis=0)  # (T, 478, 2)
@@ -44,13 +46,17 @@ def _clip(speaker: int, emotion: int, sentence: int, frames: int) -> Clip:
 
 
 def make_corpus(root: Path, speakers: int = 4, emotions: tuple[str, ...] = ("neutral", "happy"),
-                sentences: int = 2, frames: int = 30) -> Path:  # fmt: skip
-    """Write ``speakers x emotions x sentences`` clips and their manifest under ``root``."""
+                sentences: int = 2, frames: int = 30, inner_lips: bool = False) -> Path:  # fmt: skip
+    """Write ``speakers x emotions x sentences`` clips and their manifest under ``root``.
+
+    ``inner_lips`` puts the inner-lip and corner points in place, so the mouth opening measure of
+    :func:`cemnet_core.data.landmarks.mouth_opening` follows the clip's rhythm (random points otherwise).
+    """
     lines = []
     for speaker in range(speakers):
         for emotion_number, emotion in enumerate(emotions):
             for sentence in range(sentences):
-                clip = _clip(speaker, emotion_number, sentence, frames)
+                clip = _clip(speaker, emotion_number, sentence, frames, inner_lips)
                 name = f"S{speaker:03d}"
                 relative = f"{name}/{emotion}_{sentence:03d}.clip.safetensors"
                 clip.meta.update(speaker=name, emotion=emotion, level="1", sentence=f"{sentence:03d}")

@@ -85,3 +85,9 @@ def test_a2m_fine_tuning_may_switch_the_base_motion_only(corpus: Path, tmp_path:
     with pytest.raises(ConfigError, match="other settings"):
         train_stage("a2m", corpus, tmp_path / "bad", device="cpu", steps=1,
                     overrides=[*settings, "model.dim=16"])  # fmt: skip
+
+
+def test_a2m_refuses_to_train_with_a_motion_gain(corpus: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="motion_gain"):
+        train_stage("a2m", corpus, tmp_path / "run", device="cpu", steps=1,
+                    overrides=[*TINY, "model.motion_gain=1.5"])  # fmt: skip

@@ -12,6 +12,7 @@ predicts small offsets from it; from a single closed-mouth portrait (what ``cemn
 portrait.jpg`` gives) it then barely opens the mouth. ``init_from`` (an ``audio_to_mouth`` release folder)
 starts from trained weights (fine-tuning, the starter's one-photo phase); its config must equal ``model``.
 Neither is in the paper, which trains and tests with references from the target's own video.
+``model.motion_gain`` must be 1 here: it is set after training (:mod:`cemnet_core.train.calibrate`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import torch
 
 from cemnet_core.bundle import release_spec
 from cemnet_core.data.datasets import Audio2MouthDataset
+from cemnet_core.errors import ConfigError
 from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 from cemnet_core.train.distributed import DistEnv
 from cemnet_core.train.loop import LoopConfig, Phase, StepContext, TrainTask
@@ -69,6 +71,11 @@ class Config:
 
 def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
     """Audio2Mouth, Adam, the train/val splits of ``data`` and the Eq. (4) loss."""
+    if config.model.motion_gain != 1.0:
+        raise ConfigError(
+            f"a2m: model.motion_gain is {config.model.motion_gain}, but training runs at 1 (the model would "
+            "learn to undo a gain); set it after training with cemnet_core.train.calibrate"
+        )
     model = AudioToMouth(config.model)
     if config.init_from:
         from cemnet_core.release import init_from_release
