@@ -36,6 +36,14 @@ def generate_command(
     intensity: Annotated[
         float, typer.Option("--intensity", help="Scale of the emotional mouth change (0 none, 1 as trained).")
     ] = 1.0,
+    mouth_gain: Annotated[
+        float | None,
+        typer.Option(
+            "--mouth-gain",
+            help="Scale of the lip motion (default: the weights' calibrated one).",
+            show_default=False,
+        ),
+    ] = None,
     pose_video: Annotated[
         Path | None, typer.Option("--pose-video", help="Video whose head motion the face follows.")
     ] = None,
@@ -47,8 +55,9 @@ def generate_command(
 ) -> None:
     """Make REF say AUDIO, with the emotion of the voice (or --emotion), as an H.264 + AAC mp4."""
     config = GenerateConfig(
-        emotion=emotion, intensity=intensity, fps=fps, batch_size=batch_size, device=device
-    )
+        emotion=emotion, intensity=intensity, fps=fps, batch_size=batch_size, device=device,
+        mouth_gain=mouth_gain,
+    )  # fmt: skip
     target = out if out is not None else Path(f"{audio.stem}_talking.mp4")
     weights = local_weights(weights)
     err = Console(stderr=True)

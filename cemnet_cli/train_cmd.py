@@ -1,4 +1,4 @@
-"""``cemnet train <stage>`` and ``cemnet export RUN DST``: thin wrappers over ``train.stages``."""
+"""``cemnet train <stage>``, ``cemnet export RUN DST`` and ``cemnet calibrate RELEASE``: thin wrappers."""
 
 from __future__ import annotations
 
@@ -54,7 +54,24 @@ def export_command(
         Console().print(f"wrote {folder}", highlight=False, soft_wrap=True)
 
 
+def calibrate_command(
+    release: Annotated[
+        Path, typer.Argument(help="An audio_to_mouth release folder, or a bundle holding one.")
+    ],
+    data: DataOption,
+    split: Annotated[str, typer.Option("--split", help="Held-out people to calibrate on.")] = "val",
+) -> None:
+    """Set Audio2Mouth's motion gain from held-out people, so its mouth opens as far as theirs."""
+    from cemnet_core.train.calibrate import calibrate_motion_gain
+
+    folder = release / "audio_to_mouth" if (release / "audio_to_mouth").is_dir() else release
+    gain = calibrate_motion_gain(folder, data, split)
+    Console().print(f"{folder}: motion_gain = {gain} (from the {split!r} split of {data})", highlight=False,
+                    soft_wrap=True)  # fmt: skip
+
+
 def register(app: typer.Typer) -> None:
-    """Add ``train`` and ``export`` to the ``cemnet`` app."""
+    """Add ``train``, ``export`` and ``calibrate`` to the ``cemnet`` app."""
     app.command("train")(train_command)
     app.command("export")(export_command)
+    app.command("calibrate")(calibrate_command)

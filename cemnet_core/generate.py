@@ -82,7 +82,9 @@ class GenerateConfig:
     mouth displacement (1 = as trained); batch_size: frames per renderer batch; chunk_frames: video frames
     per streamed chunk; max_reference_frames: frames read from a reference or pose video; max_side: longer
     side references are downscaled to (0: never); feather: width of the paste-back blend, as a fraction of
-    the crop side; overlap: finish chunk k in a worker thread while chunk k+1 renders (same output).
+    the crop side; overlap: finish chunk k in a worker thread while chunk k+1 renders (same output);
+    mouth_gain: scale of the lip motion instead of the release's calibrated ``motion_gain`` (0.5-4; None:
+    the release's, :mod:`cemnet_core.train.calibrate`).
     """
 
     emotion: str = "auto"
@@ -98,12 +100,15 @@ class GenerateConfig:
     device: str | None = None
     ablation: str | None = None  # None: CEM-Net; "aee" / "ebm": Table IV ablations; "a2m": no emotion
     overlap: bool = True  # paste back, watermark and write chunk k while chunk k+1 renders
+    mouth_gain: float | None = None  # None: the release's Audio2Mouth motion_gain
 
     def __post_init__(self) -> None:
         if self.emotion != "auto" and self.emotion not in EMOTIONS:
             raise ConfigError(f"unknown emotion {self.emotion!r}; use auto or one of {', '.join(EMOTIONS)}")
         if not math.isfinite(self.intensity) or not 0.0 <= self.intensity <= 3.0:
             raise ConfigError(f"intensity must be between 0 and 3, got {self.intensity}")
+        if self.mouth_gain is not None and not 0.5 <= self.mouth_gain <= 4.0:
+            raise ConfigError(f"mouth gain must be between 0.5 and 4, got {self.mouth_gain}")
         if self.fps != VIDEO_FPS:
             raise ConfigError(f"--fps {self.fps:g} is not supported: the models run at 25 fps; use --fps 25")
         refs = 1 if self.num_refs is None else self.num_refs
@@ -313,8 +318,11 @@ def generate(
         raise MediaError(f"{pose_video}: pose video not found")
     if pipeline is None:
         pipeline = CEMNetPipeline.from_bundle(
-            resolve_bundle(weights), config.device, ablation=config.ablation
+            resolve_bundle(weights), config.device, ablation=config.ablation, motion_gain=config.mouth_gain
         )
+    elif config.mouth_gain is not None:
+        raise ConfigError("mouth_gain applies when generate loads the weights; with a pipeline, give "
+                          "motion_gain to CEMNetPipeline.from_bundle")  # fmt: skip
     scene = _scene(pipeline, refs, Path(pose_video) if pose_video is not None else None, config)
     total = max(1, round(summary.duration * VIDEO_FPS))  # what VideoWriter keeps for this audio
     chunk = max(pipeline.window, config.chunk_frames // pipeline.window * pipeline.window)

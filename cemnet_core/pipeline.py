@@ -43,6 +43,7 @@ Shape notation::
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 
@@ -146,6 +147,7 @@ class CEMNetPipeline(nn.Module):
         ablation: str | None = None,
         use_aee: bool = True,
         use_ebm: bool = True,
+        motion_gain: float | None = None,
     ) -> CEMNetPipeline:
         """Load every stage from a weights folder (:mod:`cemnet_core.bundle` says which folder is which).
 
@@ -155,6 +157,8 @@ class CEMNetPipeline(nn.Module):
                 Audio2Mouth-without-emotion baseline (no EBM).
             use_aee: False is the same as ``ablation="aee"``.
             use_ebm: False is the same as ``ablation="a2m"``.
+            motion_gain: Audio2Mouth's ``motion_gain`` (the scale of its predicted mouth motion,
+                :mod:`cemnet_core.models.audio_to_mouth`) instead of the one its release carries.
 
         Raises:
             ConfigError: an unknown ablation, or ``use_aee`` / ``use_ebm`` that contradict ``ablation``.
@@ -162,6 +166,9 @@ class CEMNetPipeline(nn.Module):
                 does not fit its model, or an EBM does not fit the emotion encoder it is paired with.
         """
         models = load_bundle(bundle, choose_variant(ablation, use_aee=use_aee, use_ebm=use_ebm))
+        if motion_gain is not None:
+            a2m = models["audio_to_mouth"]
+            a2m.config = dataclasses.replace(a2m.config, motion_gain=motion_gain)
         pipeline = cls(**models, use_ebm=models["emotion_memory"] is not None)
         target = torch.device(device) if device is not None else default_device()
         pipeline.to(target)

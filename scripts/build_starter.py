@@ -12,7 +12,9 @@ Steps, each skipped when its output is there (rerun the same command to resume):
    the ``small`` renderer and the lip-sync expert on the real videos; AEE, image emotion and EBM (and the
    Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. About two and a
    half hours on two CPU cores (``DemoConfig.starter`` gives the steps).
-3. **Release**: ``OUT/recipe/weights`` copied into ``cemnet_core/starter/`` with a model card
+3. **Calibration**: Audio2Mouth's ``motion_gain`` from the ``val`` people
+   (:func:`cemnet_core.train.calibrate.calibrate_motion_gain`), written into its release.
+4. **Release**: ``OUT/recipe/weights`` copied into ``cemnet_core/starter/`` with a model card
    (``README.md``: data and licences, sizes, figures, limits), then the ``[cemnet.starter]`` entry of
    ``weights.toml`` gets the folder's new digest and size (``--no-install``: write ``OUT/starter`` only).
 
@@ -51,6 +53,7 @@ from cemnet_core.demo_config import DemoConfig  # noqa: E402
 from cemnet_core.fileio import folder_digest  # noqa: E402
 from cemnet_core.preprocess import preprocess  # noqa: E402
 from cemnet_core.release import load_release  # noqa: E402
+from cemnet_core.train.calibrate import calibrate_motion_gain  # noqa: E402
 
 PACKAGE_FOLDER = ROOT / "cemnet_core" / "starter"
 REGISTRY = ROOT / "weights.toml"
@@ -237,12 +240,14 @@ no emotion-labelled real talking corpus (MEAD) is available here.
 {figures}
 
 ## What it cannot do
-- Lip motion: Audio2Mouth places the mouth well (it follows the head's turn and scale), but opens it only
-  half as far as people do and follows the opening only weakly on people it never saw (the Audio2Mouth
-  figures above: about 0.13 against the truth's 0.27, correlation about 0.25); on closed-mouth portraits
-  the landmarks it draws open 0.08-0.11 and the rendered mouth moves less still (the portrait figures;
-  `benchmarks/portrait_generate.py` prints both). More training data and steps (a GPU) are what it
-  needs; no gain is applied to hide it.
+- Lip motion: Audio2Mouth places the mouth well (it follows the head's turn and scale), but follows the
+  opening only weakly on people it never saw (correlation with the true opening about 0.25 in the
+  Audio2Mouth figures above). Trained with L1 it opened the mouth only half as far as people do; its
+  `motion_gain` (set after training from the validation people, `cemnet_core/train/calibrate.py`) scales
+  the predicted motion to their range: the `@g1` rows above are the same weights without it. The gain
+  widens the motion, it does not make it follow the speech better, and it costs a little M-LMD. On
+  closed-mouth portraits the renderer draws the open mouth with stretched lips rather than teeth and a
+  dark mouth (look at the portrait contact sheet). More training data and steps (a GPU) are what it needs.
 - Emotion: the emotion modules have seen only drawn faces and synthetic voices; on real faces and real
   speech the emotion of the lower face is weak or wrong. The lip motion comes from Audio2Mouth, trained on
   real video.
@@ -296,6 +301,8 @@ def main() -> None:
     data = real_data(args.out, args.shared, args.real_data, console)
     config = dataclasses.replace(DemoConfig.starter(str(data.resolve())), device=args.device)
     result = run_demo(args.out / "recipe", config, ConsoleDemoLog(console))
+    gain = calibrate_motion_gain(result.weights / "audio_to_mouth", data, "val")
+    console.print(f"Audio2Mouth motion_gain = {gain} (from the val people; cemnet_core/train/calibrate.py)")
     target = args.out / "starter" if args.no_install else PACKAGE_FOLDER
     write_release(result.weights, target, data, args.shared, config.speakers, args.figures)
     if not args.no_install:

@@ -22,7 +22,7 @@ from cemnet_core.data.synthetic_face import (
     draw_face,
     face_landmarks,
 )
-from cemnet_core.errors import Interrupted, MediaError, NoFaceError, OutputError, WeightsError
+from cemnet_core.errors import ConfigError, Interrupted, MediaError, NoFaceError, OutputError, WeightsError
 from cemnet_core.generate import (
     GenerateConfig,
     generate,
@@ -178,6 +178,12 @@ def test_bad_weights_and_outputs(
     with pytest.raises(OutputError, match="is a folder"):
         generate(portrait, short_speech, tmp_path, bundle, CONFIG)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "speech.wav"]
+    with pytest.raises(ConfigError, match="mouth gain"):
+        GenerateConfig(mouth_gain=10.0)
+    pipeline = CEMNetPipeline.from_bundle(bundle, "cpu")
+    with pytest.raises(ConfigError, match="from_bundle"):
+        generate(portrait, short_speech, tmp_path / "b.mp4", config=GenerateConfig(mouth_gain=2.0),
+                 pipeline=pipeline)  # fmt: skip
 
 
 @pytest.mark.real

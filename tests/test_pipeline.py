@@ -187,6 +187,17 @@ def test_from_bundle_round_trip_gives_identical_outputs(tmp_path: Path, pipeline
     assert not loaded.training
 
 
+def test_from_bundle_motion_gain_replaces_the_release_gain(tmp_path: Path) -> None:
+    bundle = save_tiny_bundle(tmp_path / "w")
+    plain = CEMNetPipeline.from_bundle(bundle, "cpu", use_ebm=False)
+    gained = CEMNetPipeline.from_bundle(bundle, "cpu", use_ebm=False, motion_gain=2.0)
+    assert plain.audio_to_mouth.config.motion_gain == 1.0 and gained.audio_to_mouth.config.motion_gain == 2.0
+    inputs = _inputs(plain)
+    assert not torch.equal(plain.predict_mouth(**inputs), gained.predict_mouth(**inputs))
+    with pytest.raises(ConfigError, match="motion_gain"):
+        CEMNetPipeline.from_bundle(bundle, "cpu", motion_gain=0.0)
+
+
 def test_from_bundle_accepts_short_folder_aliases(tmp_path: Path) -> None:
     bundle = save_tiny_bundle(tmp_path / "w")
     (bundle / "audio_to_mouth").rename(bundle / "a2m")

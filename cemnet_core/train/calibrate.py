@@ -131,6 +131,8 @@ def calibrate_motion_gain(release: str | os.PathLike[str], data: Path, split: st
     config = dataclasses.replace(AudioToMouthConfig.from_dict(loaded.config), motion_gain=1.0)
     model = load_state_into(AudioToMouth(config), loaded)
     gain = round(measure_motion_gain(model.eval(), data, split), 2)
+    if gain <= 0:
+        raise DataError(f"the {split!r} mouths of {data} do not move: no motion gain can be set from them")
     calibrated = dataclasses.replace(config, motion_gain=gain)
     save_release(release, model.state_dict(), "audio_to_mouth", calibrated)
     return gain

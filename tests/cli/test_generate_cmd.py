@@ -45,6 +45,8 @@ def test_generate_command_writes_a_playable_video(
             "happy",
             "--intensity",
             "0.5",
+            "--mouth-gain",
+            "1.5",
             "--device",
             "cpu",
             "--batch-size",
@@ -86,6 +88,11 @@ def test_generate_command_user_errors_are_one_line(
             "unknown emotion",
         ),
         (["--ref", portrait, "--audio", str(real_data / SPEECH), "--fps", "30"], ConfigError, "--fps 25"),
+        (
+            ["--ref", portrait, "--audio", str(real_data / SPEECH), "--mouth-gain", "9"],
+            ConfigError,
+            "mouth gain",
+        ),
     ]
     for args, error, message in cases:
         result = runner.invoke(app, ["generate", *args, "--out", str(tmp_path / "x.mp4")])

@@ -1,4 +1,4 @@
-"""``cemnet train`` / ``cemnet export`` end to end on a tiny corpus."""
+"""``cemnet train`` / ``cemnet export`` / ``cemnet calibrate`` end to end on a tiny corpus."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ TINY = ["--set", "preset=tiny", "--set", "loop.tensorboard=false", "--set", "loo
 
 
 def test_train_resume_and_export(tmp_path: Path) -> None:
-    data = make_corpus(tmp_path / "data")
+    data = make_corpus(tmp_path / "data", inner_lips=True)
     run = tmp_path / "run"
     base = ["train", "a2m", "--data", str(data), "--run", str(run), "--device", "cpu"]
     first = runner.invoke(app, [*base, *TINY, "--steps", "4"])
@@ -33,6 +33,10 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     exported = runner.invoke(app, ["export", str(run), str(tmp_path / "release")])
     assert exported.exit_code == 0, exported.output
     assert load_release(tmp_path / "release" / "audio_to_mouth").kind == "audio_to_mouth"
+    calibrated = runner.invoke(app, ["calibrate", str(tmp_path / "release"), "--data", str(data)])
+    assert calibrated.exit_code == 0, calibrated.output
+    gain = load_release(tmp_path / "release" / "audio_to_mouth").config["motion_gain"]
+    assert f"motion_gain = {gain}" in calibrated.stdout and gain > 0
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
