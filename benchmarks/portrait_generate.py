@@ -37,6 +37,21 @@ Measured (2026-12-03, ``audio/vcc__ESD_happy.wav``; the starter before and after
 The driving landmarks themselves open only 0.08-0.11 (Audio2Mouth, below issue #13's 0.12), and on the
 closed-lip photos (uncrop_face, people_0, happy) the video shows half of that or less: both the landmarks and
 the renderer fall short there.
+
+Then (2026-12-04) Audio2Mouth's ``motion_gain`` was calibrated on the val people (1.56,
+``cemnet calibrate``; ``cemnet_core/train/calibrate.py``); the same weights otherwise, same audio::
+
+    portrait                   open g=1  driving g=1  open g=1.56  driving g=1.56  dE lower  dE seam
+    dreamtalk__uncut_src_img      0.123        0.112        0.213           0.179      1.27    -4.01
+    edtalk__leijun                0.117        0.099        0.164           0.152      0.42    -0.01
+    edtalk__uncrop_face           0.028        0.080        0.113           0.147      1.19    -1.65
+    sadtalker__people_0           0.051        0.075        0.116           0.122      1.74    -6.62
+    sadtalker__happy              0.036        0.092        0.175           0.157      0.82    -1.09
+    styletalk__Obama_clip1        0.078        0.100        0.126           0.138      0.83     0.17
+
+Four of six portraits reach issue #13's 0.12 (two of six before); uncrop_face and people_0 stay just under.
+The lower face keeps its colour (dE <= 1.74) and no seam shows. On the closed-lip photos the open mouth is
+drawn with stretched lips, no teeth or dark mouth: the renderer's limit now (``OUT/contact_sheet.png``).
 """
 
 from __future__ import annotations
