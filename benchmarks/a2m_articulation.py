@@ -62,10 +62,11 @@ correlation exactly and costs 0.16 px (``starter@g1`` is the same weights at gai
     starter@g1 video            0.135  0.270   0.24   1.70       5.25       1.86
     starter@g1 one photo        0.129  0.270   0.25   2.37       5.25       2.80
 
-On the val people themselves (where the gain was chosen) the one-photo opening goes 0.169 -> 0.259
-against their 0.263, M-LMD 2.31 -> 2.51. So the shipped starter opens the mouth to about 0.75 of the
-truth's range on unseen people and still follows it only weakly: the scale fixes the amplitude, not the
-audio-following. With video references the gained model only ties the moved reference on M-LMD (1.86).
+On the val people themselves (where the gain was chosen; ``--split val``) the one-photo opening goes
+0.169 -> 0.270 against their 0.263, M-LMD 2.31 -> 2.55 (moved reference 2.59); with video references
+0.167 -> 0.248, M-LMD 1.59 -> 1.81, worse than the moved reference (1.64). So the shipped starter opens the
+mouth to about 0.75 of the truth's range on the unseen test people and still follows it only weakly: the
+scale fixes the amplitude, not the audio-following, and with video references it costs M-LMD.
 """
 
 from __future__ import annotations
