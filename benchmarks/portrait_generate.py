@@ -52,6 +52,20 @@ Then (2026-12-04) Audio2Mouth's ``motion_gain`` was calibrated on the val people
 Four of six portraits reach issue #13's 0.12 (two of six before); uncrop_face and people_0 stay just under.
 The lower face keeps its colour (dE <= 1.74) and no seam shows. On the closed-lip photos the open mouth is
 drawn with stretched lips, no teeth or dark mouth: the renderer's limit now (``OUT/contact_sheet.png``).
+
+With the renderer fine-tuned 600 more steps on closed-mouth photos (``renderer.closedmouth`` in
+``DemoConfig.starter``; ``benchmarks/renderer_quality.py``), gain 1.56, same audio (the shipped starter)::
+
+    portrait                   open   driving  dE lower  dE seam
+    dreamtalk__uncut_src_img   0.222    0.179      0.95    -4.51
+    edtalk__leijun             0.159    0.152      0.71    -0.61
+    edtalk__uncrop_face        0.131    0.147      1.15    -1.51
+    sadtalker__people_0        0.125    0.122      1.64    -6.53
+    sadtalker__happy           0.199    0.157      0.84    -1.69
+    styletalk__Obama_clip1     0.199    0.138      0.62     0.06
+
+All six reach 0.12; the open mouths show a dark gap between the lips (still no teeth from a closed-lip
+photo). A negative seam figure means the band across the jaw line differs less than in the photo itself.
 """
 
 from __future__ import annotations

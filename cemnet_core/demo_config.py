@@ -133,11 +133,13 @@ class DemoConfig:
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the
-        translation base, then 1000 more such steps with the similarity base), the ``small``
+        translation base, then 1000 more such steps with the similarity base; its ``motion_gain`` is then
+        calibrated on the val people by ``scripts/build_starter.py``), the ``small``
         renderer (1.5 M; 4000 steps, the run of ``benchmarks/renderer_quality.py --preset small --steps
         4000``, then 1000 steps of fine-tuning in which half the items have one repeated closed-mouth
         reference, as a single portrait gives ``generate``, then 1200 more such steps with motion estimated
-        at 32x32 and the mouth-box loss term) and the ``small`` lip-sync expert (3000 steps with
+        at 32x32 and the mouth-box loss term, then 600 steps with one closed-mouth photo in every item and
+        the mouth-box term doubled) and the ``small`` lip-sync expert (3000 steps with
         augmentation). Procedural corpus (6 speakers, the 8 emotions at 3 levels): the AEE, the image
         emotion extractor and the EBM at their tiny sizes, with the Table IV ablations. N = 5 references
         and T = 5 frames, as in the paper.
@@ -168,6 +170,13 @@ class DemoConfig:
             StagePlan("renderer", 1200, ('init_from="{weights}/renderer"', "single_reference_rate=0.5",
                                          "loop.lr=2e-4", "model.flow_scale=0.25", "model.mouth_weight=8.0"),
                       preset="small", data="real", phase="mouth"),
+            # every item one closed-mouth photo, mouth-box L1 doubled: on portraits the calibrated
+            # Audio2Mouth opens the mouth wider than most training frames, and the renderer drew it with
+            # stretched lips; after this phase the open mouth shows a dark gap (portrait_generate.py)
+            StagePlan("renderer", 600, ('init_from="{weights}/renderer"', "single_reference_rate=1.0",
+                                        "loop.lr=2e-4", "model.flow_scale=0.25", "model.mouth_weight=16.0",
+                                        "loop.early_stop_metric="),
+                      preset="small", data="real", phase="closedmouth"),
             StagePlan("aee", 600, (*loop(600), f"model.num_speakers={speakers}", "pretrain_steps=300"),
                       snapshot=(300, "aee")),
             StagePlan("emotion", 600, loop(600)),
