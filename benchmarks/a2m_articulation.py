@@ -72,6 +72,7 @@ scale fixes the amplitude, not the audio-following, and with video references it
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 from pathlib import Path
@@ -84,7 +85,7 @@ from cemnet_core.data.landmarks import mouth_opening
 from cemnet_core.data.manifest import read_manifest, split_records
 from cemnet_core.models.audio_to_mouth import reference_mouth_base
 from cemnet_core.release import load_model
-from cemnet_core.train.calibrate import REFERENCE_KINDS, predict_clip, spread
+from cemnet_core.train.calibrate import REFERENCE_KINDS, audio_to_mouth_release, predict_clip, spread
 
 CROP = 128
 
@@ -110,10 +111,6 @@ def clip_figures(model: torch.nn.Module, path: Path, kind: str) -> dict[str, flo
     }
 
 
-def audio_to_mouth_folder(path: Path) -> Path:
-    return path / "audio_to_mouth" if (path / "audio_to_mouth").is_dir() else path
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -132,10 +129,10 @@ def main() -> None:
     models = []
     for item in args.release:
         label, _, path = item.partition("=")
-        model = load_model(audio_to_mouth_folder(Path(path)), "audio_to_mouth").eval()
+        model = load_model(audio_to_mouth_release(path), "audio_to_mouth").eval()
         models.append((label, model))
         if model.config.motion_gain != 1.0:  # the same weights at gain 1, as the baseline of this run
-            ungained = load_model(audio_to_mouth_folder(Path(path)), "audio_to_mouth").eval()
+            ungained = copy.copy(model)  # shares the weights; only its config differs
             ungained.config = dataclasses.replace(model.config, motion_gain=1.0)
             models.append((f"{label}@g1", ungained))
     for label, model in models:

@@ -62,9 +62,9 @@ def calibrate_command(
     split: Annotated[str, typer.Option("--split", help="Held-out people to calibrate on.")] = "val",
 ) -> None:
     """Set Audio2Mouth's motion gain from held-out people, so its mouth opens as far as theirs."""
-    from cemnet_core.train.calibrate import calibrate_motion_gain
+    from cemnet_core.train.calibrate import audio_to_mouth_release, calibrate_motion_gain
 
-    folder = release / "audio_to_mouth" if (release / "audio_to_mouth").is_dir() else release
+    folder = audio_to_mouth_release(release)
     gain = calibrate_motion_gain(folder, data, split)
     Console().print(f"{folder}: motion_gain = {gain} (from the {split!r} split of {data})", highlight=False,
                     soft_wrap=True)  # fmt: skip

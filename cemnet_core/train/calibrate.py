@@ -26,13 +26,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cemnet_core.bundle import find_release
 from cemnet_core.contracts import ALL, MOUTH, POSE
 from cemnet_core.data.audio import mel_window
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.landmarks import mouth_opening, select
 from cemnet_core.data.manifest import read_manifest, split_records
 from cemnet_core.errors import DataError
-from cemnet_core.release import load_release, load_state_into, save_release
+from cemnet_core.release import CONFIG_FILE, load_release, load_state_into, save_release
 
 REFERENCE_KINDS = ("video", "one photo")
 _UPPER_INNER_LIP, _LOWER_INNER_LIP = 13, 14
@@ -67,7 +68,7 @@ def windows(valid: np.ndarray, t: int) -> list[int]:
 
 @dataclasses.dataclass(frozen=True)
 class ClipPrediction:
-    """Audio2Mouth over one clip: ``mouth`` / ``truth`` (F, 57, 2) crop-normalised, at ``frames`` (F,)."""
+    """Audio2Mouth over one clip's F window frames: ``mouth`` / ``truth`` (F, 57, 2), crop-normalised."""
 
     mouth: np.ndarray
     truth: np.ndarray
@@ -118,6 +119,12 @@ def measure_motion_gain(model: torch.nn.Module, data: Path, split: str = "val") 
     if predicted <= 0:
         raise DataError(f"{data} has no {split!r} clip with a moving predicted mouth to calibrate on")
     return true / predicted
+
+
+def audio_to_mouth_release(path: str | os.PathLike[str]) -> Path:
+    """``path`` when it is a release folder, else the ``audio_to_mouth`` release of the bundle there."""
+    path = Path(path)
+    return path if (path / CONFIG_FILE).is_file() else find_release(path, "audio_to_mouth")
 
 
 def calibrate_motion_gain(release: str | os.PathLike[str], data: Path, split: str = "val") -> float:
