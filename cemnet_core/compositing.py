@@ -72,7 +72,47 @@ def _edge_colour_offset(patch: np.ndarray, region: np.ndarray, weight: np.ndarra
     total = float(band.sum())
     if total < 1e-6:
         return np.zeros(3, np.float32)
-    return ((region - patch) * band[..., None]).sum(axis=(0, 1)) / total
+    return band.reshape(-1) @ (region - patch).reshape(-1, 3) / total  # (3,)
+
+
+def blend_window(
+    frame: np.ndarray,
+    face: np.ndarray,
+    box: np.ndarray,
+    feather: float,
+    lower_half: bool = True,
+    mask: np.ndarray | None = None,
+    match_colour: bool = False,
+) -> tuple[tuple[int, int, int, int], np.ndarray] | None:
+    """What :func:`paste_back` changes: ((y0, y1, x0, x1), the blended (y1-y0, x1-x0, 3) uint8 pixels there).
+
+    The window is the box, within the frame, cut to where the mask is > 0; None when nothing changes.
+    """
+    x0, y0, x1, y1 = (int(v) for v in np.round(box))
+    side = x1 - x0
+    height, width = frame.shape[:2]
+    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
+    if fx1 <= fx0 or fy1 <= fy0 or side <= 0:
+        return None
+    if mask is None:
+        weights = feather_mask(side, feather, lower_half)
+    else:
+        weights = np.clip(cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
+    weight = weights[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]  # (h, w)
+    rows, cols = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
+    if len(rows) == 0:
+        return None
+    fy0, fy1, fx0, fx1 = fy0 + rows[0], fy0 + rows[-1] + 1, fx0 + cols[0], fx0 + cols[-1] + 1
+    resized = cv2.resize(
+        face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0] else cv2.INTER_AREA
+    )  # (side, side, 3)
+    region = frame[fy0:fy1, fx0:fx1].astype(np.float32)
+    patch = resized[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0].astype(np.float32)
+    weight = weights[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0, None]  # (h, w, 1)
+    if match_colour:
+        patch = patch + _edge_colour_offset(patch, region, weight)
+    blended = region + weight * (patch - region)  # where the weight is 0: the original's pixels, exactly
+    return (int(fy0), int(fy1), int(fx0), int(fx1)), np.clip(np.rint(blended), 0, 255).astype(np.uint8)
 
 
 def paste_back(
@@ -90,25 +130,9 @@ def paste_back(
     :func:`feather_mask` (``lower_half``: only the lower half of the face). ``match_colour`` shifts the
     crop's colour to the original's along the mask's edge. Pixels where the mask is 0 are left unchanged.
     """
-    x0, y0, x1, y1 = (int(v) for v in np.round(box))
-    side = x1 - x0
-    height, width = frame.shape[:2]
     out = frame.copy()
-    fx0, fy0, fx1, fy1 = max(x0, 0), max(y0, 0), min(x1, width), min(y1, height)
-    if fx1 <= fx0 or fy1 <= fy0 or side <= 0:
-        return out
-    resized = cv2.resize(
-        face, (side, side), interpolation=cv2.INTER_CUBIC if side > face.shape[0] else cv2.INTER_AREA
-    ).astype(np.float32)  # (side, side, 3)
-    if mask is None:
-        weights = feather_mask(side, feather, lower_half)
-    else:
-        weights = np.clip(cv2.resize(mask, (side, side), interpolation=cv2.INTER_LINEAR), 0.0, 1.0)
-    region = out[fy0:fy1, fx0:fx1].astype(np.float32)
-    patch = resized[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0]
-    weight = weights[fy0 - y0 : fy1 - y0, fx0 - x0 : fx1 - x0, None]  # (h, w, 1)
-    if match_colour:
-        patch = patch + _edge_colour_offset(patch, region, weight)
-    blended = np.clip(np.rint(weight * patch + (1 - weight) * region), 0, 255).astype(np.uint8)
-    out[fy0:fy1, fx0:fx1] = np.where(weight > 0, blended, out[fy0:fy1, fx0:fx1])
+    changed = blend_window(frame, face, box, feather, lower_half, mask, match_colour)
+    if changed is not None:
+        (y0, y1, x0, x1), pixels = changed
+        out[y0:y1, x0:x1] = pixels
     return out

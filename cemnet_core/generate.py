@@ -43,7 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from cemnet_core.bundle import resolve_bundle
-from cemnet_core.compositing import face_mask, paste_back
+from cemnet_core.compositing import blend_window, face_mask, paste_back
 from cemnet_core.contracts import (
     ALL,
     ALL_POSE,
@@ -69,7 +69,7 @@ from cemnet_core.references import (
     load_references,
     video_references,
 )
-from cemnet_core.watermark import embed_watermark, provenance_metadata
+from cemnet_core.watermark import WindowMarker, embed_watermark, provenance_metadata
 
 ProgressCallback = Callable[[int, int], None]  # (frames done, total frames)
 
@@ -84,7 +84,8 @@ class GenerateConfig:
     side references are downscaled to (0: never); feather: width of the paste-back blend, as a fraction of
     the crop side; overlap: finish chunk k in a worker thread while chunk k+1 renders (same output);
     mouth_gain: scale of the lip motion instead of the release's calibrated ``motion_gain`` (0.5-4; None:
-    the release's, :mod:`cemnet_core.train.calibrate`).
+    the release's, :mod:`cemnet_core.train.calibrate`); encoder_preset: libx264's speed preset of the
+    written mp4 (CRF 18 either way).
     """
 
     emotion: str = "auto"
@@ -101,6 +102,9 @@ class GenerateConfig:
     ablation: str | None = None  # None: CEM-Net; "aee" / "ebm": Table IV ablations; "a2m": no emotion
     overlap: bool = True  # paste back, watermark and write chunk k while chunk k+1 renders
     mouth_gain: float | None = None  # None: the release's Audio2Mouth motion_gain
+    # veryfast, not x264's medium: 4.1 against 8.5 CPU ms a frame at 474 px, 41.8 against 43.2 dB to the
+    # raw frames, the watermark's z 28.6 against 28.8 (benchmarks/generate_throughput.py --presets).
+    encoder_preset: str = "veryfast"
 
     def __post_init__(self) -> None:
         if self.emotion != "auto" and self.emotion not in EMOTIONS:
@@ -109,6 +113,9 @@ class GenerateConfig:
             raise ConfigError(f"intensity must be between 0 and 3, got {self.intensity}")
         if self.mouth_gain is not None and not 0.5 <= self.mouth_gain <= 4.0:
             raise ConfigError(f"mouth gain must be between 0.5 and 4, got {self.mouth_gain}")
+        if self.encoder_preset not in media.X264_PRESETS:
+            presets = ", ".join(media.X264_PRESETS)
+            raise ConfigError(f"unknown encoder preset {self.encoder_preset!r}; use one of {presets}")
         if self.fps != VIDEO_FPS:
             raise ConfigError(f"--fps {self.fps:g} is not supported: the models run at 25 fps; use --fps 25")
         refs = 1 if self.num_refs is None else self.num_refs
@@ -204,6 +211,7 @@ class _Scene:
     pose_landmarks: np.ndarray  # (P, 78, 2) crop-normalised, of the pose frames
     pose_faces: np.ndarray  # (P, 135, 2) ALL landmarks of the pose frames (paste-back mask)
     driven_pose: np.ndarray | None  # (Q, 78, 2) pose of a --pose-video mapped onto the primary reference
+    marker: WindowMarker | None  # the watermark of the one background frame (a photo), else None
 
     def frame_inputs(self, t: int) -> tuple[int, np.ndarray]:
         """(index of the background frame, pose landmarks (78, 2)) of output frame ``t``."""
@@ -248,6 +256,7 @@ def _scene(
         pose_landmarks=pose_landmarks,
         pose_faces=pose_faces,
         driven_pose=driven,
+        marker=WindowMarker(refs.frames[0]) if len(pose_indices) == 1 else None,
     )
 
 
@@ -278,15 +287,23 @@ def _animate_chunk(
 
 
 def _finish_chunk(
-    scene: _Scene, indices: list[int], animation: Animation, config: GenerateConfig
+    scene: _Scene, indices: list[int], animation: Animation, config: GenerateConfig, t0: int
 ) -> np.ndarray:
-    """Paste the rendered crops back into their full-size frames: (n, H, W, 3) uint8."""
+    """The rendered crops pasted back into their full-size frames and watermarked: (n, H, W, 3) uint8.
+
+    With one background (a photo) only the pasted window is marked anew (:class:`WindowMarker`, same frames
+    as :func:`embed_watermark` of the whole frame)."""
     out = []
     for index, face, rendered in zip(indices, animation.frames, animation.landmarks, strict=True):
         mask = face_mask([rendered.numpy(), scene.pose_faces[index]], face.shape[0], config.feather / 2)
-        out.append(paste_back(scene.pose_frames[index], face, scene.pose_boxes[index], config.feather,
-                              mask=mask, match_colour=True))  # fmt: skip
-    return np.stack(out)
+        frame, box = scene.pose_frames[index], scene.pose_boxes[index]
+        if scene.marker is not None:
+            out.append(scene.marker.mark(blend_window(frame, face, box, config.feather, mask=mask,
+                                                      match_colour=True)))  # fmt: skip
+        else:
+            out.append(paste_back(frame, face, box, config.feather, mask=mask, match_colour=True))
+    frames = np.stack(out)
+    return frames if scene.marker is not None else embed_watermark(frames, frame_offset=t0)
 
 
 def generate(
@@ -330,13 +347,14 @@ def generate(
     began = time.perf_counter()
     try:
         with (
-            media.VideoWriter(out, VIDEO_FPS, audio=audio, metadata=provenance_metadata()) as writer,
+            media.VideoWriter(
+                out, VIDEO_FPS, audio=audio, metadata=provenance_metadata(), preset=config.encoder_preset
+            ) as writer,
             ThreadPoolExecutor(max_workers=1) as worker,
         ):
 
             def finish(indices: list[int], animation: Animation, t0: int, t1: int) -> None:
-                frames = _finish_chunk(scene, indices, animation, config)
-                writer.write(embed_watermark(frames, frame_offset=t0))
+                writer.write(_finish_chunk(scene, indices, animation, config, t0))
                 if progress is not None:
                     progress(t1, total)
 

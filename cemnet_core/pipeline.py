@@ -74,6 +74,17 @@ class ReferenceSet:
     sketches: torch.Tensor  # (N, 3, S, S) their sketches
     source_emotion: torch.Tensor  # (Ds,) mean image-emotion feature
     identity: torch.Tensor  # (128,) mean identity embedding (zeros when no EBM reads it)
+    distinct: tuple[int, ...] = ()  # the renderer's references: first of each identical group (() = all)
+    counts: tuple[int, ...] = ()  # copies of each distinct one among the N (Eq. 15 weighs them so)
+
+    def for_renderer(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(images, sketches, landmarks, counts) of the distinct references: a photo repeated N times is
+        warped once, with the same frame as a result (``FaceRenderer.forward``'s ``ref_counts``)."""
+        if not self.distinct:
+            return self.images, self.sketches, self.landmarks, None
+        index = list(self.distinct)
+        counts = torch.tensor(self.counts, dtype=torch.float32)
+        return self.images[index], self.sketches[index], self.landmarks[index], counts
 
 
 @dataclass(frozen=True)
@@ -316,6 +327,7 @@ class CEMNetPipeline(nn.Module):
         ref_landmarks: torch.Tensor,
         landmarks: torch.Tensor,
         target_images: torch.Tensor,
+        ref_counts: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Render one frame per target landmark set (Sec. III-D).
 
@@ -325,6 +337,7 @@ class CEMNetPipeline(nn.Module):
             ref_landmarks: (B, N, 135, 2) or (N, 135, 2): the ``ALL`` landmarks those sketches show.
             landmarks: (B, 135, 2) ``ALL`` landmarks of the frames to render (pose + predicted mouth).
             target_images: (B, 3, H, W) the pose frames' crops; their lower half is masked here.
+            ref_counts: (N,) copies each reference stands for (:meth:`ReferenceSet.for_renderer`).
 
         Returns:
             frames: (B, 3, H, W) in [0, 1].
@@ -340,7 +353,7 @@ class CEMNetPipeline(nn.Module):
         masked = mask_lower_half(target_images.to(device))  # (B, 3, H, W)
         output = self.renderer(
             ref_images.to(device), ref_sketches.to(device), target_sketch, masked,
-            ref_landmarks.to(device).float(), landmarks.to(device).float(),
+            ref_landmarks.to(device).float(), landmarks.to(device).float(), ref_counts,
         )  # fmt: skip
         return output.image
 
@@ -348,17 +361,26 @@ class CEMNetPipeline(nn.Module):
 
     @torch.no_grad()
     def references(
-        self, crops: np.ndarray, landmarks: np.ndarray, identity: np.ndarray | None = None
+        self,
+        crops: np.ndarray,
+        landmarks: np.ndarray,
+        identity: np.ndarray | None = None,
+        merge_repeats: bool = True,
     ) -> ReferenceSet:
         """The references as every stage sees them (:class:`ReferenceSet`).
 
         crops: (N, S, S, 3) uint8 reference crops at :attr:`image_size`; landmarks: (N, 135, 2) their
         ``ALL`` landmarks, crop-normalised; identity: (128,) their mean identity embedding
         (:func:`~cemnet_core.identity.mean_identity`), or None (zeros) when no EBM reads it.
+        ``merge_repeats``: the renderer sees identical references once, with their count (False: all N).
         """
         images = to_images(crops)  # (N, 3, S, S)
         points = torch.as_tensor(landmarks)  # (N, 135, 2)
+        keys = [c.tobytes() + np.asarray(m).tobytes() for c, m in zip(crops, landmarks, strict=True)]
+        first = {key: keys.index(key) for key in dict.fromkeys(keys)} if merge_repeats else {}
         return ReferenceSet(
+            distinct=tuple(first.values()),
+            counts=tuple(keys.count(key) for key in first),
             images=images,
             landmarks=points,
             sketches=self.sketches(points).cpu(),
@@ -416,13 +438,11 @@ class CEMNetPipeline(nn.Module):
         if mouth is None:
             mouth = self._window_mouths(refs, mel, pose_t, start, emotion_label, intensity)
         landmarks = compose_landmarks(pose_t, mouth.float())  # (n, 135, 2)
-        frames = []
+        frames, distinct = [], refs.for_renderer()
         batch_size = batch_size or render_batch(self.device)
         for b0 in range(0, n, batch_size):
             b1 = min(b0 + batch_size, n)
-            images = self.render(
-                refs.images, refs.sketches, refs.landmarks, landmarks[b0:b1], to_images(targets[b0:b1])
-            )
+            images = self.render(*distinct[:3], landmarks[b0:b1], to_images(targets[b0:b1]), distinct[3])
             frames.append(to_uint8(images))
         return Animation(np.concatenate(frames), mouth, landmarks)
 

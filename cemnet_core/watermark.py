@@ -166,10 +166,15 @@ def _luminance(frames: np.ndarray) -> np.ndarray:
     return frames.astype(np.float32) @ _LUMA  # (n, H, W)
 
 
-def _texture_gain(luma: np.ndarray, config: WatermarkConfig) -> np.ndarray:
-    """Per-pixel gain ``(H, W)`` from the local luminance std (texture masks the mark, flat areas show it)."""
-    height, width = luma.shape
-    sigma = max(1.0, min(height, width) / (2 * config.grid))  # about half a cell
+def _texture_sigma(height: int, width: int, config: WatermarkConfig) -> float:
+    """Gaussian sigma (pixels) of the local luminance statistics: about half a cell."""
+    return max(1.0, min(height, width) / (2 * config.grid))
+
+
+def _texture_gain(luma: np.ndarray, config: WatermarkConfig, sigma: float | None = None) -> np.ndarray:
+    """Per-pixel gain ``(H, W)`` from the local luminance std (texture masks the mark, flat areas show it);
+    ``sigma``: :func:`_texture_sigma` of ``luma``'s shape by default (a frame's window passes the frame's)."""
+    sigma = _texture_sigma(*luma.shape, config) if sigma is None else sigma
     mean = cv2.GaussianBlur(luma, (0, 0), sigma)
     square = cv2.GaussianBlur(luma * luma, (0, 0), sigma)
     std = np.sqrt(np.maximum(square - mean * mean, 0.0))  # (H, W)
@@ -212,6 +217,62 @@ def embed_watermark(
         out = frame.astype(np.float32) + delta[..., None]  # (H, W, 3)
         marked[index] = np.clip(np.rint(out), 0, 255).astype(np.uint8)
     return marked[0] if single else marked
+
+
+class WindowMarker:
+    """:func:`embed_watermark` for frames that are one background with a window of new pixels (paste-back).
+
+    The background's watermark offset is computed once. For each frame only the pixels whose texture gain can
+    change (the window grown by the Gaussian's reach) are recomputed; the frame's RMS cap then scales the
+    whole offset as :func:`embed_watermark` does. Frames match :func:`embed_watermark`'s to within one
+    level where a sum's rounding differs (``tests/test_watermark.py``), at a fraction of the cost.
+    """
+
+    def __init__(self, background: np.ndarray, config: WatermarkConfig = WatermarkConfig()) -> None:
+        if background.ndim != 3 or background.shape[-1] != 3 or background.dtype != np.uint8:
+            raise ValueError(f"background must be (H, W, 3) uint8, got {background.shape} {background.dtype}")
+        height, width = background.shape[:2]
+        self.config, self.background = config, background
+        self.sigma = _texture_sigma(height, width, config)
+        self.reach = (round(self.sigma * 8 + 1) | 1) // 2 + 1  # OpenCV's float kernel radius, plus one
+        self.field = _pattern_field(height, width, config) * np.float32(config.strength)  # (H, W)
+        self.luma = _luminance(background[None])[0]  # (H, W)
+        self.delta = self.field * _texture_gain(self.luma, config, self.sigma)  # (H, W), before the cap
+        self.energy = float(np.square(self.delta, dtype=np.float64).sum())
+        self.delta3 = np.repeat(self.delta[..., None], 3, axis=2)  # (H, W, 3)
+
+    def _grown(self, window: tuple[int, int, int, int], by: int) -> tuple[slice, slice]:
+        y0, y1, x0, x1 = window
+        height, width = self.luma.shape
+        return slice(max(y0 - by, 0), min(y1 + by, height)), slice(max(x0 - by, 0), min(x1 + by, width))
+
+    def mark(self, change: tuple[tuple[int, int, int, int], np.ndarray] | None = None) -> np.ndarray:
+        """The marked (H, W, 3) uint8 frame: the background with ``change`` = ((y0, y1, x0, x1), pixels)
+        written into it (:func:`~cemnet_core.compositing.blend_window`'s result; None: the background)."""
+        config, height, width = self.config, *self.luma.shape
+        energy, inner = self.energy, None
+        if change is not None:
+            window, pixels = change
+            y0, y1, x0, x1 = window
+            rows, cols = self._grown(window, 2 * self.reach)  # the luminance the new gains read
+            frame = self.background[rows, cols].copy()
+            frame[y0 - rows.start : y1 - rows.start, x0 - cols.start : x1 - cols.start] = pixels
+            gain = _texture_gain(_luminance(frame[None])[0], config, self.sigma)
+            grow_rows, grow_cols = self._grown(window, self.reach)  # where the gain can change
+            inside = (slice(grow_rows.start - rows.start, grow_rows.stop - rows.start),
+                      slice(grow_cols.start - cols.start, grow_cols.stop - cols.start))  # fmt: skip
+            delta = self.field[grow_rows, grow_cols] * gain[inside]
+            energy += float(np.square(delta, dtype=np.float64).sum())
+            energy -= float(np.square(self.delta[grow_rows, grow_cols], dtype=np.float64).sum())
+            inner = (grow_rows, grow_cols, frame[inside], delta)
+        rms = math.sqrt(max(energy, 0.0) / (height * width))
+        scale = config.rms_limit / rms if rms > config.rms_limit else 1.0
+        out = cv2.addWeighted(self.background, 1.0, self.delta3, scale, 0.0, dtype=cv2.CV_8U)
+        if inner is not None:
+            grow_rows, grow_cols, frame, delta = inner
+            marked = frame.astype(np.float32) + (delta * np.float32(scale))[..., None]
+            out[grow_rows, grow_cols] = np.clip(np.rint(marked), 0, 255).astype(np.uint8)
+        return out
 
 
 def _whitened_residual(mean_luma: np.ndarray, config: WatermarkConfig) -> np.ndarray:
@@ -339,6 +400,7 @@ __all__ = [
     "PROVENANCE_KEY",
     "Detection",
     "WatermarkConfig",
+    "WindowMarker",
     "correlate",
     "crop_hypotheses",
     "detect_watermark",

@@ -146,3 +146,21 @@ def test_generate_and_eval_give_the_same_frames(
     np.testing.assert_allclose(evaluated.mouth, mouths, rtol=0, atol=1e-6)
     difference = np.abs(evaluated.frames.astype(int) - generated)
     assert difference.max() <= 1 and (difference > 0).mean() < 1e-3
+
+
+def test_a_repeated_reference_is_rendered_once_with_the_same_frames(pipeline: CEMNetPipeline) -> None:
+    rng = np.random.default_rng(3)
+    size, T = pipeline.image_size, pipeline.window
+    crops = rng.integers(0, 256, (2, size, size, 3), dtype=np.uint8)[[0, 1, 0, 0, 1]]
+    points = rng.random((2, lm.N_ALL, 2), dtype=np.float32)[[0, 1, 0, 0, 1]]
+    merged = pipeline.references(crops, points, np.ones(128, np.float32))
+    assert merged.distinct == (0, 1) and merged.counts == (3, 2)
+    images, _, marks, counts = merged.for_renderer()
+    assert images.shape[0] == 2 and marks.shape[0] == 2 and counts.tolist() == [3.0, 2.0]
+    every = pipeline.references(crops, points, np.ones(128, np.float32), merge_repeats=False)
+    assert every.for_renderer()[3] is None and every.for_renderer()[0].shape[0] == 5
+    _, mel, pose, targets = _inputs(pipeline, T)
+    once = pipeline.animate(merged, MelArray(mel), pose, targets)
+    all_five = pipeline.animate(every, MelArray(mel), pose, targets)
+    torch.testing.assert_close(once.mouth, all_five.mouth, rtol=0, atol=0)
+    assert np.abs(once.frames.astype(int) - all_five.frames).max() <= 1

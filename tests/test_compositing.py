@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from cemnet_core import contracts as lm
-from cemnet_core.compositing import face_mask, feather_mask, paste_back
+from cemnet_core.compositing import blend_window, face_mask, feather_mask, paste_back
 
 
 def _face(chin: float = 0.85) -> np.ndarray:
@@ -71,3 +71,21 @@ def test_colour_match_removes_a_uniform_colour_shift_of_the_render() -> None:
     plain = paste_back(frame, face, box, feather=0.1, mask=mask, match_colour=False)
     assert np.abs(matched.astype(int) - frame).max() <= 1  # a uniform drift is taken out entirely
     assert np.abs(plain[100, 64].astype(int) - (150, 140, 130)).max() <= 1
+
+
+def test_blend_window_is_what_paste_back_changes() -> None:
+    rng = np.random.default_rng(0)
+    frame = rng.integers(0, 256, (60, 70, 3), dtype=np.uint8)
+    face = rng.integers(0, 256, (16, 16, 3), dtype=np.uint8)
+    mask = face_mask([_face()], 16, 0.06)
+    for box in (np.array([10, 5, 50, 45]), np.array([-12, 30, 28, 70])):  # inside; over two edges
+        out = paste_back(frame, face, box, 0.1, mask=mask, match_colour=True)
+        window = blend_window(frame, face, box, 0.1, mask=mask, match_colour=True)
+        assert window is not None
+        (y0, y1, x0, x1), pixels = window
+        np.testing.assert_array_equal(out[y0:y1, x0:x1], pixels)
+        outside = np.ones(frame.shape[:2], bool)
+        outside[y0:y1, x0:x1] = False
+        np.testing.assert_array_equal(out[outside], frame[outside])
+        assert y0 >= max(box[1], 0) + (box[3] - box[1]) // 3  # cut to the mask: the lower face only
+    assert blend_window(frame, face, np.array([80, 80, 100, 100]), 0.1, mask=mask) is None  # off the frame

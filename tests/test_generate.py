@@ -180,6 +180,8 @@ def test_bad_weights_and_outputs(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file", "speech.wav"]
     with pytest.raises(ConfigError, match="mouth gain"):
         GenerateConfig(mouth_gain=10.0)
+    with pytest.raises(ConfigError, match="encoder preset 'quick'; use one of ultrafast"):
+        GenerateConfig(encoder_preset="quick")
     pipeline = CEMNetPipeline.from_bundle(bundle, "cpu")
     with pytest.raises(ConfigError, match="from_bundle"):
         generate(portrait, short_speech, tmp_path / "b.mp4", config=GenerateConfig(mouth_gain=2.0),

@@ -13,6 +13,7 @@ from cemnet_core.data import media
 from cemnet_core.errors import MediaError
 from cemnet_core.watermark import (
     WatermarkConfig,
+    WindowMarker,
     correlate,
     crop_hypotheses,
     detect_watermark,
@@ -97,6 +98,23 @@ def test_embedding_is_stateless_across_chunks(clip: dict[str, object]) -> None:
     chunks = [embed_watermark(frames[start : start + 16], frame_offset=start) for start in range(0, 50, 16)]
     np.testing.assert_array_equal(np.concatenate(chunks), marked)
     np.testing.assert_array_equal(embed_watermark(frames[7], frame_offset=7), marked[7])  # a single frame
+
+
+def test_window_marker_marks_as_embed_watermark_does(real_data: Path) -> None:
+    background = media.read_image(real_data / "image/sadtalker__people_0.png")  # (474, 474, 3)
+    height, width = background.shape[:2]
+    marker = WindowMarker(background)
+    np.testing.assert_array_equal(marker.mark(None), embed_watermark(background))
+    rng = np.random.default_rng(0)
+    windows = [(300, 420, 120, 360), (0, 60, 0, 90), (400, height, 380, width), (0, height, 0, width)]
+    for y0, y1, x0, x1 in windows:  # inside, at a corner, at the far corner, the whole frame
+        pixels = rng.integers(0, 256, (y1 - y0, x1 - x0, 3), dtype=np.uint8)
+        frame = background.copy()
+        frame[y0:y1, x0:x1] = pixels
+        difference = np.abs(marker.mark(((y0, y1, x0, x1), pixels)).astype(int) - embed_watermark(frame))
+        assert difference.max() <= 1 and (difference > 0).mean() < 1e-4  # rounding of the RMS sum only
+    with pytest.raises(ValueError, match="uint8"):
+        WindowMarker(background.astype(np.float32))
 
 
 def test_embedding_rejects_bad_inputs() -> None:

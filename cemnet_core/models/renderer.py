@@ -380,12 +380,16 @@ class FaceRenderer(nn.Module):
         masked_target: torch.Tensor,
         ref_landmarks: torch.Tensor | None = None,
         target_landmarks: torch.Tensor | None = None,
+        ref_counts: torch.Tensor | None = None,
     ) -> RendererOutput:
         """Render one frame per batch item; inputs and outputs as in the module docstring.
 
         ``ref_landmarks`` (B, N, 135, 2) and ``target_landmarks`` (B, 135, 2), ``ALL``-ordered and
         crop-normalised (the landmarks the sketches are drawn from), are required with ``motion_prior``.
         N may differ from ``config.num_refs`` (the weights are a softmax over whatever N is given).
+        ``ref_counts`` (N,) says reference i stands for that many identical copies: Eq. (15)'s softmax then
+        counts it that many times (``log(count)`` added to its logit), so N references repeated to
+        ``config.num_refs`` render the same frame as the distinct ones with their counts, at 1/count the cost.
         """
         self._check(ref_images, ref_sketches, target_sketch, masked_target, ref_landmarks, target_landmarks)
         B, N, _, H, W = ref_images.shape
@@ -398,6 +402,10 @@ class FaceRenderer(nn.Module):
             flows, logits = prior_flows + correction, logits + prior_logits  # (B, N, 2|1, H, W)
         else:
             flows, logits = self.flow_estimator(ref_images, ref_sketches, target_sketch)
+        if ref_counts is not None:  # a reference repeated k times weighs k times in the softmax
+            if ref_counts.shape != (N,) or bool((ref_counts < 1).any()):
+                raise ValueError(f"ref_counts must be ({N},) counts >= 1, got {ref_counts.tolist()}")
+            logits = logits + ref_counts.to(logits).log().view(1, N, 1, 1, 1)
         weights = torch.softmax(logits, dim=1)  # (B, N, 1, H, W), w_i^t of Eq. (15)
         warped_each = warp(ref_images.reshape(B * N, 3, H, W), flows.reshape(B * N, 2, H, W))
         warped = (warped_each.reshape(B, N, 3, H, W) * weights).sum(dim=1)  # (B, 3, H, W)

@@ -246,6 +246,8 @@ def test_writer_rejects_wrong_frames(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"\(n, H, W, 3\) uint8"), media.VideoWriter(tmp_path / "x.mp4") as w:
         w.write(np.zeros((2, 8, 8, 3), dtype=np.float32))
     assert list(tmp_path.iterdir()) == []
+    with pytest.raises(ValueError, match="x264 preset 'quick'"):
+        media.VideoWriter(tmp_path / "x.mp4", preset="quick")
 
 
 def test_unwritable_folder_is_output_error(tmp_path: Path) -> None:

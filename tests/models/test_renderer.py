@@ -215,3 +215,25 @@ def test_reduced_scale_flow_is_upsampled_to_full_resolution() -> None:
     assert all(p.grad is not None for p in model.flow_estimator.body.parameters())
     with pytest.raises(ConfigError, match="flow_scale"):
         RendererConfig(image_size=32, flow_channels=(8, 16), flow_scale=0.3)
+
+
+@pytest.mark.parametrize("repeats", [[0, 0, 0, 0, 0], [0, 1, 1, 0, 1, 1]])
+def test_counted_references_render_the_frame_of_the_repeated_ones(model: FaceRenderer, repeats: list) -> None:
+    _perturb_zero_heads(model)  # the fusion weights then differ between references
+    ref_images, ref_sketches, target, masked, *landmarks = model.example_inputs(batch_size=2)
+    distinct = sorted(set(repeats))
+    counts = torch.tensor([float(repeats.count(i)) for i in distinct])
+
+    def refs(index: list) -> list:
+        extra = [landmarks[0][:, index], landmarks[1]] if landmarks else [None, None]
+        return [ref_images[:, index], ref_sketches[:, index], target, masked, *extra]
+
+    with torch.no_grad():
+        repeated = model(*refs(repeats)).image
+        counted = model(*refs(distinct), counts).image
+        uncounted = model(*refs(distinct)).image
+    torch.testing.assert_close(counted, repeated, rtol=0, atol=5e-4)  # float rounding: < 0.13 levels
+    if len(distinct) > 1:  # without the counts the references weigh alike: another frame
+        assert (uncounted - repeated).abs().max() > 1e-3
+    with pytest.raises(ValueError, match="ref_counts"):
+        model(*refs(distinct), torch.zeros(len(distinct)))

@@ -23,11 +23,12 @@ section 2.
 """
 
 from cemnet_core.data.media.decode import iter_audio, iter_video_frames, load_audio, read_image, read_video
-from cemnet_core.data.media.encode import AUDIO_FORMATS, VideoWriter, write_audio, write_video
+from cemnet_core.data.media.encode import AUDIO_FORMATS, X264_PRESETS, VideoWriter, write_audio, write_video
 from cemnet_core.data.media.probe import MediaInfo, ffmpeg_exe, probe
 
 __all__ = [
     "AUDIO_FORMATS",
+    "X264_PRESETS",
     "MediaInfo",
     "VideoWriter",
     "ffmpeg_exe",

@@ -25,6 +25,8 @@ from cemnet_core.fileio import temp_beside
 
 AUDIO_FORMATS = {".wav": "wav", ".m4a": "mp4", ".mp3": "mp3", ".flac": "flac"}
 _AUDIO_CODECS = {".wav": "pcm_s16le", ".m4a": "aac", ".mp3": "libmp3lame", ".flac": "flac"}
+X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+                "veryslow")  # fmt: skip
 
 
 def _temp_output(path: Path, suffix: str) -> Path:
@@ -125,6 +127,8 @@ class VideoWriter:
         crf: int = 18,
         preset: str = "medium",
     ) -> None:
+        if preset not in X264_PRESETS:
+            raise ValueError(f"unknown x264 preset {preset!r}; use one of {', '.join(X264_PRESETS)}")
         self.path = Path(path)
         self.fps = float(fps)
         self.sample_rate = sample_rate
