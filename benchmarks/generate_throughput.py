@@ -14,7 +14,13 @@
 of audio, each in a fresh process: frames/s end to end (references + audio to the written mp4, model
 loading included) and as ``generate`` reports it (from the first chunk on), with ``GenerateConfig.overlap``
 and, as the baseline of the same run, without; then the renderer alone on random inputs (the model's
-ceiling). ``--json FILE`` writes the overlapped end-to-end figures (the starter's model card reads them).
+ceiling), with N distinct references (video references) and with one photo counted N times (what generate
+renders for a photo, ``ReferenceSet.for_renderer``). ``--json FILE`` writes the overlapped end-to-end
+figures (the starter's model card reads them).
+
+``--presets`` (with ``--weights``) instead encodes the frames ``generate`` writes for ``--short`` seconds with
+each libx264 preset: encoder CPU ms per frame, PSNR of the decoded frames to the raw ones, file size, and the
+watermark's z-score (``GenerateConfig.encoder_preset`` is chosen from these).
 """
 
 from __future__ import annotations
@@ -103,9 +109,10 @@ def _child(
     return json.loads(output.strip().splitlines()[-1])
 
 
-def renderer_ceiling(weights: str, seconds: float = 5.0) -> tuple[float, int]:
+def renderer_ceiling(weights: str, seconds: float = 5.0, photo: bool = False) -> tuple[float, int]:
     """Frames/s of the bundle's renderer alone (random inputs, the CPU's default batch, channels-last as
-    ``from_bundle`` runs it): the most ``generate`` can reach with this model, whatever the rest costs."""
+    ``from_bundle`` runs it): the most ``generate`` can reach with this model, whatever the rest costs.
+    ``photo``: one reference counted N times (a photo), else N distinct ones."""
     from cemnet_core.bundle import resolve_bundle
     from cemnet_core.pipeline import CEMNetPipeline, render_batch
 
@@ -113,6 +120,10 @@ def renderer_ceiling(weights: str, seconds: float = 5.0) -> tuple[float, int]:
     renderer, batch = pipeline.renderer, render_batch(torch.device("cpu"))
     inputs = [x.contiguous(memory_format=torch.channels_last) if x.ndim == 4 else x
               for x in renderer.example_inputs(batch)]  # fmt: skip
+    if photo:  # (images, sketches, target sketch, masked target, ref landmarks, target landmarks, counts)
+        N = inputs[0].shape[1]
+        inputs = [inputs[0][:, :1], inputs[1][:, :1], *inputs[2:4], inputs[4][:, :1], inputs[5]]
+        inputs.append(torch.tensor([float(N)]))
     with torch.inference_mode():
         renderer(*inputs)
         began, frames = time.perf_counter(), 0
@@ -141,11 +152,45 @@ def time_bundle(args: argparse.Namespace, ref: Path) -> None:
                       f"{run['peak_rss_mib']:.0f} MiB", flush=True)  # fmt: skip
             print(f"  overlapped / sequential = {rates[True] / rates[False]:.2f}", flush=True)
             figures[f"{seconds:g} s audio"] = rates[True]
-    ceiling, batch = renderer_ceiling(args.weights)
-    print(f"renderer alone (batch {batch}, random inputs): {ceiling:.1f} frames/s, the ceiling of this model")
-    figures["renderer alone"] = ceiling
+    for photo, label in ((False, "5 distinct references"), (True, "one photo counted 5 times")):
+        ceiling, batch = renderer_ceiling(args.weights, photo=photo)
+        print(f"renderer alone (batch {batch}, random inputs, {label}): {ceiling:.1f} frames/s, the ceiling "
+              "of this model", flush=True)  # fmt: skip
+        figures[f"renderer alone, {label}"] = ceiling
     if args.json:
         args.json.write_text(json.dumps(figures, indent=1) + "\n", encoding="utf-8")
+
+
+def compare_presets(args: argparse.Namespace, ref: Path) -> None:
+    """``--presets``: the frames generate writes for ``--short`` seconds, encoded with each x264 preset."""
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from cemnet_core.data import media
+    from cemnet_core.generate import GenerateConfig, generate
+    from cemnet_core.watermark import detect_watermark
+
+    raw: list[np.ndarray] = []
+    write = media.VideoWriter.write
+    media.VideoWriter.write = lambda self, frames: (raw.append(np.array(frames)), write(self, frames))[1]
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        audio = looped_speech(args.real_data, args.short, tmp / "audio.wav")
+        weights = None if args.weights == "default" else args.weights
+        generate(ref, audio, tmp / "generated.mp4", weights, GenerateConfig(device="cpu", overlap=False))
+        media.VideoWriter.write = write
+        frames = np.concatenate(raw)
+        height, width = frames.shape[1:3]
+        for preset in ("medium", "fast", "faster", "veryfast", "superfast"):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            path = media.write_video(tmp / f"{preset}.mp4", frames, preset=preset)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+            decoded = np.concatenate(list(media.iter_video_frames(path)))[:, :height, :width]
+            psnr = np.mean([peak_signal_noise_ratio(a, b) for a, b in zip(frames, decoded, strict=True)])
+            z = detect_watermark(path).z_score
+            print(f"{preset:>9}: {1000 * cpu / len(frames):.1f} encoder CPU ms/frame, {psnr:.2f} dB to the "
+                  f"raw frames, {path.stat().st_size / 1024:.0f} KiB, watermark z {z:.1f} "
+                  f"({len(frames)} frames {width}x{height})", flush=True)  # fmt: skip
 
 
 def peak_rss_mib() -> float:
@@ -167,6 +212,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="tiny,paper")
     parser.add_argument("--weights", default=None, help="time this trained bundle instead ('default')")
     parser.add_argument("--json", type=Path, default=None, help="with --weights: write the figures here")
+    parser.add_argument("--presets", action="store_true", help="with --weights: compare x264 presets")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "REF", "AUDIO", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -178,7 +224,7 @@ def main() -> None:
         return
     ref = args.real_data / PORTRAIT
     if args.weights:
-        time_bundle(args, ref)
+        (compare_presets if args.presets else time_bundle)(args, ref)
         return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -102,7 +102,7 @@ class GenerateConfig:
     ablation: str | None = None  # None: CEM-Net; "aee" / "ebm": Table IV ablations; "a2m": no emotion
     overlap: bool = True  # paste back, watermark and write chunk k while chunk k+1 renders
     mouth_gain: float | None = None  # None: the release's Audio2Mouth motion_gain
-    # veryfast, not x264's medium: 4.1 against 8.5 CPU ms a frame at 474 px, 41.8 against 43.2 dB to the
+    # veryfast, not x264's medium: 3.8 against 7.3 CPU ms a frame at 474 px, 41.8 against 43.2 dB to the
     # raw frames, the watermark's z 28.6 against 28.8 (benchmarks/generate_throughput.py --presets).
     encoder_preset: str = "veryfast"
 

@@ -311,10 +311,11 @@ def write_video(
     sample_rate: int = SAMPLE_RATE,
     metadata: dict[str, str] | None = None,
     crf: int = 18,
+    preset: str = "medium",
 ) -> Path:
     """Write ``frames`` ((T, H, W, 3) uint8 array, or an iterable of chunks) with :class:`VideoWriter`."""
     chunks = [frames] if isinstance(frames, np.ndarray) else frames
-    with VideoWriter(path, fps, audio=audio, sample_rate=sample_rate, metadata=metadata, crf=crf) as writer:
+    with VideoWriter(path, fps, audio, sample_rate, metadata, crf, preset) as writer:
         for chunk in chunks:
             writer.write(chunk)
     return Path(path)
