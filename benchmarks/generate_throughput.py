@@ -9,6 +9,7 @@
 2. Memory: peak resident memory (VmHWM) of a fresh process generating ``--short`` and ``--long`` seconds
    with the tiny bundle; the ratio long/short should stay <= 1.2 (the audio is streamed in chunks).
 
+``--ref`` (under ``--real-data``; default a portrait) is the reference photo or video.
 ``--weights BUNDLE`` (a folder, ``hf://`` or ``default``: what ``cemnet generate`` uses without
 ``--weights``, the shipped starter) instead times that trained bundle on ``--short`` and ``--long`` seconds
 of audio, each in a fresh process: frames/s end to end (references + audio to the written mp4, model
@@ -213,6 +214,7 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="time this trained bundle instead ('default')")
     parser.add_argument("--json", type=Path, default=None, help="with --weights: write the figures here")
     parser.add_argument("--presets", action="store_true", help="with --weights: compare x264 presets")
+    parser.add_argument("--ref", default=PORTRAIT, help="reference photo or video, under --real-data")
     parser.add_argument("--child", nargs=4, metavar=("BUNDLE", "REF", "AUDIO", "OUT"), help=argparse.SUPPRESS)
     parser.add_argument("--sequential", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -222,7 +224,7 @@ def main() -> None:
         figures = run_once(weights, *(Path(p) for p in paths), overlap=not args.sequential)
         print(json.dumps(figures))
         return
-    ref = args.real_data / PORTRAIT
+    ref = args.real_data / args.ref
     if args.weights:
         (compare_presets if args.presets else time_bundle)(args, ref)
         return
