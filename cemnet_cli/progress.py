@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from cemnet_core.train.loop import TrainProgress
 
 CountCallback = Callable[[int, int], None]
+LOG_EVERY_S = 60.0  # most seconds between count_bar's log lines when the console is not a terminal
 
 
 @contextlib.contextmanager
@@ -40,8 +41,9 @@ def count_bar(
 
     ``unit`` None leaves out the rate column. The rate counts from the start of the block, or with
     ``rate_from_first_report`` from the first report (generation's first report follows the model load).
-    ``terminal_only``: draw nothing on a console that is not a terminal (rich prints a non-transient bar's
-    last state there).
+    On a console that is not a terminal (a log file, a pipe) rich draws no bar, so a plain line
+    ``label: done/total, rate unit/s, elapsed`` is printed instead at every tenth of the total and at least
+    every :data:`LOG_EVERY_S` seconds; ``terminal_only``: print nothing there.
     """
     columns: list[Any] = [TextColumn(label), BarColumn(), MofNCompleteColumn()]
     if unit is not None:
@@ -49,15 +51,23 @@ def count_bar(
     columns.append(TimeRemainingColumn())
     console = console or Console()
     started: list[float] = [] if rate_from_first_report else [time.perf_counter()]
-    hidden = terminal_only and not console.is_terminal
-    with Progress(*columns, transient=transient, console=console, disable=hidden) as bar:
+    lines = not console.is_terminal  # no bar can be drawn: log lines (or nothing, terminal_only)
+    logged = {"done": -1, "time": time.perf_counter()}
+    with Progress(*columns, transient=transient, console=console, disable=lines) as bar:
         task = bar.add_task(label, total=None, rate=0.0)
 
         def report(done: int, total: int) -> None:
+            now = time.perf_counter()
             if not started:
-                started.append(time.perf_counter())
-            rate = done / max(time.perf_counter() - started[0], 1e-6) if done else 0.0
+                started.append(now)
+            rate = done / max(now - started[0], 1e-6) if done else 0.0
             bar.update(task, completed=done, total=total, rate=rate)
+            tenth = max(total // 10, 1)
+            due = done // tenth > logged["done"] // tenth or now - logged["time"] >= LOG_EVERY_S
+            if lines and not terminal_only and done > logged["done"] and (due or done >= total):
+                speed = f", {rate:.{digits}f} {unit}/s" if unit is not None else ""
+                console.print(f"{label}: {done}/{total}{speed}, {now - started[0]:.0f} s", highlight=False)
+                logged.update(done=done, time=now)
 
         yield report
 

@@ -84,3 +84,23 @@ def test_programming_errors_keep_their_traceback(monkeypatch: pytest.MonkeyPatch
     monkeypatch.delenv("CEMNET_DEBUG", raising=False)
     result = runner.invoke(_app_raising(ValueError("mouth: expected (B, T, 57, 2)")), ["work"])
     assert isinstance(result.exception, ValueError) and not isinstance(result.exception, CemnetError)
+
+
+def test_count_bar_logs_plain_lines_where_no_bar_can_be_drawn() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cemnet_cli.progress import count_bar
+
+    stream = io.StringIO()
+    with count_bar("eval", "clips", console=Console(file=stream, width=100)) as progress:
+        for done in range(1, 21):
+            progress(done, 20)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 11 and lines[0].startswith("eval: 1/20, ") and lines[-1].startswith("eval: 20/20, ")
+    assert all(" clips/s, " in line for line in lines)
+    quiet = io.StringIO()
+    with count_bar("generate", "frames", console=Console(file=quiet), terminal_only=True) as progress:
+        progress(5, 5)
+    assert quiet.getvalue() == ""
