@@ -102,7 +102,8 @@ def train_bar(console: Console | None = None) -> Iterator[Callable[[TrainProgres
 
     The loss shown is the first logged training metric (each stage logs its total loss first). The bar
     starts with the first event: a run with ``loop.progress=false``, or a torchrun process other than rank
-    0, gets no events and draws nothing.
+    0, gets no events and draws nothing. On a console that is not a terminal a plain line
+    ``train: step/total, loss L, R it/s`` is printed at most every :data:`LOG_EVERY_S` seconds and at the end.
     """
     columns = (
         TextColumn("[bold]train[/]"),
@@ -112,8 +113,10 @@ def train_bar(console: Console | None = None) -> Iterator[Callable[[TrainProgres
         TextColumn("{task.fields[rate]} it/s"),
         TimeRemainingColumn(),
     )
-    bar = Progress(*columns, console=console or Console())
+    console = console or Console()
+    bar = Progress(*columns, console=console, disable=not console.is_terminal)
     task = bar.add_task("train", total=None, loss="-", rate="-")
+    logged = {"time": time.perf_counter()}
 
     def report(event: TrainProgress) -> None:
         if not bar.live.is_started:
@@ -124,6 +127,11 @@ def train_bar(console: Console | None = None) -> Iterator[Callable[[TrainProgres
         if event.rate is not None:
             fields["rate"] = f"{event.rate:.2f}"
         bar.update(task, completed=event.step, total=event.total, **fields)
+        now = time.perf_counter()
+        if not console.is_terminal and (now - logged["time"] >= LOG_EVERY_S or event.step >= event.total):
+            loss, rate = fields.get("loss", "-"), fields.get("rate", "-")
+            console.print(f"train: {event.step}/{event.total}, loss {loss}, {rate} it/s", highlight=False)
+            logged["time"] = now
 
     try:
         yield report

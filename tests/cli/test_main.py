@@ -104,3 +104,18 @@ def test_count_bar_logs_plain_lines_where_no_bar_can_be_drawn() -> None:
     with count_bar("generate", "frames", console=Console(file=quiet), terminal_only=True) as progress:
         progress(5, 5)
     assert quiet.getvalue() == ""
+
+
+def test_train_bar_logs_a_last_line_where_no_bar_can_be_drawn() -> None:
+    import io
+
+    from rich.console import Console
+
+    from cemnet_cli.progress import train_bar
+    from cemnet_core.train.loop import TrainProgress
+
+    stream = io.StringIO()
+    with train_bar(Console(file=stream, width=100)) as progress:
+        for step in range(1, 6):
+            progress(TrainProgress(step, 5, {"loss": 0.5 / step}, 10.0))
+    assert stream.getvalue().splitlines() == ["train: 5/5, loss 0.1, 10.00 it/s"]  # no minute has passed
