@@ -51,6 +51,8 @@ def test_generate_command_writes_a_playable_video(
             "cpu",
             "--batch-size",
             "4",
+            "--encoder-preset",
+            "fast",
         ],
     )
     assert result.exit_code == 0, result.output
@@ -92,6 +94,11 @@ def test_generate_command_user_errors_are_one_line(
             ["--ref", portrait, "--audio", str(real_data / SPEECH), "--mouth-gain", "9"],
             ConfigError,
             "mouth gain",
+        ),
+        (
+            ["--ref", portrait, "--audio", str(real_data / SPEECH), "--encoder-preset", "quick"],
+            ConfigError,
+            "unknown encoder preset",
         ),
     ]
     for args, error, message in cases:
