@@ -129,7 +129,14 @@ class DemoConfig:
 
     @classmethod
     def starter(cls, real_data: str) -> DemoConfig:
-        """The starter release's recipe (module docstring), about two and a half hours on two CPU cores.
+        """The starter release's recipe (module docstring): more than three hours on two CPU cores.
+
+        Measured on the project's 2-core CPU, idle (2026-12-04, ``scripts/build_starter.py``): corpus 57 s,
+        Audio2Mouth 1352 + 171 + 351 s, the renderer's first phase at 0.70-0.80 steps/s (its first 512
+        steps; 4000 steps take 85-95 min); earlier sessions' runs of the later phases, partly on a shared
+        CPU: renderer one-photo 740 s, mouth about 20 min, closed-mouth 26 min, lip-sync expert about
+        10 min, emotion stages about 4 min. In all about 3.3-3.6 hours, over issue #13's three; the
+        renderer's 6800 steps are 70% of it.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the

@@ -10,8 +10,8 @@ Steps, each skipped when its output is there (rerun the same command to resume):
    ``cemnet preprocess lrs2`` into ``OUT/real_data`` (``--real-data`` gives an already processed folder).
 2. **Training**: ``cemnet_core.demo.run_demo`` with ``DemoConfig.starter`` into ``OUT/recipe``: Audio2Mouth,
    the ``small`` renderer and the lip-sync expert on the real videos; AEE, image emotion and EBM (and the
-   Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. About two and a
-   half hours on two CPU cores (``DemoConfig.starter`` gives the steps).
+   Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. About 3.3-3.6
+   hours on two CPU cores, measured phase by phase (``DemoConfig.starter`` gives the steps and the times).
 3. **Calibration**: Audio2Mouth's ``motion_gain`` from the ``val`` people
    (:func:`cemnet_core.train.calibrate.calibrate_motion_gain`), written into its release.
 4. **Release**: ``OUT/recipe/weights`` copied into ``cemnet_core/starter/`` with a model card
@@ -50,6 +50,7 @@ from cemnet_core.bundle import MODEL_CARD, STARTER, WEIGHT_BUNDLE_LAYOUT, find_o
 from cemnet_core.data.manifest import read_manifest, split_records  # noqa: E402
 from cemnet_core.demo import run_demo  # noqa: E402
 from cemnet_core.demo_config import DemoConfig  # noqa: E402
+from cemnet_core.errors import CemnetError  # noqa: E402
 from cemnet_core.fileio import folder_digest  # noqa: E402
 from cemnet_core.preprocess import preprocess  # noqa: E402
 from cemnet_core.release import load_release  # noqa: E402
@@ -312,4 +313,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except CemnetError as exc:  # Ctrl-C included (Interrupted): one line; finished steps and checkpoints stay
+        Console(stderr=True).print(f"error: {exc}\nrerun the same command to resume", highlight=False)
+        sys.exit(exc.exit_code)
