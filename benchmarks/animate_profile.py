@@ -8,7 +8,8 @@ Randomly initialised release folders of every stage at ``--size`` (or the traine
 references are a real portrait and the audio real speech. For each renderer batch size it runs ``animate``
 over ``--frames`` frames (the one inference path of generate and eval: Audio2Mouth, AEE, EBM, sketches,
 renderer; no paste-back, watermark or encoding) and prints frames/s with the time in each part, beside the
-renderer alone on the same inputs at the same batch (the ceiling for this design), in the same process. The
+renderer alone on the same inputs at the same batch (the ceiling for this design), in the same process. A
+photo's repeated references reach the renderer once (``ReferenceSet.for_renderer``), in both. The
 first call of each kind is a warm-up, not timed. Last, the renderer's landmark prior (thin-plate splines,
 ``models/landmark_warp.py``) at batch 2: one spline system per reference against one per frame shared by the N
 references (what the renderer does).
@@ -160,10 +161,11 @@ def main() -> None:
         parts = {name: TIMES[name] for name in names}
         parts["other"] = elapsed - sum(parts.values())
         TIMES.clear()
+        images, sketches, marks, counts = references.for_renderer()  # what animate renders from
         for b0 in range(0, n, batch):  # the renderer alone on the same inputs: the ceiling
             b1 = min(b0 + batch, n)
             landmarks, crops = animation.landmarks[b0:b1], to_images(targets[b0:b1])
-            pipeline.render(references.images, references.sketches, references.landmarks, landmarks, crops)
+            pipeline.render(images, sketches, marks, landmarks, crops, counts)
         shares = ", ".join(f"{k} {v / elapsed:.0%}" for k, v in parts.items())
         return n / elapsed, n / TIMES["renderer"], shares, animation.frames
 
