@@ -34,6 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from unittest import mock
 
 import numpy as np
 import torch
@@ -172,13 +173,17 @@ def compare_presets(args: argparse.Namespace, ref: Path) -> None:
 
     raw: list[np.ndarray] = []
     write = media.VideoWriter.write
-    media.VideoWriter.write = lambda self, frames: (raw.append(np.array(frames)), write(self, frames))[1]
+
+    def keep(writer: media.VideoWriter, frames: np.ndarray) -> None:  # the frames generate encodes
+        raw.append(np.array(frames))
+        write(writer, frames)
+
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         audio = looped_speech(args.real_data, args.short, tmp / "audio.wav")
         weights = None if args.weights == "default" else args.weights
-        generate(ref, audio, tmp / "generated.mp4", weights, GenerateConfig(device="cpu", overlap=False))
-        media.VideoWriter.write = write
+        with mock.patch.object(media.VideoWriter, "write", keep):  # undone even if generate fails
+            generate(ref, audio, tmp / "generated.mp4", weights, GenerateConfig(device="cpu", overlap=False))
         frames = np.concatenate(raw)
         height, width = frames.shape[1:3]
         for preset in ("medium", "fast", "faster", "veryfast", "superfast"):
