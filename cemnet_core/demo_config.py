@@ -158,6 +158,7 @@ class DemoConfig:
         a2m = ("model.dim=192", "model.feedforward=384", "model.layers=2",
                "model.audio_channels=[16, 32, 64, 128]", "loop.lr=5e-4", "loop.batch_size=16")  # fmt: skip
         translation = 'model.base_motion="translation"'
+        native = 'loop.precision="native"'
         one_photo = ('init_from="{weights}/audio_to_mouth"', "single_reference_rate=0.5", "loop.lr=2e-4")
         speakers = 6
         stages = (
@@ -168,21 +169,24 @@ class DemoConfig:
                       preset="paper", data="real", phase="onephoto"),
             StagePlan("a2m", 1000, (*loop(500), *a2m, *one_photo), preset="paper", data="real",
                       phase="similarity"),
-            StagePlan("renderer", 4000, (), preset="small", data="real"),
+            # the renderer in bf16 where the CPU has AMX (loop.precision="native"; 1.6x, precision.py)
+            StagePlan("renderer", 4000, (native,), preset="small", data="real"),
             # the release's onephoto phase drew a random one of the references as the photo (before
             # 2026-12-03); a rebuild gives it the most closed one (RendererDataset), as the mouth phase had
-            StagePlan("renderer", 1000, ('init_from="{weights}/renderer"', "single_reference_rate=0.5"),
+            StagePlan("renderer", 1000, ('init_from="{weights}/renderer"', "single_reference_rate=0.5",
+                                         native),
                       preset="small", data="real", phase="onephoto"),
             # motion at 32x32 (1.35x faster generate) with the mouth-box L1 (renderer_loss): same test PSNR
             StagePlan("renderer", 1200, ('init_from="{weights}/renderer"', "single_reference_rate=0.5",
-                                         "loop.lr=2e-4", "model.flow_scale=0.25", "model.mouth_weight=8.0"),
+                                         "loop.lr=2e-4", "model.flow_scale=0.25", "model.mouth_weight=8.0",
+                                         native),
                       preset="small", data="real", phase="mouth"),
             # every item one closed-mouth photo, mouth-box L1 doubled: on portraits the calibrated
             # Audio2Mouth opens the mouth wider than most training frames, and the renderer drew it with
             # stretched lips; after this phase the open mouth shows a dark gap (portrait_generate.py)
             StagePlan("renderer", 600, ('init_from="{weights}/renderer"', "single_reference_rate=1.0",
                                         "loop.lr=2e-4", "model.flow_scale=0.25", "model.mouth_weight=16.0",
-                                        "loop.early_stop_metric="),
+                                        "loop.early_stop_metric=", native),
                       preset="small", data="real", phase="closedmouth"),
             StagePlan("aee", 600, (*loop(600), f"model.num_speakers={speakers}", "pretrain_steps=300"),
                       snapshot=(300, "aee")),

@@ -73,7 +73,7 @@ class LoopConfig:
     seed: int = 0
     lr: float = 1e-4
     grad_clip: float = 1.0  # max global gradient norm per optimiser; 0 disables clipping
-    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (see precision.py)
+    precision: str = "auto"  # auto | native | fp32 | bf16 | fp16 (see precision.py)
     log_every: int = 10
     val_every: int = 1000  # 0: no validation
     checkpoint_every: int = 1000

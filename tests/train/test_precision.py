@@ -33,3 +33,19 @@ def test_unknown_and_unsupported_precisions_are_config_errors() -> None:
         resolve_precision("fp8", CPU)
     with pytest.raises(ConfigError, match="CUDA"):
         resolve_precision("fp16", CPU)
+
+
+def test_native_is_bf16_only_on_a_cpu_with_amx(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cemnet_core.train import precision as module
+
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: True)
+    assert resolve_precision("native", CPU).name == "bf16"
+    monkeypatch.setattr(module, "cpu_has_native_bf16", lambda: False)
+    assert resolve_precision("native", CPU).name == "fp32"
+
+
+def test_cpu_has_native_bf16_is_false_without_the_probes(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cemnet_core.train import precision as module
+
+    monkeypatch.delattr(torch.cpu, "_is_amx_tile_supported", raising=False)
+    assert module.cpu_has_native_bf16() is False
