@@ -95,3 +95,14 @@ def test_shared_targets_give_the_grids_of_separate_solves() -> None:
             alone = tps_flow(sources[m, r][None], target[m][None], (16, 16))[0]
             torch.testing.assert_close(shared[m, r], alone, rtol=0, atol=1e-4)  # float32 evaluation
     assert shared[1, 2].abs().max() < 1e-5 and shared[1, 1].abs().max() > 1e-3
+
+
+def test_mixed_precision_leaves_the_spline_in_float32() -> None:
+    generator = torch.Generator().manual_seed(2)
+    target = 0.2 + 0.6 * torch.rand(2, 60, 2, generator=generator)
+    sources = target[:, None] + 0.02 * torch.randn(2, 3, 60, 2, generator=generator)  # 3 references each
+    expected = tps_grid(sources, target, (48, 48))
+    with torch.autocast(device_type="cpu", dtype=torch.bfloat16):
+        mixed = tps_grid(sources, target, (48, 48))
+    assert mixed.dtype == torch.float32
+    torch.testing.assert_close(mixed, expected, rtol=0, atol=0)
