@@ -246,9 +246,9 @@ no emotion-labelled real talking corpus (MEAD) is available here.
   Audio2Mouth figures above). Trained with L1 it opened the mouth only half as far as people do; its
   `motion_gain` (set after training from the validation people, `cemnet_core/train/calibrate.py`) scales
   the predicted motion to their range: the `@g1` rows above are the same weights without it. The gain
-  widens the motion, it does not make it follow the speech better, and it costs a little M-LMD. On
-  closed-mouth portraits the renderer draws the open mouth with stretched lips rather than teeth and a
-  dark mouth (look at the portrait contact sheet). More training data and steps (a GPU) are what it needs.
+  widens the motion, it does not make it follow the speech better, and it costs a little M-LMD. From a
+  closed-mouth portrait the renderer opens the mouth to a dark gap without teeth: no reference shows them
+  (look at the portrait contact sheet). More training data and steps (a GPU) are what it needs.
 - Emotion: the emotion modules have seen only drawn faces and synthetic voices; on real faces and real
   speech the emotion of the lower face is weak or wrong. The lip motion comes from Audio2Mouth, trained on
   real video.
