@@ -129,14 +129,21 @@ class DemoConfig:
 
     @classmethod
     def starter(cls, real_data: str) -> DemoConfig:
-        """The starter release's recipe (module docstring): more than three hours on two CPU cores.
+        """The starter release's recipe (module docstring): about 1.6 hours on two CPU cores with AMX.
 
-        Measured on the project's 2-core CPU, idle (2026-12-04, ``scripts/build_starter.py``): corpus 57 s,
-        Audio2Mouth 1352 + 171 + 351 s, the renderer's first phase at 0.70-0.80 steps/s (its first 512
-        steps; 4000 steps take 85-95 min); earlier sessions' runs of the later phases, partly on a shared
-        CPU: renderer one-photo 740 s, mouth about 20 min, closed-mouth 26 min, lip-sync expert about
-        10 min, emotion stages about 4 min. In all about 3.3-3.6 hours, over issue #13's three; the
-        renderer's 6800 steps are 70% of it.
+        Measured end to end on the project's 2-core Xeon (AMX, idle; 2026-12-07, ``scripts/build_starter.py
+        --out DIR --no-install``, one run stopped once during Audio2Mouth and resumed): 5748 s in all. Real
+        corpus and procedural corpus about 3 min; Audio2Mouth 4000 + 500 + 1000 steps about 18 min; the
+        renderer in bf16 (``loop.precision="native"``) 2267 + 540 + 535 + 265 s; AEE, image emotion and
+        the three EBMs 394 s; lip-sync expert 433 s; corpus evaluation and video 69 s. Without AMX the
+        renderer runs in fp32, 1.6x slower (:mod:`cemnet_core.train.precision`): about 2.6 hours, estimated
+        from that ratio, not measured. What the rebuild gives is not yet the shipped release: its renderer
+        scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with the true
+        opening (0.32 against 0.24, ``benchmarks/a2m_articulation.py``), but on the six portraits of
+        ``benchmarks/portrait_generate.py`` its emotion stages shrink the driving mouth to an opening of
+        0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opens; with the shipped emotion stages
+        swapped in, 0.09-0.18. Why the rebuilt emotion stages damp the motion is not found yet; so the
+        package keeps the earlier sessions' release (its phases were trained across several of them).
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the
