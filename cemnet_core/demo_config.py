@@ -141,9 +141,10 @@ class DemoConfig:
         scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with the true
         opening (0.32 against 0.24, ``benchmarks/a2m_articulation.py``), but on the six portraits of
         ``benchmarks/portrait_generate.py`` its emotion stages shrink the driving mouth to an opening of
-        0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opens; with the shipped emotion stages
-        swapped in, 0.09-0.18. Why the rebuilt emotion stages damp the motion is not found yet; so the
-        package keeps the earlier sessions' release (its phases were trained across several of them).
+        0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opens. It is the EBM alone: with only the
+        shipped ``emotion_memory`` swapped in (same config; trained 2026-12-02 beside that day's
+        Audio2Mouth) the driving mouth opens 0.13-0.18 again and the rendered one 0.085-0.185. Why the
+        rebuilt EBM damps the motion is not found yet; so the package keeps the earlier sessions' release.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the
