@@ -136,9 +136,9 @@ class DemoConfig:
         corpus and procedural corpus about 3 min; Audio2Mouth 4000 + 500 + 1000 steps about 18 min; the
         renderer in bf16 (``loop.precision="native"``) 2267 + 540 + 535 + 265 s; AEE, image emotion and
         the three EBMs 394 s; lip-sync expert 433 s; corpus evaluation and video 69 s. Without AMX the
-        renderer runs in fp32, 1.6x slower (:mod:`cemnet_core.train.precision`): about 2.6 hours, estimated
-        from that ratio, not measured. What the rebuild gives is not yet the shipped release: its renderer
-        scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with the true
+        renderer runs in fp32, 1.6x slower (:mod:`cemnet_core.train.precision`): about 2.2 hours, estimated
+        from that ratio (3607 s x 1.6), not measured. What the rebuild gives is not yet the shipped release:
+        its renderer scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with the true
         opening (0.32 against 0.24, ``benchmarks/a2m_articulation.py``), but on the six portraits of
         ``benchmarks/portrait_generate.py`` its emotion stages shrink the driving mouth to an opening of
         0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opens. It is the EBM alone: with only the

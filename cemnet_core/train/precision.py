@@ -1,7 +1,8 @@
 """The one mixed-precision helper of training (STYLE section 7).
 
 Every forward pass of the training loop runs inside :meth:`Precision.autocast`; nothing else in the project
-touches ``torch.autocast`` or ``GradScaler``. Choices:
+turns ``torch.autocast`` on or touches ``GradScaler`` (the landmark spline,
+:func:`cemnet_core.models.landmark_warp.tps_grid`, turns it off for its float32 evaluation). Choices:
 
 - ``"auto"``: bf16 on a CUDA device that supports it, fp32 everywhere else (CPU autocast changes the numbers
   of CPU runs, and on a CPU without native bf16 it is slower, so CPU stays fp32 unless asked).
