@@ -134,17 +134,17 @@ class DemoConfig:
         Measured end to end on the project's 2-core Xeon (AMX, idle; 2026-12-07, ``scripts/build_starter.py
         --out DIR --no-install``, one run stopped once during Audio2Mouth and resumed): 5748 s in all. Real
         corpus and procedural corpus about 3 min; Audio2Mouth 4000 + 500 + 1000 steps about 18 min; the
-        renderer in bf16 (``loop.precision="native"``) 2267 + 540 + 535 + 265 s; AEE, image emotion and
-        the three EBMs 394 s; lip-sync expert 433 s; corpus evaluation and video 69 s. Without AMX the
-        renderer runs in fp32, 1.6x slower (:mod:`cemnet_core.train.precision`): about 2.2 hours, estimated
-        from that ratio (3607 s x 1.6), not measured. What the rebuild gives is not yet the shipped release:
-        its renderer scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with the true
-        opening (0.32 against 0.24, ``benchmarks/a2m_articulation.py``), but on the six portraits of
+        renderer in bf16 (``loop.precision="native"``) 2267 + 540 + 535 + 265 s; AEE, image emotion and the
+        three EBMs 394 s; lip-sync expert 433 s; corpus evaluation and video 69 s. Without AMX the renderer
+        runs in fp32, 1.6x slower (:mod:`cemnet_core.train.precision`): about 2.2 hours, estimated from that
+        ratio (3607 s x 1.6), not measured. What the rebuild gives is not yet the shipped release: its
+        renderer scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with
+        the true opening (0.32 against 0.24, ``benchmarks/a2m_articulation.py``), but on the six portraits of
         ``benchmarks/portrait_generate.py`` its emotion stages shrink the driving mouth to an opening of
         0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opens. It is the EBM alone: with only the
-        shipped ``emotion_memory`` swapped in (same config; trained 2026-12-02 beside that day's
-        Audio2Mouth) the driving mouth opens 0.13-0.18 again and the rendered one 0.085-0.185. Why the
-        rebuilt EBM damps the motion is not found yet; so the package keeps the earlier sessions' release.
+        shipped ``emotion_memory`` swapped in (same config; trained 2026-12-02 beside that day's Audio2Mouth)
+        the driving mouth opens 0.13-0.18 again and the rendered one 0.085-0.185. Why the rebuilt EBM damps
+        the motion is not found yet; so the package keeps the earlier sessions' release.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the
