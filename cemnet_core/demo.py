@@ -7,6 +7,8 @@ Each step is one call into core, the same functions the commands call, in the or
     train <s>    cemnet_core.train.stages.train_stage    -> OUT/runs/<s>     (a2m, renderer, aee, emotion,
     export <s>   cemnet_core.train.stages.export_run     -> OUT/weights/      ebm, the networks of the
                                                             Table IV ablations, + syncnet when registered)
+                                                         -> OUT/helpers/     (training-only networks, never
+                                                            shipped: StagePlan.training_only)
     eval         cemnet_core.eval.report (protocol)      -> OUT/eval/        (results.json/.csv, examples.png)
     generate     cemnet_core.generate.generate           -> OUT/demo.mp4
 
@@ -135,6 +137,7 @@ class _Paths:
         self.data = out / "data"
         self.runs = out / "runs"
         self.weights = out / "weights"
+        self.helpers = out / "helpers"  # training-only networks (StagePlan.training_only), not shipped
         self.eval = out / "eval"
         self.video = out / VIDEO_FILE
 
@@ -310,6 +313,8 @@ def _export_dir(paths: _Paths, plan: StagePlan, ablation: str | None = None) -> 
     """Where a plan's releases go: the bundle, or its ablation folder (``bundle.ablation_folder``);
     ``ablation`` overrides the plan's (the folder of its snapshot)."""
     ablation = plan.ablation if ablation is None else ablation
+    if plan.training_only:
+        return paths.helpers
     if not ablation:
         return paths.weights
     return ablation_folder(paths.weights, ablation)
@@ -364,12 +369,16 @@ def _train(paths: _Paths, plan: StagePlan, config: DemoConfig) -> None:
 
 def _upstream_overrides(paths: _Paths, plan: StagePlan) -> list[str]:
     """The ebm stage trains on frozen upstream networks: point it at the release folders the demo wrote
-    (an ablation folder that holds its own AEE, "w/o AEE", gives that one)."""
+    (an ablation folder that holds its own AEE, "w/o AEE", gives that one; a training-only Audio2Mouth in
+    ``helpers/``, :attr:`StagePlan.training_only`, replaces the bundle's)."""
     if plan.stage != "ebm":
         return []
     folders = {key: paths.weights / export_folder(role)
                for key, role in (("a2m", "audio_to_mouth"), ("aee", "emotion_enhancer"),
                                  ("image_emotion", "image_emotion"))}  # fmt: skip
+    helper = paths.helpers / export_folder("audio_to_mouth")
+    if (helper / "config.json").is_file():
+        folders["a2m"] = helper
     own_aee = _export_dir(paths, plan) / export_folder("emotion_enhancer")
     if plan.ablation and own_aee.is_dir():
         folders["aee"] = own_aee

@@ -32,6 +32,10 @@ class StagePlan:
     ``phase`` names a further run of a stage already planned (its own run folder ``<name>.<phase>``) that
     exports over the earlier one: a fine-tuning, whose overrides start it from the earlier export with
     ``init_from="{weights}/<folder>"`` (``{weights}`` is replaced by the bundle folder being built).
+    ``training_only``: a network that only the training of later stages reads, exported to the demo's
+    ``helpers/`` folder instead of the bundle (never shipped). One kind exists: an Audio2Mouth there is the
+    frozen upstream of the ``ebm`` stage instead of the bundle's (``cemnet_core.demo._upstream_overrides``;
+    the starter's reason is in :meth:`DemoConfig.starter`).
     """
 
     stage: str
@@ -43,6 +47,7 @@ class StagePlan:
     ablation: str = ""  # a Table IV ablation: run runs/<stage>.<ablation>, export to weights/ablations/...
     phase: str = ""  # a further run of the stage (runs/<stage>.<phase>), exported over the earlier one
     snapshot: tuple[int, str] | None = None  # (steps, ablation): export there mid-run, then go on
+    training_only: bool = False  # export to OUT/helpers/, not the bundle: the ebm stage's Audio2Mouth
 
     @property
     def name(self) -> str:
@@ -107,6 +112,9 @@ class DemoConfig:
             )
         if any(plan.data not in ("corpus", "real") for plan in self.stages):
             raise ConfigError("a stage plan's data must be 'corpus' or 'real'")
+        if any(plan.training_only and (plan.stage != "a2m" or plan.ablation) for plan in self.stages):
+            raise ConfigError("only an Audio2Mouth plan without ablation can be training_only (the EBM's "
+                              "upstream)")  # fmt: skip
         if any(plan.data == "real" for plan in self.stages) and not self.real_data:
             raise ConfigError("stages that train on real videos need real_data: a `cemnet preprocess` folder")
 
@@ -120,11 +128,12 @@ class DemoConfig:
     @classmethod
     def quick(cls) -> DemoConfig:
         """The same path at the smallest useful scale (tests): a couple of minutes on two CPU cores."""
+        stages = _stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3, renderer_size=32,
+                         ablate=("aee", "ebm"))  # fmt: skip
         return cls(
             speakers=3, sentences=2, emotions=("happy", "neutral"), levels=(1,), speech_level=1, eval_clips=1,
             eval_ablate=("aee", "ebm"), judge_steps=50,
-            stages=(*_stages(a2m=4, renderer=4, aee=4, emotion=4, ebm=4, syncnet=4, speakers=3,
-                             renderer_size=32, ablate=("aee", "ebm")), _ONE_PHOTO),
+            stages=(*_before_ebm(stages, _EBM_UPSTREAM), _ONE_PHOTO),
         )  # fmt: skip
 
     @classmethod
@@ -199,6 +208,10 @@ class DemoConfig:
             StagePlan("aee", 600, (*loop(600), f"model.num_speakers={speakers}", "pretrain_steps=300"),
                       snapshot=(300, "aee")),
             StagePlan("emotion", 600, loop(600)),
+            # the EBMs' frozen Audio2Mouth: the real one fine-tuned on the procedural corpus, so that what
+            # the EBM learns to add is the emotion, not the real model's error on drawn faces (docstring)
+            StagePlan("a2m", 1000, (*loop(500), *a2m, *one_photo, native), preset="paper", phase="corpus",
+                      training_only=True),
             StagePlan("ebm", 1500, loop(1500)),
             StagePlan("ebm", 1500, loop(1500), ablation="aee"),
             StagePlan("ebm", 1500, (*loop(1500), "model.use_memory=false"), ablation="ebm"),
@@ -220,9 +233,18 @@ class DemoConfig:
         return config_to_dict(self)
 
 
-# The quick demo also runs a fine-tuning phase (as the starter does), so the tests cover phases.
+# The quick demo also runs a fine-tuning phase and a training-only Audio2Mouth for the EBMs (as the starter
+# does), so the tests cover both.
 _ONE_PHOTO = StagePlan("renderer", 2, ('init_from="{weights}/renderer"', "single_reference_rate=0.5"),
                        phase="onephoto")  # fmt: skip
+_EBM_UPSTREAM = StagePlan("a2m", 2, ('init_from="{weights}/audio_to_mouth"',), phase="corpus",
+                          training_only=True)  # fmt: skip
+
+
+def _before_ebm(plans: tuple[StagePlan, ...], plan: StagePlan) -> tuple[StagePlan, ...]:
+    """``plans`` with ``plan`` inserted before the first ``ebm`` plan."""
+    first = next(index for index, item in enumerate(plans) if item.stage == "ebm")
+    return (*plans[:first], plan, *plans[first:])
 
 
 def _stages(

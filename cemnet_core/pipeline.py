@@ -436,7 +436,7 @@ class CEMNetPipeline(nn.Module):
             raise ValueError(f"animate: {len(targets)} target crops for {n} pose frames")
         pose_t = torch.as_tensor(pose)  # (n, 78, 2)
         if mouth is None:
-            mouth = self._window_mouths(refs, mel, pose_t, start, emotion_label, intensity)
+            mouth = self.window_mouths(refs, mel, pose_t, start, emotion_label, intensity)
         landmarks = compose_landmarks(pose_t, mouth.float())  # (n, 135, 2)
         frames, distinct = [], refs.for_renderer()
         batch_size = batch_size or render_batch(self.device)
@@ -446,7 +446,7 @@ class CEMNetPipeline(nn.Module):
             frames.append(to_uint8(images))
         return Animation(np.concatenate(frames), mouth, landmarks)
 
-    def _window_mouths(
+    def window_mouths(
         self,
         refs: ReferenceSet,
         mel: MelRows,
@@ -455,7 +455,11 @@ class CEMNetPipeline(nn.Module):
         emotion_label: str | None,
         intensity: float,
     ) -> torch.Tensor:
-        """Predicted mouths (n, 57, 2) of frames ``start ..`` by windows of T (rule in :meth:`animate`)."""
+        """Predicted mouths (n, 57, 2) of frames ``start ..`` by windows of T (rule in :meth:`animate`).
+
+        ``pose`` is (n, 78, 2); the other arguments are :meth:`animate`'s. ``start`` need not be a multiple of
+        T here (a benchmark may begin at a clip's first valid frame); the mel rows follow the frame indices.
+        """
         n, window, segment = len(pose), self.window, self.emotion_segment
         windows = -(-n // window)
         index = np.minimum(np.arange(windows * window), n - 1)  # the last frame repeated to a whole window

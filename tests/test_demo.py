@@ -118,6 +118,26 @@ def test_demo_phase_fine_tunes_the_earlier_export_and_exports_over_it(demo: Demo
     assert all(torch.equal(final[name], value) for name, value in shipped.items())
 
 
+def test_demo_training_only_audio2mouth_feeds_the_ebms_and_is_not_shipped(demo: DemoResult) -> None:
+    helper = demo.out / "helpers" / "audio_to_mouth"
+    assert (helper / "config.json").is_file()
+    corpus_run = tomllib.loads((demo.out / "runs" / "a2m.corpus" / "config.toml").read_text())
+    assert corpus_run["init_from"] == str(demo.weights / "audio_to_mouth")
+    for run in ("ebm", "ebm.aee", "ebm.ebm"):
+        settings = tomllib.loads((demo.out / "runs" / run / "config.toml").read_text())
+        assert settings["a2m"] == str(helper)
+    shipped = load_stage(demo.weights / "audio_to_mouth").state_dict()  # the bundle keeps the a2m run's
+    final = torch.load(demo.out / "runs" / "a2m" / "checkpoints" / "last.pt", weights_only=True)["models"]
+    assert all(torch.equal(final["audio_to_mouth"][name], value) for name, value in shipped.items())
+    tuned = load_stage(helper).state_dict()  # fine-tuned apart from the shipped one
+    assert any(not torch.equal(tuned[name], value) for name, value in shipped.items())
+
+
+def test_demo_config_refuses_a_training_only_plan_other_than_audio2mouth() -> None:
+    with pytest.raises(ConfigError, match="training_only"):
+        DemoConfig(stages=(StagePlan("renderer", 1, training_only=True),))
+
+
 def test_demo_refuses_a_folder_made_with_other_settings(tmp_path: Path) -> None:
     quick = DemoConfig.quick()
     (tmp_path / CONFIG_FILE).write_text(json.dumps(quick.to_dict()))

@@ -22,6 +22,17 @@ The window length ``T``, the number of references ``N`` and the AEE segment leng
 frozen upstream releases, so the EBM always sees what those networks were trained on. :class:`FrozenUpstream`
 loads those networks and computes the EBM inputs; ``benchmarks/learning.py`` evaluates through it as well.
 
+Which Audio2Mouth: the paper trains every module on MEAD, so the frozen Audio2Mouth is in the EBM's own
+domain and ``ground truth - Audio2Mouth`` is the emotional displacement plus the model's in-domain error.
+Where the EBM must train on another corpus than Audio2Mouth did (the starter: Audio2Mouth on real videos,
+the EBM on the procedural corpus, the only emotion-labelled talking corpus here), ``a2m`` should name an
+Audio2Mouth fine-tuned on the EBM's corpus (``DemoConfig.starter`` trains one, never shipped). With the
+real model itself the EBM learns to undo that model's error on drawn faces: on the procedural val windows
+the real Audio2Mouth opens the mouth 0.122 on average against the truth's 0.089, and the EBM trained on it
+closes every mouth to 0.065; on real portraits driven by real speech that shrank the mouth's motion to about
+half (``benchmarks/ebm_articulation.py``, ``benchmarks/portrait_generate.py``; figures in
+``DemoConfig.starter``).
+
 Identity: the dlib embedding (:class:`IdentityEncoder`) costs tens of milliseconds per face, too much per
 step, and the references of a clip share one identity, so each clip's embedding is computed once when the
 task is built: the mean of ``identity_frames`` evenly spaced valid frames, L2-normalised (as generation does
