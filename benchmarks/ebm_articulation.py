@@ -17,6 +17,37 @@ Figures, mean over clips: ``open`` p95 - p5 of the inner-lip opening over mouth 
 opening, the correlation with the true opening over the frames, and M-LMD (mean mouth-landmark distance
 in pixels of the 128 crop). ``keep`` = EBM open / Audio2Mouth open: 1 keeps the articulation, below 1 the EBM
 damps it. These clips speak in a mostly neutral tone, so a good EBM should move the mouth little here.
+Any processed folder works: ``--data`` a procedural corpus measures the EBM in its own training domain.
+
+Measured (2026-12-07, idle 2-core CPU; ``shipped`` = the package's starter, whose EBM dates from 2026-12-02;
+``rebuilt13`` = the recipe's rebuild with the EBMs trained on the real Audio2Mouth; ``rebuilt14`` = the same
+release with the EBMs retrained on an Audio2Mouth fine-tuned on the procedural corpus, ``a2m.corpus`` in
+``DemoConfig.starter``; rows ``a2m`` are each release's Audio2Mouth alone, same run)::
+
+    data (clips)          release    mouth  open p95-p5  mean open  corr  M-LMD  keep
+    real val (8)          shipped    a2m          0.270      0.114  0.44   2.55
+                          shipped    ebm          0.254      0.108  0.44   2.63  0.99
+                          rebuilt13  a2m          0.274      0.115  0.44   2.48
+                          rebuilt13  ebm          0.221      0.091  0.51   2.31  0.88
+                          rebuilt14  ebm          0.258      0.104  0.38   2.47  0.95
+                          truth                   0.263      0.152
+    real test (14)        shipped    ebm          0.188      0.089  0.23   2.58  0.89  (a2m 0.209)
+                          rebuilt13  a2m          0.204      0.103  0.32   2.65
+                          rebuilt13  ebm          0.180      0.080  0.30   2.44  0.94
+                          rebuilt14  ebm          0.193      0.088  0.29   2.61  0.94
+                          truth                   0.270      0.168
+    procedural val (44)   rebuilt13  a2m          0.135      0.104  0.42   1.73
+                          rebuilt13  ebm          0.116      0.056  0.61   1.44  0.87
+                          rebuilt14  ebm          0.134      0.085  0.42   1.59  0.99
+                          truth                   0.208      0.084
+
+On its own corpus the EBM trained on the real Audio2Mouth learned to close the mouth (mean 0.104 -> 0.056,
+below the truth's 0.084): the real model opens drawn mouths too far, and the EBM undid that. On real people
+that correction is wrong; with neutral speech it costs 12% of the motion here, with the emotional speech of
+``benchmarks/portrait_generate.py`` (ESD happy) it halved the driving mouth (0.05-0.09 against 0.13-0.19).
+Trained on the corpus-tuned Audio2Mouth the EBM keeps the mean opening of its corpus (0.085 against 0.084)
+and 94-99% of the motion everywhere, but it also stops improving M-LMD on the corpus as much (1.59 against
+1.44) and lowers the real correlation a little (0.44 -> 0.38 on val): it learned little beyond the identity.
 """
 
 from __future__ import annotations

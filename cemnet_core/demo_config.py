@@ -138,7 +138,7 @@ class DemoConfig:
 
     @classmethod
     def starter(cls, real_data: str) -> DemoConfig:
-        """The starter release's recipe (module docstring): about 1.6 hours on two CPU cores with AMX.
+        """The starter release's recipe (module docstring): about 1.7 hours on two CPU cores with AMX.
 
         Measured end to end on the project's 2-core Xeon (AMX, idle; 2026-12-07, ``scripts/build_starter.py
         --out DIR --no-install``, one run stopped once during Audio2Mouth and resumed): 5748 s in all. Real
@@ -146,14 +146,21 @@ class DemoConfig:
         renderer in bf16 (``loop.precision="native"``) 2267 + 540 + 535 + 265 s; AEE, image emotion and the
         three EBMs 394 s; lip-sync expert 433 s; corpus evaluation and video 69 s. Without AMX the renderer
         runs in fp32, 1.6x slower (:mod:`cemnet_core.train.precision`): about 2.2 hours, estimated from that
-        ratio (3607 s x 1.6), not measured. What the rebuild gives is not yet the shipped release: its
-        renderer scores 27.19 dB on the test people (shipped 27.33), its Audio2Mouth correlates better with
-        the true opening (0.32 against 0.24, ``benchmarks/a2m_articulation.py``), but on the six portraits of
-        ``benchmarks/portrait_generate.py`` its emotion stages shrink the driving mouth to an opening of
-        0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opens. It is the EBM alone: with only the
-        shipped ``emotion_memory`` swapped in (same config; trained 2026-12-02 beside that day's Audio2Mouth)
-        the driving mouth opens 0.13-0.18 again and the rendered one 0.085-0.185. Why the rebuilt EBM damps
-        the motion is not found yet; so the package keeps the earlier sessions' release.
+        ratio (3607 s x 1.6), not measured. The EBMs then trained on the real Audio2Mouth; on the six
+        portraits of ``benchmarks/portrait_generate.py`` (ESD happy speech) that EBM shrank the driving mouth
+        to an opening of 0.05-0.09 (shipped 0.12-0.18) and the rendered mouth barely opened (0/6 >= 0.12): it
+        had learned to undo the real model's error on drawn faces (:mod:`cemnet_core.train.stages.ebm`,
+        ``benchmarks/ebm_articulation.py``). So the EBMs now train on ``a2m.corpus``, the real Audio2Mouth
+        fine-tuned 1000 steps on the procedural corpus (``training_only``: in ``OUT/helpers/``, not shipped).
+        Measured by rerunning the recipe on that build with the new plan (the earlier stages, unchanged, were
+        kept; 2026-12-07): ``a2m.corpus`` 158 s, the three EBMs 95 + 77 + 67 s, so the recipe is about 6
+        minutes longer (about 1.7 hours; without AMX about 2.3). That release: driving mouth 0.13-0.19 on
+        all six portraits, rendered 0.111-0.198 (4 of 6 >= 0.12; uncrop_face 0.116 and happy 0.111 fall
+        short), lower-face dE2000 <= 1.31;
+        the shipped release in the same session 0.128-0.221 (6 of 6). Its renderer scores 27.19 dB on the test
+        people (shipped 27.33) and its Audio2Mouth correlates better with the true opening (0.32 against
+        0.24, ``benchmarks/a2m_articulation.py``). Still a little below the shipped release on portraits, so
+        the package keeps the earlier sessions' release.
 
         Real videos (``real_data``): Audio2Mouth (2.1 M parameters, 4000 steps of batch 16, then 500 steps of
         fine-tuning in which half the items have one repeated closed-mouth reference, both with the

@@ -10,9 +10,10 @@ Steps, each skipped when its output is there (rerun the same command to resume):
    ``cemnet preprocess lrs2`` into ``OUT/real_data`` (``--real-data`` gives an already processed folder).
 2. **Training**: ``cemnet_core.demo.run_demo`` with ``DemoConfig.starter`` into ``OUT/recipe``: Audio2Mouth,
    the ``small`` renderer and the lip-sync expert on the real videos; AEE, image emotion and EBM (and the
-   Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. 1.6 hours
-   (5748 s) on the project's two CPU cores with AMX, the renderer in bf16; about 2.2 hours estimated on a
-   CPU without AMX (``DemoConfig.starter`` gives the steps, the times and how the result compares).
+   Table IV ablations) on a procedural corpus; then the demo's corpus evaluation and video. About 1.7
+   hours (5748 s, then 6 minutes more for the EBMs' corpus-tuned Audio2Mouth) on the project's two CPU
+   cores with AMX, the renderer in bf16; about 2.3 hours estimated on a CPU without AMX
+   (``DemoConfig.starter`` gives the steps, the times and how the result compares).
 3. **Calibration**: Audio2Mouth's ``motion_gain`` from the ``val`` people
    (:func:`cemnet_core.train.calibrate.calibrate_motion_gain`), written into its release.
 4. **Release**: ``OUT/recipe/weights`` copied into ``cemnet_core/starter/`` with a model card

@@ -27,11 +27,11 @@ domain and ``ground truth - Audio2Mouth`` is the emotional displacement plus the
 Where the EBM must train on another corpus than Audio2Mouth did (the starter: Audio2Mouth on real videos,
 the EBM on the procedural corpus, the only emotion-labelled talking corpus here), ``a2m`` should name an
 Audio2Mouth fine-tuned on the EBM's corpus (``DemoConfig.starter`` trains one, never shipped). With the
-real model itself the EBM learns to undo that model's error on drawn faces: on the procedural val windows
-the real Audio2Mouth opens the mouth 0.122 on average against the truth's 0.089, and the EBM trained on it
-closes every mouth to 0.065; on real portraits driven by real speech that shrank the mouth's motion to about
-half (``benchmarks/ebm_articulation.py``, ``benchmarks/portrait_generate.py``; figures in
-``DemoConfig.starter``).
+real model itself the EBM learns to undo that model's error on drawn faces: on the procedural val clips
+(``benchmarks/ebm_articulation.py``, one-photo references) the real Audio2Mouth opens the mouth 0.104 on
+average against the truth's 0.084, the EBM trained on it closes it to 0.056 (on the corpus-tuned one:
+0.085), and on real portraits driven by real speech it shrank the driving mouth's motion to about half
+(``benchmarks/portrait_generate.py``; figures in ``DemoConfig.starter``).
 
 Identity: the dlib embedding (:class:`IdentityEncoder`) costs tens of milliseconds per face, too much per
 step, and the references of a clip share one identity, so each clip's embedding is computed once when the
