@@ -455,11 +455,8 @@ class CEMNetPipeline(nn.Module):
         emotion_label: str | None,
         intensity: float,
     ) -> torch.Tensor:
-        """Predicted mouths (n, 57, 2) of frames ``start ..`` by windows of T (rule in :meth:`animate`).
-
-        ``pose`` is (n, 78, 2); the other arguments are :meth:`animate`'s. ``start`` need not be a multiple of
-        T here (a benchmark may begin at a clip's first valid frame); the mel rows follow the frame indices.
-        """
+        """Predicted mouths (n, 57, 2) of frames ``start ..`` by windows of T (rule in :meth:`animate`), from
+        ``pose`` (n, 78, 2); ``start`` need not be a multiple of T here (mel rows follow frame indices)."""
         n, window, segment = len(pose), self.window, self.emotion_segment
         windows = -(-n // window)
         index = np.minimum(np.arange(windows * window), n - 1)  # the last frame repeated to a whole window
