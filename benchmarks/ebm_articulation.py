@@ -109,11 +109,13 @@ def clip_figures(pipeline: CEMNetPipeline, path: Path) -> dict[str, dict[str, fl
     pose = torch.from_numpy(select(clip.landmarks[first:end], POSE)).float()  # (F, 78, 2)
     truth = select(clip.landmarks[first:end], MOUTH)
     out = {"truth": figures(truth, truth)}
-    for name, use_ebm in (("a2m", False), ("ebm", True)):
-        pipeline.use_ebm = use_ebm
-        mouth = pipeline.window_mouths(refs, MelArray(clip.mel), pose, first, None, 1.0).numpy()
-        out[name] = figures(mouth, truth)
-    pipeline.use_ebm = True
+    try:
+        for name, use_ebm in (("a2m", False), ("ebm", True)):  # one pipeline, the EBM off then on
+            pipeline.use_ebm = use_ebm
+            mouth = pipeline.window_mouths(refs, MelArray(clip.mel), pose, first, None, 1.0).numpy()
+            out[name] = figures(mouth, truth)
+    finally:
+        pipeline.use_ebm = True
     return out
 
 
