@@ -66,22 +66,10 @@ from cemnet_core.data.manifest import read_manifest, split_records
 from cemnet_core.data.mel_stream import MelArray
 from cemnet_core.eval.protocol import dlib_reference_identity, resize_frames
 from cemnet_core.pipeline import CEMNetPipeline
-from cemnet_core.train.calibrate import references, spread
+from cemnet_core.train.calibrate import longest_valid_run, references, spread
 
 CROP = 128
 FIGURES = ("open", "mean_open", "corr", "m_lmd")
-
-
-def longest_valid_run(valid: np.ndarray) -> tuple[int, int]:
-    """(first, end) of the longest run of consecutive valid frames ((0, 0) when there is none)."""
-    best, first = (0, 0), None
-    for index, ok in enumerate([*valid.tolist(), False]):
-        if ok and first is None:
-            first = index
-        elif not ok and first is not None:
-            best = max(best, (first, index), key=lambda run: run[1] - run[0])
-            first = None
-    return best
 
 
 def figures(mouth: np.ndarray, truth: np.ndarray) -> dict[str, float]:

@@ -11,6 +11,7 @@ from rich.console import Console
 
 from cemnet_cli.options import FLAG, ConfigOption, DataOption, DeviceOption, OverridesOption, RunOption
 from cemnet_cli.progress import train_bar
+from cemnet_core.errors import ConfigError
 from cemnet_core.train.stages import STAGES, export_run, train_stage
 
 
@@ -60,14 +61,32 @@ def calibrate_command(
     ],
     data: DataOption,
     split: Annotated[str, typer.Option("--split", help="Held-out people to calibrate on.")] = "val",
+    rendered: Annotated[
+        bool,
+        typer.Option(
+            "--rendered",
+            help="Then on the mouth rendered from one photo of each person (RELEASE must be a whole bundle).",
+        ),
+    ] = False,
 ) -> None:
     """Set Audio2Mouth's motion gain from held-out people, so its mouth opens as far as theirs."""
+    from cemnet_core.bundle import find_release
+    from cemnet_core.eval.mouth_gain import calibrate_rendered_gain
     from cemnet_core.train.calibrate import audio_to_mouth_release, calibrate_motion_gain
 
+    console = Console()
     folder = audio_to_mouth_release(release)
+    if rendered and folder == release:
+        raise ConfigError(f"--rendered needs the whole weights bundle, not the release folder {release}")
+    if rendered:
+        find_release(release, "renderer")  # a clear error before the first calibration writes anything
     gain = calibrate_motion_gain(folder, data, split)
-    Console().print(f"{folder}: motion_gain = {gain} (from the {split!r} split of {data})", highlight=False,
-                    soft_wrap=True)  # fmt: skip
+    console.print(f"{folder}: motion_gain = {gain} (from the {split!r} split of {data})", highlight=False,
+                  soft_wrap=True)  # fmt: skip
+    if rendered:
+        gain = calibrate_rendered_gain(release, data, split, log=console.print)
+        console.print(f"{folder}: motion_gain = {gain} (rendered, from the {split!r} split)", highlight=False,
+                      soft_wrap=True)  # fmt: skip
 
 
 def register(app: typer.Typer) -> None:

@@ -14,8 +14,10 @@ Steps, each skipped when its output is there (rerun the same command to resume):
    hours (5748 s, then 6 minutes more for the EBMs' corpus-tuned Audio2Mouth) on the project's two CPU
    cores with AMX, the renderer in bf16; about 2.3 hours estimated on a CPU without AMX
    (``DemoConfig.starter`` gives the steps, the times and how the result compares).
-3. **Calibration**: Audio2Mouth's ``motion_gain`` from the ``val`` people
-   (:func:`cemnet_core.train.calibrate.calibrate_motion_gain`), written into its release.
+3. **Calibration**: Audio2Mouth's ``motion_gain`` from the ``val`` people, written into its release: first
+   so that its landmarks open as far as theirs (:func:`cemnet_core.train.calibrate.calibrate_motion_gain`),
+   then so that the rendered mouth does, each clip animated from one photo of it as ``cemnet generate``
+   animates a portrait (:func:`cemnet_core.eval.mouth_gain.calibrate_rendered_gain`, about 1.5 minutes).
 4. **Release**: ``OUT/recipe/weights`` copied into ``cemnet_core/starter/`` with a model card
    (``README.md``: data and licences, sizes, figures, limits), then the ``[cemnet.starter]`` entry of
    ``weights.toml`` gets the folder's new digest and size (``--no-install``: write ``OUT/starter`` only).
@@ -53,6 +55,7 @@ from cemnet_core.data.manifest import read_manifest, split_records  # noqa: E402
 from cemnet_core.demo import run_demo  # noqa: E402
 from cemnet_core.demo_config import DemoConfig  # noqa: E402
 from cemnet_core.errors import CemnetError  # noqa: E402
+from cemnet_core.eval.mouth_gain import calibrate_rendered_gain  # noqa: E402
 from cemnet_core.fileio import folder_digest  # noqa: E402
 from cemnet_core.preprocess import preprocess  # noqa: E402
 from cemnet_core.release import load_release  # noqa: E402
@@ -244,10 +247,11 @@ no emotion-labelled real talking corpus (MEAD) is available here.
 
 ## What it cannot do
 - Lip motion: Audio2Mouth places the mouth well (it follows the head's turn and scale), but follows the
-  opening only weakly on people it never saw (correlation with the true opening about 0.25 in the
+  opening only weakly on people it never saw (correlation with the true opening about 0.3 in the
   Audio2Mouth figures above). Trained with L1 it opened the mouth only half as far as people do; its
-  `motion_gain` (set after training from the validation people, `cemnet_core/train/calibrate.py`) scales
-  the predicted motion to their range: the `@g1` rows above are the same weights without it. The gain
+  `motion_gain`, set after training from the validation people so that the mouth rendered from one photo
+  of each opens as far as theirs (`cemnet_core/eval/mouth_gain.py`), scales the predicted motion to their
+  range: the `@g1` rows above are the same weights without it. The gain
   widens the motion, it does not make it follow the speech better, and it costs a little M-LMD. From a
   closed-mouth portrait the renderer opens the mouth to a dark gap without teeth: no reference shows them
   (look at the portrait contact sheet). More training data and steps (a GPU) are what it needs.
@@ -306,6 +310,8 @@ def main() -> None:
     result = run_demo(args.out / "recipe", config, ConsoleDemoLog(console))
     gain = calibrate_motion_gain(result.weights / "audio_to_mouth", data, "val")
     console.print(f"Audio2Mouth motion_gain = {gain} (from the val people; cemnet_core/train/calibrate.py)")
+    gain = calibrate_rendered_gain(result.weights, data, "val", log=console.print)
+    console.print(f"Audio2Mouth motion_gain = {gain} (rendered; cemnet_core/eval/mouth_gain.py)")
     target = args.out / "starter" if args.no_install else PACKAGE_FOLDER
     write_release(result.weights, target, data, args.shared, config.speakers, args.figures)
     if not args.no_install:

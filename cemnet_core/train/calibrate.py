@@ -66,6 +66,18 @@ def windows(valid: np.ndarray, t: int) -> list[int]:
     return starts
 
 
+def longest_valid_run(valid: np.ndarray) -> tuple[int, int]:
+    """(first, end) of the longest run of consecutive valid frames ((0, 0) when there is none)."""
+    best, first = (0, 0), None
+    for index, ok in enumerate([*valid.tolist(), False]):
+        if ok and first is None:
+            first = index
+        elif not ok and first is not None:
+            best = max(best, (first, index), key=lambda run: run[1] - run[0])
+            first = None
+    return best
+
+
 @dataclasses.dataclass(frozen=True)
 class ClipPrediction:
     """Audio2Mouth over one clip's F window frames: ``mouth`` / ``truth`` (F, 57, 2), crop-normalised."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from cemnet_cli.main import app
-from cemnet_core.errors import ConfigError, InputError
+from cemnet_core.errors import ConfigError, InputError, WeightsError
 from cemnet_core.release import load_release
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "train"))
@@ -37,6 +37,13 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     assert calibrated.exit_code == 0, calibrated.output
     gain = load_release(tmp_path / "release" / "audio_to_mouth").config["motion_gain"]
     assert f"motion_gain = {gain}" in calibrated.stdout and gain > 0
+    for folder in (tmp_path / "release" / "audio_to_mouth", tmp_path / "release"):  # no renderer to render
+        rendered = runner.invoke(app, ["calibrate", str(folder), "--data", str(data), "--rendered"])
+        assert rendered.exit_code in (ConfigError.exit_code, WeightsError.exit_code), rendered.output
+        assert "Traceback" not in rendered.output and (
+            "bundle" in rendered.stderr or "renderer/" in rendered.stderr
+        )
+    assert load_release(tmp_path / "release" / "audio_to_mouth").config["motion_gain"] == gain  # untouched
 
 
 def test_user_mistakes_are_one_line_errors(tmp_path: Path) -> None:
