@@ -67,6 +67,19 @@ On the val people themselves (where the gain was chosen; ``--split val``) the on
 0.167 -> 0.248, M-LMD 1.59 -> 1.81, worse than the moved reference (1.64). So the shipped starter opens the
 mouth to about 0.75 of the truth's range on the unseen test people and still follows it only weakly: the
 scale fixes the amplitude, not the audio-following, and with video references it costs M-LMD.
+
+The recipe's rebuild (2026-12-07; shipped since), its gain set on the rendered mouth of the val people
+(1.74, :mod:`cemnet_core.eval.mouth_gain`), follows the opening better than the earlier release (0.32
+against 0.25) and opens it further on the test people (0.233 of the truth's 0.270 with one photo)::
+
+    release    references open p95-p5  truth   corr  M-LMD copy M-LMD base M-LMD
+    starter    video            0.222  0.270   0.32   1.91       5.25       1.86
+    starter    one photo        0.233  0.270   0.32   2.73       5.25       2.80
+    starter@g1 video            0.129  0.270   0.32   1.78       5.25       1.86
+    starter@g1 one photo        0.129  0.270   0.31   2.53       5.25       2.80
+
+With one photo it still beats the moved reference (2.73 against 2.80 px); with video references the gain
+costs M-LMD (1.91 against 1.86).
 """
 
 from __future__ import annotations

@@ -48,6 +48,16 @@ that correction is wrong; with neutral speech it costs 12% of the motion here, w
 Trained on the corpus-tuned Audio2Mouth the EBM keeps the mean opening of its corpus (0.085 against 0.084)
 and 94-99% of the motion everywhere, but it also stops improving M-LMD on the corpus as much (1.59 against
 1.44) and lowers the real correlation a little (0.44 -> 0.38 on val): it learned little beyond the identity.
+
+rebuilt14 with its gain set on the rendered mouth (1.74 instead of 1.53, :mod:`cemnet_core.eval.mouth_gain`)
+is the shipped starter since; real test, beside the earlier shipped release (``old``), same run::
+
+    release    mouth  open p95-p5 mean open   corr  M-LMD  keep
+    starter    a2m          0.234     0.118   0.33   2.74
+    starter    ebm          0.221     0.103   0.30   2.68  0.95
+    old        a2m          0.209     0.101   0.25   2.53
+    old        ebm          0.188     0.089   0.23   2.58  0.89
+    truth                   0.270     0.168
 """
 
 from __future__ import annotations

@@ -66,6 +66,21 @@ With the renderer fine-tuned 600 more steps on closed-mouth photos (``renderer.c
 
 All six reach 0.12; the open mouths show a dark gap between the lips (still no teeth from a closed-lip
 photo). A negative seam figure means the band across the jaw line differs less than in the photo itself.
+
+The recipe's rebuild (2026-12-07, ``scripts/build_starter.py``: the EBMs trained on the corpus-tuned
+Audio2Mouth), first with the gain set from the landmarks (1.53), then from the rendered mouth of the val
+people (1.74, :mod:`cemnet_core.eval.mouth_gain`; this is the shipped starter now), same audio::
+
+    portrait                   open g=1.53  driving g=1.53  open g=1.74  driving g=1.74  dE lower  dE seam
+    dreamtalk__uncut_src_img         0.168           0.141        0.194           0.162      0.56    -3.14
+    edtalk__leijun                   0.145           0.142        0.163           0.161      0.42    -0.15
+    edtalk__uncrop_face              0.116           0.134        0.146           0.159      1.36    -2.45
+    sadtalker__people_0              0.185           0.148        0.215           0.170      0.92    -3.26
+    sadtalker__happy                 0.111           0.130        0.146           0.150      0.65    -1.42
+    styletalk__Obama_clip1           0.198           0.186        0.199           0.210      0.79    -0.02
+
+Below a driving opening of about 0.15 the renderer draws less than it is given (uncrop_face, happy at 1.53);
+the gain measured through the renderer lifts both above 0.12.
 """
 
 from __future__ import annotations

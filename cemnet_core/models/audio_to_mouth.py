@@ -31,8 +31,9 @@ the paper wins:
   less than people do (on held-out speakers p95-p5 opening 0.13-0.17 against 0.26-0.27). A gain on the
   learned offset widens the motion without changing where it goes: the correlation with the true opening
   stays as it was, M-LMD rises a little. :func:`cemnet_core.train.calibrate.calibrate_motion_gain` sets it
-  after training, from validation speakers, so the predicted opening spreads as far as theirs does (the
-  starter release: ``benchmarks/a2m_articulation.py``). The stage refuses to train with ``g != 1``: the
+  after training, from validation speakers, so the predicted opening spreads as far as theirs does, and
+  ``cemnet_core.eval.mouth_gain`` then so the mouth rendered from one photo does (the starter release:
+  ``benchmarks/a2m_articulation.py``). The stage refuses to train with ``g != 1``: the
   model would learn to undo it. A term that asks for the truth's spread in training instead
   (``spread_weight``, :func:`audio2mouth_loss`) was tried and halved the correlation.
 - ``paper()``: width 512 and 4 heads (Sec. IV-B); 4 layers and feed-forward 1024 as IP-LAP trains its

@@ -12,7 +12,9 @@ with ``spread`` = p95 - p5 over the clip's frames of the inner-lip opening over 
 (:func:`cemnet_core.data.landmarks.mouth_opening`), predicted with one closed-mouth reference (what a
 portrait gives ``cemnet generate``) from the clip's own audio and true head pose. A gain leaves the
 correlation of predicted and true opening as it was and moves M-LMD a little (measured for the starter in
-``benchmarks/a2m_articulation.py``).
+``benchmarks/a2m_articulation.py``). The renderer damps small openings, so the starter's recipe then refines
+the gain on the rendered mouth (:mod:`cemnet_core.eval.mouth_gain`; it runs the whole pipeline and a face
+tracker, so it lives with the evaluation).
 
 :func:`predict_clip` is also the benchmark's way of running Audio2Mouth over a clip.
 """
