@@ -70,6 +70,7 @@ import numpy as np
 import torch
 
 from cemnet_core.contracts import ALL, MOUTH, POSE
+from cemnet_core.data.audio import driving_mel
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.landmarks import mouth_opening, select
 from cemnet_core.data.manifest import read_manifest, split_records
@@ -96,7 +97,7 @@ def figures(mouth: np.ndarray, truth: np.ndarray) -> dict[str, float]:
 @torch.no_grad()
 def clip_figures(pipeline: CEMNetPipeline, path: Path) -> dict[str, dict[str, float]]:
     """``{"a2m": ..., "ebm": ..., "truth": ...}`` figures of one clip ({} without T valid frames)."""
-    clip = load_clip(path, ("frames", "landmarks", "valid", "mel"))
+    clip = load_clip(path, ("frames", "landmarks", "valid", "mel", "audio"))
     first, end = longest_valid_run(clip.valid)
     if end - first < pipeline.window:
         return {}
@@ -110,7 +111,8 @@ def clip_figures(pipeline: CEMNetPipeline, path: Path) -> dict[str, dict[str, fl
     try:
         for name, use_ebm in (("a2m", False), ("ebm", True)):  # one pipeline, the EBM off then on
             pipeline.use_ebm = use_ebm
-            mouth = pipeline.window_mouths(refs, MelArray(clip.mel), pose, first, None, 1.0).numpy()
+            mel = MelArray(driving_mel(clip.audio, pipeline.speech_lufs, clip.mel))
+            mouth = pipeline.window_mouths(refs, mel, pose, first, None, 1.0).numpy()
             out[name] = figures(mouth, truth)
     finally:
         pipeline.use_ebm = True

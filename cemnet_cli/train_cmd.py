@@ -68,10 +68,18 @@ def calibrate_command(
             help="Then on the mouth rendered from one photo of each person (RELEASE must be a whole bundle).",
         ),
     ] = False,
+    speech_level: Annotated[
+        bool,
+        typer.Option(
+            "--speech-level",
+            help="First store the 'train' clips' median loudness: generate scales the driving audio to it.",
+        ),
+    ] = False,
 ) -> None:
     """Set Audio2Mouth's motion gain from held-out people, so its mouth opens as far as theirs."""
     from cemnet_core.bundle import find_release
     from cemnet_core.eval.mouth_gain import calibrate_rendered_gain
+    from cemnet_core.release import load_release
     from cemnet_core.train.calibrate import audio_to_mouth_release, calibrate_motion_gain
 
     console = Console()
@@ -80,9 +88,10 @@ def calibrate_command(
         raise ConfigError(f"--rendered needs the whole weights bundle, not the release folder {release}")
     if rendered:
         find_release(release, "renderer")  # a clear error before the first calibration writes anything
-    gain = calibrate_motion_gain(folder, data, split)
-    console.print(f"{folder}: motion_gain = {gain} (from the {split!r} split of {data})", highlight=False,
-                  soft_wrap=True)  # fmt: skip
+    gain = calibrate_motion_gain(folder, data, split, "train" if speech_level else None)
+    level = load_release(folder, "audio_to_mouth").config.get("speech_lufs")
+    console.print(f"{folder}: motion_gain = {gain} (from the {split!r} split of {data}), speech_lufs = "
+                  f"{level}", highlight=False, soft_wrap=True)  # fmt: skip
     if rendered:
         gain = calibrate_rendered_gain(release, data, split, log=console.print)
         console.print(f"{folder}: motion_gain = {gain} (rendered, from the {split!r} split)", highlight=False,

@@ -10,8 +10,7 @@ It chains the trained sub-models of Sec. III in the order of Fig. 2 of the paper
                                            -> emotion-aware mouth (B, T, 57, 2)
     references + sketches + target sketch  -> renderer (Sec. III-D, Eqs. 14-16) -> frames (B, 3, H, W)
 
-Used by ``cemnet generate`` (:mod:`cemnet_core.generate`) and by evaluation, so it does no file I/O beyond
-loading its weights in :meth:`CEMNetPipeline.from_bundle`; every method takes and returns tensors.
+Used by ``cemnet generate`` and by evaluation: no file I/O beyond loading its weights (``from_bundle``).
 
 Choices where the paper is silent (documented here once):
 
@@ -31,8 +30,7 @@ Ablations of Table IV (Sec. IV-F) and the emotion-agnostic baseline are separate
   pre-training, before cross-reconstruction), and the EBM is trained on that encoder.
 - ``"ebm"`` ("w/o EBM"): ``ablations/wo_ebm/emotion_memory/``, an EBM trained with
   ``model.use_memory=false`` (cross-emotion features straight into the landmark decoder, no memories).
-- ``"a2m"`` (baseline "Audio2Mouth without emotion"): no EBM at all (``use_ebm=False``); the mouth is the
-  Audio2Mouth mouth unchanged. It needs no extra weights.
+- ``"a2m"`` (baseline "Audio2Mouth without emotion"): no EBM (``use_ebm=False``), no extra weights.
 
 Shape notation::
 
@@ -123,9 +121,8 @@ class CEMNetPipeline(nn.Module):
         emotion_memory: :class:`~cemnet_core.models.emotion_memory.EmotionBridgingMemory`, or None when
             ``use_ebm`` is False.
         renderer: :class:`~cemnet_core.models.renderer.FaceRenderer`.
-        use_ebm: apply the Emotion Bridging Memory (False: the Audio2Mouth mouth unchanged, the baseline
-            "Audio2Mouth without emotion"; the Table IV ablations are other trained models, see
-            :meth:`from_bundle`).
+        use_ebm: apply the Emotion Bridging Memory (False: the baseline "Audio2Mouth without emotion"; the
+            Table IV ablations are other trained models, see :meth:`from_bundle`).
     """
 
     def __init__(
@@ -203,6 +200,11 @@ class CEMNetPipeline(nn.Module):
     def num_refs(self) -> int:
         """References N the models were trained with (Audio2Mouth's ``num_refs``; 5 in the paper)."""
         return int(self.audio_to_mouth.config.num_refs)
+
+    @property
+    def speech_lufs(self) -> float | None:
+        """LUFS the driving audio is scaled to before its mel (Audio2Mouth's; ``data.audio.driving_mel``)."""
+        return self.audio_to_mouth.config.speech_lufs
 
     @property
     def image_size(self) -> int:

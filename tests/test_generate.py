@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import resource
 import signal
@@ -13,6 +14,7 @@ from PIL import Image
 from test_pipeline import save_tiny_bundle
 
 from cemnet_core.data import media
+from cemnet_core.data.mel_stream import MelStream
 from cemnet_core.data.synthetic import sample_speaker
 from cemnet_core.data.synthetic_face import (
     Expression,
@@ -103,6 +105,53 @@ def test_scan_audio_refuses_silent_short_and_corrupt(tmp_path: Path) -> None:
         scan_audio(short)
     with pytest.raises(MediaError):
         scan_audio(corrupt)
+
+
+def test_scan_audio_measures_the_loudness(short_speech: Path, tmp_path: Path) -> None:
+    quiet = tmp_path / "quiet.wav"
+    media.write_audio(quiet, media.load_audio(short_speech) * np.float32(0.1))
+    level, quieter = scan_audio(short_speech).lufs, scan_audio(quiet).lufs
+    assert level is not None and quieter == pytest.approx(level - 20, abs=0.1)
+
+
+@pytest.mark.real
+def test_the_speech_level_applies_to_the_features_not_to_the_video(
+    weights_dir: Path,
+    short_speech: Path,
+    pipeline: CEMNetPipeline,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    image = tmp_path / "face.png"
+    Image.fromarray(_procedural_face()).save(image)
+    quiet = tmp_path / "quiet.wav"
+    media.write_audio(quiet, media.load_audio(short_speech) * np.float32(0.3))  # the same speech, -10.5 dB
+    seen: list[np.ndarray] = []
+
+    class Recording(MelStream):  # the mel rows generate hands the models
+        def rows(self, lo: int, hi: int) -> np.ndarray:
+            seen.append(super().rows(lo, hi))
+            return seen[-1]
+
+    monkeypatch.setattr("cemnet_core.generate.MelStream", Recording)
+    a2m, mels = pipeline.audio_to_mouth, {}
+    kept = a2m.config
+    try:
+        for level in (None, -16.0):
+            a2m.config = dataclasses.replace(kept, speech_lufs=level)
+            for name, audio in (("as recorded", short_speech), ("quiet", quiet)):
+                seen.clear()
+                generate(image, audio, tmp_path / f"{name}_{level}.mp4", config=CONFIG, pipeline=pipeline)
+                mels[level, name] = np.concatenate(seen)
+    finally:
+        a2m.config = kept
+    apart = {
+        level: np.abs(mels[level, "as recorded"] - mels[level, "quiet"]).mean() for level in (None, -16.0)
+    }
+    assert apart[None] > 0.3  # as given, the quieter recording gives the models other features
+    assert apart[-16.0] < apart[None] / 5  # at the release's level, (nearly) the same ones
+    sound = media.load_audio(tmp_path / "quiet_-16.0.mp4")  # the video keeps the audio as given
+    assert np.abs(sound).max() < 0.5 * np.abs(media.load_audio(tmp_path / "as recorded_-16.0.mp4")).max()
 
 
 # ---------------------------------------------------------------- references

@@ -14,6 +14,23 @@ follows Wav2Lip's ``hparams.py`` / ``audio.py`` so that numbers are comparable w
 The window constants (``MEL_PER_FRAME``, ``MEL_WINDOW``, ``MEL_BINS``) are contracts shared with the models:
 :mod:`cemnet_core.contracts`.
 
+**Speech level (not in the paper; off unless a release sets it).** The log-mel is absolute (dB against a
+fixed reference), so the same speech recorded quieter gives Audio2Mouth other features. A release that
+carries the loudness of its training speech (``AudioToMouthConfig.speech_lufs``, the median of its training
+clips: ``cemnet calibrate --speech-level``) has the driving audio scaled to it before the mel
+(:func:`driving_mel`, :func:`level_gain`; ITU-R BS.1770 gated loudness, :func:`loudness`, by
+``torchaudio.functional.loudness``); only the features change, the video keeps the audio as given.
+``speech_lufs = None`` (the paper; the default) takes the audio's level as it is.
+
+Why it is off by default (measured 2026-12-08 on the starter, its gain recalibrated at the level: 1.75, level
+-16.3 LUFS; mouth opening p95 - p5 on the six portraits of ``benchmarks/portrait_generate.py``, without ->
+with the level): ESD neutral speech (-32 LUFS) 0.066-0.226 (4 of 6 >= 0.12) -> 0.164-0.239 (6 of 6), ESD
+happy (-28) 0.146-0.215 -> 0.172-0.245, broadcast speech (-14) 0.170-0.305 -> 0.163-0.290, but ESD sad (-30)
+0.075-0.191 (4 of 6) -> 0.031-0.130 (2 of 6): raised to speech level, the quiet sad recording's pauses and
+breath seem to move the mouth and narrow its range. On the 14 held-out test clips with their own audio
+(-23 LUFS median; ``benchmarks/a2m_articulation.py``, one photo) the opening went 0.233 -> 0.302 against
+the truth's 0.270, the correlation 0.32 -> 0.31 and M-LMD 2.73 -> 2.85 px: no gain where the truth is known.
+
 Shapes: ``S`` mel frames, ``F = 80`` mel bins, ``T`` video frames.
 """
 
@@ -135,3 +152,54 @@ def mel_windows(mel: np.ndarray, num_frames: int) -> np.ndarray:
     starts = np.array([mel_window_start(t) for t in range(num_frames)], dtype=np.int64)  # (T,)
     indices = np.clip(starts[:, None] + np.arange(MEL_WINDOW)[None, :], 0, mel.shape[0] - 1)  # (T, 16)
     return mel[indices]  # (T, 16, F)
+
+
+LOUDNESS_BLOCK = 0.4  # s: one gating block of ITU-R BS.1770; shorter audio has no loudness
+MAX_LEVEL_DB = 30.0  # the most a level correction amplifies or attenuates
+
+
+def loudness(audio: np.ndarray, sample_rate: int = SAMPLE_RATE) -> float | None:
+    """Gated integrated loudness in LUFS (ITU-R BS.1770-4, ``torchaudio.functional.loudness``).
+
+    audio: ``(samples,)`` float in [-1, 1] (int16 is rescaled). None when the audio is shorter than one
+    gating block (0.4 s) or has no block above the absolute gate (-70 LUFS: silence).
+    """
+    wave = np.asarray(audio)
+    if wave.ndim != 1:
+        raise ValueError(f"loudness: expected audio of shape (samples,), got {wave.shape}")
+    scale = 1 / 32768.0 if wave.dtype == np.int16 else 1.0
+    if wave.shape[0] < round(LOUDNESS_BLOCK * sample_rate):
+        return None
+    signal = torch.from_numpy(wave.astype(np.float32) * np.float32(scale))[None]
+    value = float(torchaudio.functional.loudness(signal, sample_rate))
+    return value if np.isfinite(value) else None
+
+
+def level_gain(lufs: float | None, target_lufs: float | None) -> float:
+    """Linear amplitude gain that takes speech at ``lufs`` to ``target_lufs`` (module docstring).
+
+    1 when either is None (no target, or audio without a loudness); the correction is clamped to
+    +-``MAX_LEVEL_DB`` so that near-silence is not raised to speech level.
+    """
+    if lufs is None or target_lufs is None:
+        return 1.0
+    return float(10.0 ** (np.clip(target_lufs - lufs, -MAX_LEVEL_DB, MAX_LEVEL_DB) / 20.0))
+
+
+def driving_mel(
+    audio: np.ndarray,
+    target_lufs: float | None,
+    mel: np.ndarray | None = None,
+    config: MelConfig = MelConfig(),
+) -> np.ndarray:
+    """The log-mel of driving ``audio`` at the model's speech level ``target_lufs`` (module docstring).
+
+    ``mel``: the clip's stored :func:`log_mel` of the same audio, returned as it is when no level applies
+    (``target_lufs`` None, or a gain of 1). Returns ``(S, 80)`` float32.
+    """
+    gain = level_gain(loudness(audio, config.sample_rate), target_lufs)
+    if gain == 1.0 and mel is not None:
+        return mel
+    wave = np.asarray(audio)
+    wave = wave.astype(np.float32) / 32768.0 if wave.dtype == np.int16 else wave.astype(np.float32)
+    return log_mel(wave * np.float32(gain), config)

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from cemnet_core.contracts import ALL, POSE
+from cemnet_core.data.audio import driving_mel
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.landmarks import mouth_opening, select
 from cemnet_core.data.manifest import read_manifest, split_records
@@ -70,7 +71,7 @@ def portrait_clip(
 
     ``identity`` gives the EBM its identity vector of the references (dlib's, as ``cemnet generate``).
     """
-    clip = load_clip(path, ("frames", "landmarks", "valid", "mel"))
+    clip = load_clip(path, ("frames", "landmarks", "valid", "mel", "audio"))
     window = pipeline.window
     first, end = longest_valid_run(clip.valid)
     start = -(-first // window) * window
@@ -86,7 +87,7 @@ def portrait_clip(
         refs=refs,
         pose=np.repeat(select(clip.landmarks[chosen[:1]], POSE), n, axis=0),
         targets=np.repeat(crops[:1], n, axis=0),
-        mel=MelArray(clip.mel),
+        mel=MelArray(driving_mel(clip.audio, pipeline.speech_lufs, clip.mel)),
         start=start,
         true_spread=_spread(truth),
     )

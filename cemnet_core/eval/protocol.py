@@ -64,6 +64,7 @@ import torch
 from cemnet_core.bundle import find_optional_release
 from cemnet_core.contracts import ALL, ALL_MOUTH, MOUTH, POSE
 from cemnet_core.data import landmarks as lm
+from cemnet_core.data.audio import driving_mel
 from cemnet_core.data.clips import Clip, load_clip
 from cemnet_core.data.manifest import ClipRecord, read_manifest, split_records
 from cemnet_core.data.mel_stream import MelArray
@@ -242,7 +243,7 @@ def generate_pair(
         identity = judges.identity_of_references(ref_frames, reference.landmarks[chosen])
     animation = pipeline.animate(
         pipeline.references(ref_frames, ref_all, identity),
-        MelArray(target.mel),
+        MelArray(driving_mel(target.audio, pipeline.speech_lufs, target.mel)),  # generate's speech level
         lm.select(target.landmarks, POSE),  # (T, 78, 2)
         resize_frames(target.frames, pipeline.image_size),
         mouth=mouth,

@@ -36,6 +36,10 @@ the paper wins:
   ``benchmarks/a2m_articulation.py``). The stage refuses to train with ``g != 1``: the
   model would learn to undo it. A term that asks for the truth's spread in training instead
   (``spread_weight``, :func:`audio2mouth_loss`) was tried and halved the correlation.
+- ``speech_lufs`` (None in the paper, in training and by default): the loudness of the speech the model was
+  trained on (the median of its training clips, ``cemnet calibrate --speech-level``); the driving audio is
+  then scaled to it before its mel features (:func:`cemnet_core.data.audio.driving_mel`, whose docstring
+  has the measurement that keeps it off in the starter). None leaves the audio's level as it is.
 - ``paper()``: width 512 and 4 heads (Sec. IV-B); 4 layers and feed-forward 1024 as IP-LAP trains its
   landmark transformer (the paper does not give them); ``N = T = 5`` (Sec. IV-C).
 
@@ -95,6 +99,7 @@ class AudioToMouthConfig:
     motion_gain: float = 1.0  # scale of the predicted offset from the base mouth (docstring); 1 = the paper
     mouth_from_reference: bool = True
     base_motion: str = "similarity"  # how the reference mouth follows the head: "similarity"/"translation"
+    speech_lufs: float | None = None  # loudness the driving audio is scaled to (docstring); None = as given
 
     def __post_init__(self) -> None:
         if self.base_motion not in BASE_MOTIONS:
@@ -150,7 +155,9 @@ class AudioToMouthConfig:
 
     #: Fields a fine-tuning run (a stage's ``init_from``) may change: they change what the model computes
     #: from its weights, not which weights it has.
-    FINE_TUNABLE = ("base_motion", "dropout", "velocity_weight", "spread_weight", "motion_gain")
+    FINE_TUNABLE = (
+        "base_motion", "dropout", "velocity_weight", "spread_weight", "motion_gain", "speech_lufs",
+    )  # fmt: skip
 
 
 class AudioEncoder(nn.Module):

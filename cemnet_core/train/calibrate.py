@@ -30,7 +30,7 @@ import torch
 
 from cemnet_core.bundle import find_release
 from cemnet_core.contracts import ALL, MOUTH, POSE
-from cemnet_core.data.audio import mel_window
+from cemnet_core.data.audio import driving_mel, loudness, mel_window
 from cemnet_core.data.clips import load_clip
 from cemnet_core.data.landmarks import mouth_opening, select
 from cemnet_core.data.manifest import read_manifest, split_records
@@ -97,14 +97,15 @@ def predict_clip(model: torch.nn.Module, path: Path, kind: str) -> ClipPredictio
     References of ``kind`` (:data:`REFERENCE_KINDS`, :func:`references`), the clip's own audio and true
     head pose; ``None`` for a clip without one full window.
     """
-    clip = load_clip(path, ("landmarks", "valid", "mel"))
+    clip = load_clip(path, ("landmarks", "valid", "mel", "audio"))
     n, t = model.config.num_refs, model.config.num_frames
     refs = torch.from_numpy(select(clip.landmarks[references(clip.landmarks, clip.valid, n, kind)], ALL))
     starts = windows(clip.valid, t)
     if not starts:
         return None
     frames = np.concatenate([np.arange(s, s + t) for s in starts])
-    mel = np.stack([mel_window(clip.mel, f) for f in frames]).reshape(len(starts), t, 16, -1)
+    clip_mel = driving_mel(clip.audio, model.config.speech_lufs, clip.mel)  # at the model's speech level
+    mel = np.stack([mel_window(clip_mel, f) for f in frames]).reshape(len(starts), t, 16, -1)
     pose = select(clip.landmarks[frames], POSE).reshape(len(starts), t, -1, 2)
     predicted = []
     for b in range(0, len(starts), 64):
@@ -141,15 +142,33 @@ def audio_to_mouth_release(path: str | os.PathLike[str]) -> Path:
     return path if (path / CONFIG_FILE).is_file() else find_release(path, "audio_to_mouth")
 
 
-def calibrate_motion_gain(release: str | os.PathLike[str], data: Path, split: str = "val") -> float:
+def speech_level(data: Path, split: str = "train") -> float | None:
+    """Median loudness (LUFS, :func:`cemnet_core.data.audio.loudness`) of the ``split`` clips' audio.
+
+    None when no clip has one (all silent or shorter than 0.4 s): then no level applies.
+    """
+    records = split_records(read_manifest(data), split)
+    levels = [loudness(load_clip(record.path, ("audio",)).audio) for record in records]
+    levels = [level for level in levels if level is not None]
+    return round(float(np.median(levels)), 1) if levels else None
+
+
+def calibrate_motion_gain(
+    release: str | os.PathLike[str], data: Path, split: str = "val", level_split: str | None = None
+) -> float:
     """Measure the gain of the ``audio_to_mouth`` release folder at gain 1 and write it into its config.
 
+    With ``level_split`` (e.g. ``"train"``, the speech it was trained on), its ``speech_lufs`` first becomes
+    the median loudness of those clips (:func:`speech_level`), so the gain is measured at that level; None
+    (the default) keeps the release's (:mod:`cemnet_core.data.audio` says why it is not on by default).
     Returns the gain (rounded to 2 decimals), which the release's ``config.json`` then carries.
     """
     from cemnet_core.models.audio_to_mouth import AudioToMouth, AudioToMouthConfig
 
     loaded = load_release(release, "audio_to_mouth")
     config = dataclasses.replace(AudioToMouthConfig.from_dict(loaded.config), motion_gain=1.0)
+    if level_split is not None:
+        config = dataclasses.replace(config, speech_lufs=speech_level(data, level_split))
     model = load_state_into(AudioToMouth(config), loaded)
     gain = round(measure_motion_gain(model.eval(), data, split), 2)
     if gain <= 0:

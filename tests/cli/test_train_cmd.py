@@ -37,6 +37,11 @@ def test_train_resume_and_export(tmp_path: Path) -> None:
     assert calibrated.exit_code == 0, calibrated.output
     gain = load_release(tmp_path / "release" / "audio_to_mouth").config["motion_gain"]
     assert f"motion_gain = {gain}" in calibrated.stdout and gain > 0
+    assert "speech_lufs = None" in calibrated.stdout  # not asked for
+    leveled = runner.invoke(
+        app, ["calibrate", str(tmp_path / "release"), "--data", str(data), "--speech-level"]
+    )
+    assert leveled.exit_code == 0 and "speech_lufs = None" in leveled.stdout  # the corpus's audio is silent
     for folder in (tmp_path / "release" / "audio_to_mouth", tmp_path / "release"):  # no renderer to render
         rendered = runner.invoke(app, ["calibrate", str(folder), "--data", str(data), "--rendered"])
         assert rendered.exit_code in (ConfigError.exit_code, WeightsError.exit_code), rendered.output

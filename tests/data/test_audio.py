@@ -7,8 +7,12 @@ import pytest
 
 from cemnet_core.contracts import MEL_PER_FRAME, MEL_WINDOW
 from cemnet_core.data.audio import (
+    MAX_LEVEL_DB,
     MelConfig,
+    driving_mel,
+    level_gain,
     log_mel,
+    loudness,
     mel_window,
     mel_window_start,
     mel_windows,
@@ -105,3 +109,36 @@ def test_tone_burst_at_frame_lands_in_its_window(frame: int) -> None:
     assert int(np.argmax(centre_energy)) == frame
     far = [t for t in range(50) if abs(t - frame) > 3]
     assert np.all(energy[far] <= -3.5)  # burst invisible in windows that do not cover it
+
+
+# ---------------------------------------------------------------- speech level
+
+
+def test_loudness_follows_the_gain_and_level_gain_reaches_the_target() -> None:
+    rng = np.random.default_rng(0)
+    speechlike = (0.1 * rng.standard_normal(2 * SR)).astype(np.float32)
+    base = loudness(speechlike)
+    assert base is not None and -40 < base < 0
+    assert loudness(speechlike * np.float32(0.1)) == pytest.approx(base - 20, abs=0.05)  # 20 dB quieter
+    gain = level_gain(base, -30.0)
+    assert loudness(speechlike * np.float32(gain)) == pytest.approx(-30.0, abs=0.05)
+    int16 = (speechlike * 32767).astype(np.int16)  # int16 is rescaled, as log_mel does
+    assert loudness(int16) == pytest.approx(base, abs=0.05)
+
+
+def test_no_loudness_means_no_level_change() -> None:
+    assert loudness(np.zeros(SR, np.float32)) is None  # silence: no block above the absolute gate
+    assert loudness(np.full(int(0.3 * SR), 0.1, np.float32)) is None  # shorter than one 0.4 s block
+    assert level_gain(None, -16.0) == 1.0 and level_gain(-20.0, None) == 1.0
+    assert level_gain(-100.0, -16.0) == pytest.approx(10 ** (MAX_LEVEL_DB / 20))  # clamped
+
+
+def test_driving_mel_gives_the_same_features_at_any_recording_level() -> None:
+    audio = _tone_burst(1.0, 0.2, 0.5) * np.float32(0.3)
+    stored = log_mel(audio)
+    assert driving_mel(audio, None, stored) is stored  # no level: the clip's own mel, untouched
+    quiet = driving_mel(audio * np.float32(0.1), -15.0)
+    loud = driving_mel(audio, -15.0, stored)
+    np.testing.assert_allclose(quiet, loud, atol=1e-3)
+    assert np.abs(loud - stored).max() > 0.1  # the level did change the features
+    assert np.abs(log_mel(audio * np.float32(0.1)) - stored).max() > 0.5  # as the raw level would

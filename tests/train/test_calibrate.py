@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,8 @@ import pytest
 import torch
 from corpus import make_corpus
 
+from cemnet_core.data.audio import loudness
+from cemnet_core.data.clips import load_clip, save_clip
 from cemnet_core.data.landmarks import mouth_opening
 from cemnet_core.data.manifest import read_manifest, split_records
 from cemnet_core.errors import DataError
@@ -20,6 +23,7 @@ from cemnet_core.train.calibrate import (
     measure_motion_gain,
     predict_clip,
     references,
+    speech_level,
     spread,
     windows,
 )
@@ -81,3 +85,26 @@ def test_calibration_on_clips_shorter_than_a_window_says_so(tmp_path: Path) -> N
     short = make_corpus(tmp_path / "short", speakers=6, frames=2)  # the tiny model's windows are 3 frames
     with pytest.raises(DataError, match="no 'val' clip"):
         measure_motion_gain(AudioToMouth(AudioToMouthConfig.tiny()).eval(), short, "val")
+
+
+def test_the_speech_level_is_the_training_clips_median_loudness(
+    corpus: Path, trained: AudioToMouth, tmp_path: Path
+) -> None:
+    assert speech_level(corpus, "train") is None  # the corpus's audio is silent: no level applies
+    loud = tmp_path / "loud"
+    shutil.copytree(corpus, loud)
+    rng = np.random.default_rng(0)
+    records = split_records(read_manifest(loud), "train")
+    assert all(loud in record.path.parents for record in records)  # the copy's clips, not the fixture's
+    for i, record in enumerate(records):  # noise at three levels, 0.4 s blocks fit in 40 frames (1.6 s)
+        clip = load_clip(record.path)
+        amplitude = (300, 1000, 3000)[i % 3]
+        clip.audio = (amplitude * rng.standard_normal(clip.audio.shape)).astype(np.int16)
+        save_clip(record.path, clip)
+    levels = [loudness(load_clip(record.path, ("audio",)).audio) for record in records]
+    assert speech_level(loud, "train") == round(float(np.median(levels)), 1)
+    folder = save_release(tmp_path / "a2m", trained, "audio_to_mouth", trained.config)
+    calibrate_motion_gain(folder, loud, "val")  # no level_split: the release keeps its (none)
+    assert load_model(folder, "audio_to_mouth").config.speech_lufs is None
+    calibrate_motion_gain(folder, loud, "val", level_split="train")
+    assert load_model(folder, "audio_to_mouth").config.speech_lufs == speech_level(loud, "train")
