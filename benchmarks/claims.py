@@ -135,6 +135,8 @@ from pathlib import Path
 
 import torch
 
+from cemnet_core.eval.claims import design_claims
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning_kit as kit
 from claims_eval import ModuleEvidence, ProtocolFigures, module_evidence, protocol_figures
@@ -267,21 +269,9 @@ def print_claims_table(results: list[SeedResult]) -> None:
     def row(setting: str, method: str, metric: str) -> list[float]:
         return [r.protocol.rows[(setting, method)][metric] for r in results]
 
-    a2m = "a2m (no emotion)"
-    claims = [
-        ("(a) A2M M-LMD cross-emotion > neutral-base", row("neutral-base", a2m, "m_lmd"),
-         row("cross-emotion", a2m, "m_lmd"), True),
-        ("(b) M-LMD cemnet < w/o AEE (cross-emotion)", row("cross-emotion", "cemnet", "m_lmd"),
-         row("cross-emotion", "w/o AEE", "m_lmd"), True),
-        ("(b) M-LMD cemnet < w/o EBM (cross-emotion)", row("cross-emotion", "cemnet", "m_lmd"),
-         row("cross-emotion", "w/o EBM", "m_lmd"), True),
-        (f"(b) EA {ea} cemnet > w/o AEE (cross-emotion)", row("cross-emotion", "cemnet", ea),
-         row("cross-emotion", "w/o AEE", ea), False),
-        (f"(b) EA {ea} cemnet > w/o EBM (cross-emotion)", row("cross-emotion", "cemnet", ea),
-         row("cross-emotion", "w/o EBM", ea), False),
-    ]  # fmt: skip
     print(f"\nClaims ({n} seeds; a claim holds when the mean and a majority of seeds are on its side)")
-    for name, better, worse, lower in claims:
+    for claim in design_claims(ea):
+        name, better, worse, lower = claim.name, row(*claim.better), row(*claim.worse), claim.lower_is_better
         word, wins = kit.verdict(better, worse, lower_is_better=lower)
         print(f"  {name:48s} {_ms(better)} vs {_ms(worse)}  {word} ({wins}/{n} seeds)")
 

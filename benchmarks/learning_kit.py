@@ -4,7 +4,8 @@ The procedural corpus (DESIGN section 9) and the stage runs (:func:`build_corpus
 model sizes both benchmarks train, and the pure functions of the claims test: the mean-displacement
 baselines of the EBM (Sec. III-C: the EBM adds an emotional lip displacement to Audio2Mouth's mouth, so a
 table of mean displacements per emotion is the simplest thing it must beat), a linear probe
-(multinomial logistic regression) and the holds / does-not-hold verdict of a claim over seeds.
+(multinomial logistic regression); the holds / does-not-hold verdict of a claim over seeds is
+:func:`cemnet_core.eval.claims.verdict`, re-exported here.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import torch
 from cemnet_core.contracts import EMOTIONS
 from cemnet_core.data.synthetic import SynthConfig, synth
 from cemnet_core.errors import ConfigError
+from cemnet_core.eval.claims import verdict  # noqa: F401 (re-exported for the benchmarks)
 from cemnet_core.preprocess import PreprocessOptions, preprocess
 from cemnet_core.train.checkpoint import LAST, checkpoint_path
 from cemnet_core.train.stages import export_run, train_stage
@@ -193,18 +195,3 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     """(mean, population std) of per-seed values, NaN-free input expected."""
     array = np.asarray(values, dtype=np.float64)
     return float(array.mean()), float(array.std())
-
-
-def verdict(better: Sequence[float], worse: Sequence[float], lower_is_better: bool) -> tuple[str, int]:
-    """Does ``better`` beat ``worse`` over seeds? -> ("holds" / "does not hold", seeds where it wins).
-
-    The claim holds when the mean over seeds is better and it is better on a majority of the seeds
-    (paired by seed): a mean carried by one seed is not enough. Ties are not wins.
-    """
-    a, b = np.asarray(better, np.float64), np.asarray(worse, np.float64)
-    if a.shape != b.shape or a.ndim != 1 or len(a) == 0:
-        raise ConfigError(f"verdict needs one value per seed on each side; got {a.shape} and {b.shape}")
-    wins = (a < b) if lower_is_better else (a > b)
-    mean_wins = (a.mean() < b.mean()) if lower_is_better else (a.mean() > b.mean())
-    holds = bool(mean_wins) and int(wins.sum()) * 2 > len(a)
-    return ("holds" if holds else "does not hold"), int(wins.sum())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import math
 import tomllib
@@ -17,10 +18,12 @@ from cemnet_core.data.media import probe
 from cemnet_core.demo import CONFIG_FILE, SUMMARY_FILE, DemoResult, run_demo
 from cemnet_core.demo_config import DemoConfig, StagePlan
 from cemnet_core.errors import ConfigError
+from cemnet_core.eval.claims import claim_lines
 from cemnet_core.models import MODEL_KINDS
 from cemnet_core.release import load_model as load_stage
 
 FRAME = 1 / 25
+PRINTED = io.StringIO()  # what the module's demo prints
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +32,7 @@ def demo(weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     out = tmp_path_factory.mktemp("demo") / "out"
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("CEMNET_WEIGHTS_DIR", str(weights_dir))
-        yield run_demo(out, DemoConfig.quick(), Console(quiet=True))
+        yield run_demo(out, DemoConfig.quick(), Console(file=PRINTED, width=200))
 
 
 def _numbers(value: object) -> list[float]:
@@ -66,6 +69,11 @@ def test_demo_table_says_it_is_a_protocol_check_not_a_reproduction(demo: DemoRes
 
     assert json.loads(demo.metrics.read_text())["config"]["title"] == EVAL_TITLE
     assert "procedural corpus" in EVAL_TITLE and "not a reproduction" in EVAL_TITLE
+    printed = " ".join(PRINTED.getvalue().split())  # the caption wraps at the table's width
+    assert "claims of DESIGN section 9 at this size" in printed  # which of the paper's claims hold here
+    rows = json.loads(demo.metrics.read_text())["clips"]
+    for line in claim_lines(rows) or ["none measurable"]:  # the quick corpus may have no cross-emotion pair
+        assert " ".join(line.split()) in printed, line
 
 
 def test_demo_every_stage_release_loads(demo: DemoResult) -> None:
