@@ -203,6 +203,17 @@ def test_video_round_trip_with_audio_and_metadata(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"]
 
 
+def test_video_round_trip_keeps_the_colours(tmp_path: Path) -> None:
+    """No brightness shift through H.264 (swscale's fast YUV -> RGB made frames about 1.2 levels darker)."""
+    y, x = np.mgrid[0:128, 0:128]
+    image = np.stack([60 + x // 2, 40 + y // 3, 30 + (x + y) // 6], axis=-1).astype(np.uint8)  # a skin ramp
+    with media.VideoWriter(tmp_path / "still.mp4", 25) as writer:
+        writer.write(np.repeat(image[None], 5, axis=0))
+    decoded = media.read_video(tmp_path / "still.mp4")[2].astype(np.float64)
+    bias = (decoded - image).reshape(-1, 3).mean(axis=0)
+    assert np.abs(bias).max() < 0.5, bias
+
+
 def test_video_shorter_than_audio_is_padded(tmp_path: Path) -> None:
     frames = _moving_frames(10, 32, 32)
     path = media.write_video(tmp_path / "padded.mp4", frames, audio=_tone(1.2))

@@ -91,7 +91,12 @@ def iter_video_frames(
     width, height = size if size is not None else (info.width, info.height)
     if width <= 0 or height <= 0:
         raise MediaError(f"{info.path}: cannot read the video size from the file; re-encode it")
-    filters = ([f"fps={fps}"] if fps is not None else []) + [f"scale={width}:{height}"]
+    # YUV -> RGB with exact rounding and full chroma: swscale's fast default gave frames about 1.2 levels
+    # darker than what was encoded (a photo through VideoWriter: mean red 75.3 -> 74.15; 75.12 with these).
+    # Decoding costs more (256 px: 1466 against 2654 frames/s; 512x910: 145 against 246), far below tracking.
+    filters = ([f"fps={fps}"] if fps is not None else []) + [
+        f"scale={width}:{height}:flags=bicubic+accurate_rnd+full_chroma_int"
+    ]
     decoder = _Decoder(
         info.path, ["-map", "0:v:0", "-vf", ",".join(filters), "-f", "rawvideo", "-pix_fmt", "rgb24"]
     )
