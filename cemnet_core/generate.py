@@ -4,9 +4,9 @@ This module is the user-facing flow: check the output, scan the inputs, loop ove
 
     refs (image folder, image or video) -> faces + 478 landmarks (references.py, MediaPipe)
       -> N = 5 references that cover different mouth shapes (references.choose_references)
-    audio (any format, media.iter_audio) -> scaled to the release's speech level (``speech_lufs``, the
-      loudness of the first 5 minutes; data/audio.py) -> streamed log-mel (data/mel_stream.py), exact across
-      chunk seams; the video keeps the audio as given
+    audio (any format, media.iter_audio) -> scaled to the release's speech level if it has one
+      (``speech_lufs``; the loudness of the first 5 minutes, data/audio.py) -> streamed log-mel
+      (data/mel_stream.py), exact across chunk seams; the video keeps the audio as given
       -> CEMNetPipeline.animate per chunk: Audio2Mouth, AEE, EBM per window of T frames, then the renderer
          (pose from the references, ping-pong through a reference video, or the motion of ``pose_video``)
       -> pasted into the full-size pose frame with a mask that follows the jaw, colour-matched at its
@@ -154,12 +154,11 @@ def ping_pong(t: int, count: int) -> int:
 
 @dataclass(frozen=True)
 class AudioSummary:
-    """One streamed pass over the driving audio: sample count, RMS and loudness (LUFS; None under 0.4 s)."""
+    """One streamed pass over the driving audio: sample count and loudness."""
 
     samples: int
     rms_db: float
     sample_rate: int = SAMPLE_RATE
-    lufs: float | None = None
 
     @property
     def duration(self) -> float:
@@ -170,16 +169,11 @@ class AudioSummary:
 def scan_audio(path: str | os.PathLike[str], min_rms_db: float = -60.0) -> AudioSummary:
     """Count the samples and measure the RMS of an audio file in one streamed pass; refuse unusable audio.
 
-    The loudness (:func:`~cemnet_core.data.audio.loudness`) is that of the first ``LOUDNESS_SECONDS``, so
-    memory stays flat in the audio's length.
-
     Raises:
         MediaError: unreadable, shorter than one mel window (0.2 s) or silent (RMS < ``min_rms_db`` dBFS).
     """
-    count, energy, head = 0, 0.0, []
+    count, energy = 0, 0.0
     for chunk in media.iter_audio(path):
-        if count < LOUDNESS_SECONDS * SAMPLE_RATE:
-            head.append(chunk)
         count += len(chunk)
         energy += float(np.dot(chunk.astype(np.float64), chunk.astype(np.float64)))
     minimum = round(MEL_WINDOW / MEL_PER_FRAME / VIDEO_FPS * SAMPLE_RATE)  # 0.2 s
@@ -194,7 +188,21 @@ def scan_audio(path: str | os.PathLike[str], min_rms_db: float = -60.0) -> Audio
             f"{path}: the audio is silent (RMS {rms_db:.0f} dBFS, below {min_rms_db:.0f}); "
             "give a recording of speech"
         )
-    return AudioSummary(count, rms_db, lufs=loudness(np.concatenate(head)[: LOUDNESS_SECONDS * SAMPLE_RATE]))
+    return AudioSummary(count, rms_db)
+
+
+def speech_loudness(path: str | os.PathLike[str]) -> float | None:
+    """Loudness (LUFS, :func:`~cemnet_core.data.audio.loudness`) of the audio's first ``LOUDNESS_SECONDS``.
+
+    Read only when the release has a speech level (``speech_lufs``); memory stays flat in the audio's length.
+    """
+    head, count = [], 0
+    for chunk in media.iter_audio(path):
+        head.append(chunk)
+        count += len(chunk)
+        if count >= LOUDNESS_SECONDS * SAMPLE_RATE:
+            break
+    return loudness(np.concatenate(head)[: LOUDNESS_SECONDS * SAMPLE_RATE]) if head else None
 
 
 # ---------------------------------------------------------------- generation
@@ -353,8 +361,11 @@ def generate(
     scene = _scene(pipeline, refs, Path(pose_video) if pose_video is not None else None, config)
     total = max(1, round(summary.duration * VIDEO_FPS))  # what VideoWriter keeps for this audio
     chunk = max(pipeline.window, config.chunk_frames // pipeline.window * pipeline.window)
-    gain = level_gain(summary.lufs, pipeline.speech_lufs)  # the features at the model's speech level
-    mel = MelStream((chunk * np.float32(gain) for chunk in media.iter_audio(audio)), summary.samples)
+    chunks = media.iter_audio(audio)
+    if pipeline.speech_lufs is not None:  # the features at the model's speech level
+        gain = np.float32(level_gain(speech_loudness(audio), pipeline.speech_lufs))
+        chunks = (piece * gain for piece in chunks)
+    mel = MelStream(chunks, summary.samples)
     began = time.perf_counter()
     try:
         with (

@@ -30,6 +30,7 @@ from cemnet_core.generate import (
     generate,
     ping_pong,
     scan_audio,
+    speech_loudness,
 )
 from cemnet_core.pipeline import CEMNetPipeline
 from cemnet_core.watermark import detect_watermark, has_provenance_tag
@@ -107,10 +108,10 @@ def test_scan_audio_refuses_silent_short_and_corrupt(tmp_path: Path) -> None:
         scan_audio(corrupt)
 
 
-def test_scan_audio_measures_the_loudness(short_speech: Path, tmp_path: Path) -> None:
+def test_speech_loudness_measures_the_driving_audio(short_speech: Path, tmp_path: Path) -> None:
     quiet = tmp_path / "quiet.wav"
     media.write_audio(quiet, media.load_audio(short_speech) * np.float32(0.1))
-    level, quieter = scan_audio(short_speech).lufs, scan_audio(quiet).lufs
+    level, quieter = speech_loudness(short_speech), speech_loudness(quiet)
     assert level is not None and quieter == pytest.approx(level - 20, abs=0.1)
 
 

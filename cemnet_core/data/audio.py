@@ -197,6 +197,8 @@ def driving_mel(
     ``mel``: the clip's stored :func:`log_mel` of the same audio, returned as it is when no level applies
     (``target_lufs`` None, or a gain of 1). Returns ``(S, 80)`` float32.
     """
+    if target_lufs is None and mel is not None:  # the default: no loudness to measure
+        return mel
     gain = level_gain(loudness(audio, config.sample_rate), target_lufs)
     if gain == 1.0 and mel is not None:
         return mel

@@ -90,8 +90,10 @@ def test_the_gain_is_iterated_until_the_rendered_spread_matches_the_truth(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     pipeline = CEMNetPipeline.from_bundle(_bundle(tmp_path / "w"), "cpu", motion_gain=1.5)
-    stub = mouth_gain.PortraitClip(None, np.zeros((3, 78, 2)), np.zeros((3, 8, 8, 3), np.uint8), None, 0, 0.0)  # type: ignore[arg-type]
-    clips = [dataclasses.replace(stub, true_spread=value) for value in (0.2, 0.3)]
+    # clips whose inputs are never rendered: rendered_spread is replaced below, so only true_spread matters
+    pose, targets = np.zeros((3, 78, 2)), np.zeros((3, 8, 8, 3), np.uint8)
+    blank = mouth_gain.PortraitClip(None, pose, targets, None, 0, 0.0)  # type: ignore[arg-type]
+    clips = [dataclasses.replace(blank, true_spread=value) for value in (0.2, 0.3)]
     seen = []
 
     def rendered(pipeline: CEMNetPipeline, clip: mouth_gain.PortraitClip, detector: object) -> float:
