@@ -29,7 +29,12 @@ appearance change, the same for all its frames, so sync is untouched while the p
 horizontal flip (half the items), a crop of 85-100% of the side at a random place resized back (the face
 box shifts and scales between people and trackers), and a brightness, contrast and per-channel colour
 gain. A lip-sync expert trained on 51 people without it fitted them and got worse on people it had not
-seen (``benchmarks/lipsync_shift.py``: the validation loss rose from 2000 steps on).
+seen (``benchmarks/lipsync_shift.py``: the validation loss rose from 2000 steps on). With ``augment_level``
+the audio windows of an item get one random loudness too, a gain of up to +-``AUGMENT_LEVEL_DB`` dB. In
+these MFCC (python_speech_features with ``appendEnergy``) a gain ``g`` only adds ``2 ln g`` to coefficient
+0, the log frame energy: the other coefficients are a DCT of log filter energies, where a gain is a
+constant that only the DCT's first term sees, and that term is replaced by the energy. So the offset is
+added there, without recomputing the features.
 
 Windows follow ``evaluate_sync``'s range: audio window ``s`` exists for ``0 <= s <= min(T, samples // 640)
 - 6`` (and while the MFCC covers it). Items are deterministic per ``(seed, epoch, index)`` like every
@@ -60,6 +65,7 @@ from cemnet_core.data.mfcc import mfcc
 
 AUGMENT_CROP = 0.85  # smallest crop side (share of the mouth crop's) of the augmentation
 AUGMENT_CONTRAST, AUGMENT_BRIGHTNESS, AUGMENT_COLOUR = 0.3, 25.0, 0.1  # +- ranges (factor, levels, factor)
+AUGMENT_LEVEL_DB = 10.0  # +- range of the audio gain of ``augment_level``
 
 
 def mouth_region(face_crops: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
@@ -126,7 +132,7 @@ class SyncNetDataset(_ClipDataset):
     ``V = max_offset``; video window ``i`` is in sync with ``mfcc[i + V]``), ``clip``, ``start`` int64.
     ``samples_per_clip`` items are drawn per clip and epoch. Clips without audio (preprocessed with
     ``--allow-silent``) or too short for ``N + 2V + 4`` frames are skipped. ``augment`` changes each item's
-    look (:func:`augment_lips`).
+    look (:func:`augment_lips`), ``augment_level`` the loudness of its audio.
     """
 
     def __init__(
@@ -141,12 +147,14 @@ class SyncNetDataset(_ClipDataset):
         max_offset: int = VSHIFT,
         cache_size: int = 8,
         augment: bool = False,
+        augment_level: bool = False,
     ) -> None:
         _check_positive(samples_per_clip=samples_per_clip, windows=windows, max_offset=max_offset)
         super().__init__(
             root, split, ("frames", "valid"), seed, fractions, cache_size, False, samples_per_clip
         )
         self.windows, self.max_offset, self.augment = windows, max_offset, augment
+        self.augment_level = augment_level
         self._mfcc = _ClipMfcc()
 
     def _make(self, clip_index: int, rng: np.random.Generator) -> Item | None:
@@ -167,6 +175,10 @@ class SyncNetDataset(_ClipDataset):
         lips = mouth_region(clip.frames[start : start + N + LIP_FRAMES - 1])  # (N + 4, 64, 128, 3)
         if self.augment:
             lips = augment_lips(lips, rng)
+        if self.augment_level:  # a gain g adds 2 ln g to the log energy, coefficient 0 (module doc)
+            gain_db = rng.uniform(-AUGMENT_LEVEL_DB, AUGMENT_LEVEL_DB)
+            windows = windows.copy()
+            windows[..., 0] += np.float32(2 * np.log(10 ** (gain_db / 20)))
         return {
             "lips": torch.from_numpy(np.ascontiguousarray(lips)),
             "mfcc": torch.from_numpy(np.ascontiguousarray(windows.transpose(0, 2, 1)[:, None])),

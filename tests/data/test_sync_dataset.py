@@ -11,7 +11,13 @@ import torch
 
 from cemnet_core.data.clips import Clip, save_clip
 from cemnet_core.data.mfcc import mfcc
-from cemnet_core.data.sync_dataset import SyncNetDataset, audio_windows, augment_lips, mouth_region
+from cemnet_core.data.sync_dataset import (
+    AUGMENT_LEVEL_DB,
+    SyncNetDataset,
+    audio_windows,
+    augment_lips,
+    mouth_region,
+)
 from cemnet_core.errors import DataError
 
 FRAMES = 30
@@ -112,6 +118,31 @@ def test_augmented_items_change_the_look_alike_in_every_frame_and_keep_the_audio
         assert b["lips"].shape == a["lips"].shape and b["lips"].dtype == torch.uint8
         assert not torch.equal(a["lips"], b["lips"])
     assert torch.equal(augmented[0]["lips"], augmented[0]["lips"])  # deterministic per (seed, epoch, index)
+
+
+def test_level_augmentation_moves_only_the_log_energy_alike_in_every_window(corpus: Path) -> None:
+    sizes = {"samples_per_clip": 4, "seed": 3, "windows": 4, "max_offset": 3}
+    plain = SyncNetDataset(corpus, "all", **sizes)
+    louder = SyncNetDataset(corpus, "all", augment_level=True, **sizes)
+    offsets = []
+    for index in range(len(plain)):
+        a, b = plain[index], louder[index]
+        assert torch.equal(a["lips"], b["lips"])  # the look is augment's, not augment_level's
+        assert torch.equal(a["mfcc"][..., 1:, :], b["mfcc"][..., 1:, :])  # (N + 2V, 1, 13, 20): c1..c12 kept
+        shift = b["mfcc"][..., 0, :] - a["mfcc"][..., 0, :]
+        assert torch.allclose(shift, shift.flatten()[0].expand_as(shift), atol=1e-5)  # one gain per item
+        offsets.append(float(shift.flatten()[0]))
+    limit = 2 * np.log(10 ** (AUGMENT_LEVEL_DB / 20))
+    assert all(abs(offset) <= limit + 1e-5 for offset in offsets) and len(set(offsets)) > 1
+
+
+def test_a_gain_moves_only_coefficient_0_of_the_mfcc_by_2_ln_g() -> None:
+    audio = 0.05 * torch.randn(16000, generator=torch.Generator().manual_seed(0))
+    plain, quieter = mfcc(audio), mfcc(0.5 * audio)  # (frames, 13)
+    assert torch.allclose(
+        quieter[:, 0] - plain[:, 0], torch.full_like(plain[:, 0], 2 * np.log(0.5)), atol=1e-3
+    )
+    assert torch.allclose(quieter[:, 1:], plain[:, 1:], atol=0.05)  # int16 rounding only
 
 
 def test_augment_lips_applies_one_change_to_all_frames() -> None:

@@ -90,6 +90,7 @@ class Config:
     val_samples_per_clip: int = 4
     cache_clips: int = 8  # decoded clips kept in memory per dataset (raise it when the corpus fits in RAM)
     augment: bool = False  # random flip, crop and colour of the training items (SyncNetDataset)
+    augment_level: bool = False  # random loudness of the training items' audio (SyncNetDataset)
 
     def __post_init__(self) -> None:
         if self.temperature <= 0:
@@ -181,7 +182,8 @@ def build_task(config: Config, data: Path, env: DistEnv) -> TrainTask:
         "cache_size": config.cache_clips,
     }
     train_data = SyncNetDataset(data, "train", samples_per_clip=config.samples_per_clip,
-                                augment=config.augment, **items)  # fmt: skip
+                                augment=config.augment, augment_level=config.augment_level,
+                                **items)  # fmt: skip
     val_data = SyncNetDataset(data, "val", samples_per_clip=config.val_samples_per_clip, **items)
 
     def logits(batch: Batch) -> torch.Tensor:
