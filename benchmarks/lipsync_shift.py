@@ -77,6 +77,12 @@ The same command with ``--seed 1 --work /tmp/lipsync_shift_seed1`` (13 min 37 s 
 sync points for reagan, KatieHill and Obama_clip1 (2, -2, -3: they belong to the clips, not to a seed)
 and -1 for KristiNoem (offsets 5 2 -1 -4 -7: within +-1 frame of -k in 5 of 5, LSE-C 1.33-1.53); again
 offset(k) - offset(0) = -k for every k on all four clips.
+
+Tried, not kept (2026-12-08, corpus rebuilt with the colour-exact decoder; the shipped starter expert scores
+the same there: 79 % / 29 % / 29 %): the recipe's run with ``augment_level=true`` (a random +-10 dB gain
+of each item's audio, ``SyncNetDataset``) gave 64 % within +-1 frame and LSE-C above the 0.5 s shift on
+14 %. Shifting the audio without digital silence (a circular roll, or a -60 dBFS noise fill instead of the
+zero fill) leaves the starter at 79 % and 29 % / 29 %: the LSE-C test does not fail on the filler.
 """
 
 from __future__ import annotations
