@@ -34,7 +34,9 @@ the audio windows of an item get one random loudness too, a gain of up to +-``AU
 these MFCC (python_speech_features with ``appendEnergy``) a gain ``g`` only adds ``2 ln g`` to coefficient
 0, the log frame energy: the other coefficients are a DCT of log filter energies, where a gain is a
 constant that only the DCT's first term sees, and that term is replaced by the energy. So the offset is
-added there, without recomputing the features.
+added there, without recomputing the features. Measured on the starter recipe's expert it did not help
+(``benchmarks/lipsync_shift.py``: 64 % of the test clips within +-1 frame, against 79 % without it), so it
+stays off.
 
 Windows follow ``evaluate_sync``'s range: audio window ``s`` exists for ``0 <= s <= min(T, samples // 640)
 - 6`` (and while the MFCC covers it). Items are deterministic per ``(seed, epoch, index)`` like every
